@@ -1,0 +1,506 @@
+// Owns the CST → AST step: a chevrotain CST visitor that builds the typed AST of
+// `ast.ts`, attaching a span to every node and validating literal text (IP forms,
+// escapes, endpoint shape, number size) as it goes.
+//
+// INVARIANT: only called on a CST that parsed without errors, so every child the grammar
+// requires is present; optional children are checked.
+import type { CstNode, IToken } from "chevrotain";
+import type * as A from "./ast.js";
+import { diag, type Diagnostic } from "./diagnostics.js";
+import { formatIp, parseIp } from "./ip.js";
+import { policyParser } from "./parser.js";
+import { UnterminatedString } from "./tokens.js";
+
+type Children = Record<string, (CstNode | IToken)[] | undefined>;
+
+const BaseVisitor = policyParser.getBaseCstVisitorConstructorWithDefaults();
+
+function isToken(x: CstNode | IToken): x is IToken {
+  return (x as IToken).image !== undefined;
+}
+
+/** Largest value an int literal may have: u32, the widest integer the language uses (uid/gid). */
+const MAX_INT = 0xffffffff;
+
+export class AstBuilder extends BaseVisitor {
+  readonly diagnostics: Diagnostic[] = [];
+
+  constructor(private readonly fileName: string) {
+    super();
+    this.validateVisitor();
+  }
+
+  // ---------------------------------------------------------------- spans
+
+  tokenSpan(t: IToken): A.Span {
+    return { file: this.fileName, line: t.startLine ?? 1, column: t.startColumn ?? 1, offset: t.startOffset, length: t.image.length };
+  }
+
+  nodeSpan(n: CstNode): A.Span {
+    const loc = n.location!;
+    return {
+      file: this.fileName,
+      line: loc.startLine ?? 1,
+      column: loc.startColumn ?? 1,
+      offset: loc.startOffset,
+      length: (loc.endOffset ?? loc.startOffset) - loc.startOffset + 1,
+    };
+  }
+
+  /** The span from the start of `a` to the end of `b`. */
+  join(a: A.Span, b: A.Span): A.Span {
+    return { ...a, length: b.offset + b.length - a.offset };
+  }
+
+  // ---------------------------------------------------------------- child access
+
+  private tokens(c: Children, name: string): IToken[] {
+    return (c[name] ?? []) as IToken[];
+  }
+
+  private token(c: Children, name: string, index = 0): IToken {
+    return this.tokens(c, name)[index]!;
+  }
+
+  private nodes(c: Children, name: string): CstNode[] {
+    return (c[name] ?? []) as CstNode[];
+  }
+
+  private node(c: Children, name: string, index = 0): CstNode {
+    return this.nodes(c, name)[index]!;
+  }
+
+  private ident(t: IToken): A.Ident {
+    return { kind: "ident", name: t.image, span: this.tokenSpan(t) };
+  }
+
+  /** All tokens of a CST node, in source order (for rules whose children interleave). */
+  private allTokens(c: Children): IToken[] {
+    const out: IToken[] = [];
+    for (const list of Object.values(c)) for (const x of list ?? []) if (isToken(x)) out.push(x);
+    return out.sort((a, b) => a.startOffset - b.startOffset);
+  }
+
+  // ---------------------------------------------------------------- file and items
+
+  file(n: CstNode, text: string): A.PolicyFile {
+    const c = n.children as Children;
+    const items = this.nodes(c, "item").map((i) => this.item(i));
+    return {
+      kind: "file",
+      path: this.fileName,
+      items,
+      comments: [],
+      span: { file: this.fileName, line: 1, column: 1, offset: 0, length: text.length },
+    };
+  }
+
+  item(n: CstNode): A.Item {
+    const c = n.children as Children;
+    const [key, child] = Object.entries(c).find(([, v]) => v !== undefined && v.length > 0)!;
+    const inner = child![0] as CstNode;
+    switch (key) {
+      case "workloadDecl":
+        return this.workloadDecl(inner);
+      case "serviceDecl":
+        return this.serviceDecl(inner);
+      case "groupDecl":
+      case "netDecl":
+      case "portsDecl":
+        return this.listDecl(inner, key);
+      case "defaultDecl":
+        return this.defaultDecl(inner);
+      case "rule":
+        return this.rule(inner);
+      default:
+        return this.testBlock(inner);
+    }
+  }
+
+  workloadDecl(n: CstNode): A.WorkloadDecl {
+    const c = n.children as Children;
+    const entries = this.declBody(this.node(c, "declBody")).map((e) => (e.kind === "endpoints" ? this.asUnknown(e) : e));
+    return { kind: "workload", name: this.ident(this.token(c, "Identifier")), entries, span: this.nodeSpan(n) };
+  }
+
+  serviceDecl(n: CstNode): A.ServiceDecl {
+    const c = n.children as Children;
+    const entries = this.declBody(this.node(c, "declBody")).map((e) => (e.kind === "match" ? this.asUnknown(e) : e));
+    return { kind: "service", name: this.ident(this.token(c, "Identifier")), entries, span: this.nodeSpan(n) };
+  }
+
+  private asUnknown(e: A.MatchEntry | A.EndpointsEntry): A.UnknownEntry {
+    const key: A.Ident = { kind: "ident", name: e.kind, span: { ...e.span, length: e.kind.length } };
+    return { kind: "unknown-entry", key, value: undefined, span: e.span };
+  }
+
+  declBody(n: CstNode): (A.IdEntry | A.MatchEntry | A.EndpointsEntry | A.UnknownEntry)[] {
+    const c = n.children as Children;
+    const entries = [...this.nodes(c, "matchEntry"), ...this.nodes(c, "keyEntry")].sort(
+      (a, b) => a.location!.startOffset - b.location!.startOffset,
+    );
+    return entries.map((e) => {
+      const ec = e.children as Children;
+      const span = this.nodeSpan(e);
+      if (e.name === "matchEntry") {
+        return { kind: "match", selectors: this.nodes(ec, "selector").map((s) => this.selector(s)), span };
+      }
+      const key = this.ident(this.token(ec, "Identifier"));
+      const value = this.value(this.node(ec, "value"));
+      if (key.name === "id" && value.kind === "string") return { kind: "id", value, span };
+      if (key.name === "endpoints" && value.kind === "list") return { kind: "endpoints", items: value.items, span };
+      return { kind: "unknown-entry", key, value, span };
+    });
+  }
+
+  selector(n: CstNode): A.Selector {
+    const c = n.children as Children;
+    return {
+      kind: "selector",
+      key: this.ident(this.token(c, "Identifier")),
+      value: this.value(this.node(c, "value")),
+      span: this.nodeSpan(n),
+    };
+  }
+
+  listDecl(n: CstNode, key: "groupDecl" | "netDecl" | "portsDecl"): A.GroupDecl | A.NetDecl | A.PortsDecl {
+    const c = n.children as Children;
+    const name = this.ident(this.token(c, "Identifier"));
+    const list = this.list(this.node(c, "list"));
+    const span = this.nodeSpan(n);
+    if (key === "groupDecl") return { kind: "group", name, members: list, span };
+    if (key === "netDecl") return { kind: "net", name, items: list, span };
+    return { kind: "ports", name, items: list, span };
+  }
+
+  defaultDecl(n: CstNode): A.DefaultDecl {
+    const c = n.children as Children;
+    return {
+      kind: "default",
+      target: this.ident(this.token(c, "Identifier", 0)),
+      value: this.ident(this.token(c, "Identifier", 1)),
+      span: this.nodeSpan(n),
+    };
+  }
+
+  // ---------------------------------------------------------------- rules
+
+  rule(n: CstNode): A.Rule {
+    const c = n.children as Children;
+    const effectToken = this.tokens(c, "Permit")[0] ?? this.token(c, "Forbid");
+    return {
+      kind: "rule",
+      annotations: this.nodes(c, "annotation").map((a) => this.annotation(a)),
+      effect: effectToken.image === "permit" ? "permit" : "forbid",
+      principal: this.scope(this.node(c, "principalScope")),
+      action: this.scope(this.node(c, "actionScope")),
+      resource: this.scope(this.node(c, "resourceScope")),
+      conditions: this.nodes(c, "condition").map((x) => this.condition(x)),
+      span: this.nodeSpan(n),
+    };
+  }
+
+  annotation(n: CstNode): A.Annotation {
+    const c = n.children as Children;
+    const at = this.token(c, "Annotation");
+    const nameSpan = this.tokenSpan(at);
+    return {
+      kind: "annotation",
+      name: { kind: "ident", name: at.image.slice(1), span: { ...nameSpan, offset: nameSpan.offset + 1, column: nameSpan.column + 1, length: nameSpan.length - 1 } },
+      value: this.string(this.token(c, "StringLiteral")),
+      span: this.nodeSpan(n),
+    };
+  }
+
+  scope(n: CstNode): A.ScopePart {
+    const c = n.children as Children;
+    const headToken = this.tokens(c, "Principal")[0] ?? this.tokens(c, "Action")[0] ?? this.token(c, "Resource");
+    const tail = this.nodes(c, "scopeTail")[0];
+    if (tail === undefined) return { kind: "scope", head: this.ident(headToken), op: undefined, value: undefined, span: this.nodeSpan(n) };
+    const tc = tail.children as Children;
+    const opToken = this.tokens(tc, "EqEq")[0] ?? this.tokens(tc, "In")[0] ?? this.token(tc, "Like");
+    const op = opToken.image as "==" | "in" | "like";
+    return { kind: "scope", head: this.ident(headToken), op, value: this.value(this.node(tc, "value")), span: this.nodeSpan(n) };
+  }
+
+  condition(n: CstNode): A.Condition {
+    const c = n.children as Children;
+    const polarity = this.tokens(c, "When").length > 0 ? "when" : "unless";
+    return { kind: "condition", polarity, expr: this.expr(this.node(c, "expr")), span: this.nodeSpan(n) };
+  }
+
+  // ---------------------------------------------------------------- expressions
+
+  expr(n: CstNode): A.Expr {
+    const c = n.children as Children;
+    return this.foldLeft(this.nodes(c, "andExpr").map((x) => this.andExpr(x)), "||");
+  }
+
+  andExpr(n: CstNode): A.Expr {
+    const c = n.children as Children;
+    return this.foldLeft(this.nodes(c, "unaryExpr").map((x) => this.unaryExpr(x)), "&&");
+  }
+
+  private foldLeft(operands: A.Expr[], op: "&&" | "||"): A.Expr {
+    return operands.slice(1).reduce<A.Expr>(
+      (left, right) => ({ kind: "logical", op, left, right, span: this.join(left.span, right.span) }),
+      operands[0]!,
+    );
+  }
+
+  unaryExpr(n: CstNode): A.Expr {
+    const c = n.children as Children;
+    const inner = this.nodes(c, "unaryExpr")[0];
+    if (inner !== undefined) return { kind: "not", operand: this.unaryExpr(inner), span: this.nodeSpan(n) };
+    return this.relExpr(this.node(c, "relExpr"));
+  }
+
+  relExpr(n: CstNode): A.Expr {
+    const c = n.children as Children;
+    const [leftNode, rightNode] = this.nodes(c, "primary");
+    const left = this.primary(leftNode!);
+    if (rightNode === undefined) return left;
+    const right = this.primary(rightNode);
+    const span = this.join(left.span, right.span);
+    const opToken = this.allTokens(c)[0]!;
+    const op = opToken.image;
+    if (op === "in") return { kind: "in", left, right, span };
+    if (op === "like") return { kind: "like", left, pattern: right, span };
+    return { kind: "compare", op: op as A.CompareOp, left, right, span };
+  }
+
+  primary(n: CstNode): A.Expr {
+    const c = n.children as Children;
+    const inner = this.nodes(c, "expr")[0];
+    if (inner !== undefined) return { kind: "paren", inner: this.expr(inner), span: this.nodeSpan(n) };
+    return this.value(this.node(c, "value"));
+  }
+
+  value(n: CstNode): A.Value {
+    const c = n.children as Children;
+    const [key, child] = Object.entries(c).find(([, v]) => v !== undefined && v.length > 0)!;
+    const first = child![0]!;
+    if (!isToken(first)) {
+      switch (key) {
+        case "ref":
+          return this.ref(first);
+        case "intOrRange":
+          return this.intOrRange(first);
+        case "list":
+          return this.list(first);
+        default:
+          return this.name(first);
+      }
+    }
+    switch (key) {
+      case "Ipv4":
+      case "Ipv6":
+        return this.ipOrCidr(first);
+      case "Endpoint4":
+      case "Endpoint6":
+        return this.endpoint(first);
+      case "StringLiteral":
+        return this.string(first);
+      case "True":
+      case "False":
+        return { kind: "bool", value: first.image === "true", span: this.tokenSpan(first) };
+      default:
+        throw new Error(`unhandled value token ${key}`);
+    }
+  }
+
+  ref(n: CstNode): A.RefExpr {
+    const c = n.children as Children;
+    const [kindToken, nameToken] = this.allTokens(c);
+    return { kind: "ref", refKind: kindToken!.image as A.RefKind, name: this.ident(nameToken!), span: this.nodeSpan(n) };
+  }
+
+  intOrRange(n: CstNode): A.IntLit | A.RangeLit {
+    const c = n.children as Children;
+    const ints = this.tokens(c, "Int").map((t) => this.int(t));
+    if (ints.length === 1) return ints[0]!;
+    return { kind: "range", low: ints[0]!, high: ints[1]!, span: this.nodeSpan(n) };
+  }
+
+  int(t: IToken): A.IntLit {
+    const span = this.tokenSpan(t);
+    const value = Number(t.image);
+    if (value > MAX_INT) {
+      this.diagnostics.push(diag("IntTooLarge", span, t.image));
+      return { kind: "int", value: MAX_INT, span };
+    }
+    return { kind: "int", value, span };
+  }
+
+  name(n: CstNode): A.NameExpr {
+    const c = n.children as Children;
+    const [head, member] = this.tokens(c, "Identifier");
+    return { kind: "name", name: this.ident(head!), member: member === undefined ? undefined : this.ident(member), span: this.nodeSpan(n) };
+  }
+
+  list(n: CstNode): A.ListExpr {
+    const c = n.children as Children;
+    return { kind: "list", items: this.nodes(c, "value").map((v) => this.value(v)), span: this.nodeSpan(n) };
+  }
+
+  // ---------------------------------------------------------------- literals
+
+  string(t: IToken): A.StringLit {
+    const span = this.tokenSpan(t);
+    const closed = t.tokenType !== UnterminatedString;
+    const body = closed ? t.image.slice(1, -1) : t.image.slice(1);
+    let value = "";
+    for (let i = 0; i < body.length; i++) {
+      const ch = body[i]!;
+      if (ch !== "\\") {
+        value += ch;
+        continue;
+      }
+      const next = body[i + 1];
+      if (next === '"' || next === "\\") {
+        value += next;
+        i++;
+        continue;
+      }
+      const escapeSpan: A.Span = { ...span, offset: span.offset + 1 + i, column: span.column + 1 + i, length: next === undefined ? 1 : 2 };
+      this.diagnostics.push(diag("InvalidEscape", escapeSpan, `\\${next ?? ""}`));
+      if (next !== undefined) {
+        value += next;
+        i++;
+      }
+    }
+    return { kind: "string", value, span };
+  }
+
+  /** `10.0.0.1`, `10.0.0.0/8`, `fd00::1`, `fd00::/8`, `::ffff:10.0.0.0/104`. */
+  ipOrCidr(t: IToken): A.IpLit | A.CidrLit {
+    const span = this.tokenSpan(t);
+    const slash = t.image.indexOf("/");
+    const addressText = slash < 0 ? t.image : t.image.slice(0, slash);
+    const isV6Text = addressText.includes(":");
+    const parsed = parseIp(addressText);
+    if (parsed === undefined) {
+      this.diagnostics.push(diag(isV6Text ? "InvalidIpv6" : "InvalidIpv4", span, addressText));
+      const zero = isV6Text ? new Array<number>(16).fill(0) : [0, 0, 0, 0];
+      const family = isV6Text ? 6 : 4;
+      if (slash < 0) return { kind: "ip", family, bytes: zero, text: formatIp(family, zero), span };
+      return { kind: "cidr", family, bytes: zero, prefix: 0, text: `${formatIp(family, zero)}/0`, raw: t.image, span };
+    }
+    if (slash < 0) return { kind: "ip", family: parsed.family, bytes: parsed.bytes, text: formatIp(parsed.family, parsed.bytes), span };
+    const prefixText = t.image.slice(slash + 1);
+    const writtenBits = isV6Text ? 128 : 32;
+    let prefix = Number(prefixText);
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(prefixText) || prefix > writtenBits) {
+      this.diagnostics.push(diag("InvalidPrefixLength", span, prefixText, isV6Text ? "IPv6" : "IPv4", writtenBits));
+      prefix = 0;
+    }
+    // A v4-mapped CIDR is an IPv4 CIDR (spec §1): `::ffff:10.0.0.0/104` is `10.0.0.0/8`.
+    if (isV6Text && parsed.family === 4) prefix = Math.max(0, prefix - 96);
+    return {
+      kind: "cidr",
+      family: parsed.family,
+      bytes: parsed.bytes,
+      prefix,
+      text: `${formatIp(parsed.family, parsed.bytes)}/${prefix}`,
+      raw: t.image,
+      span,
+    };
+  }
+
+  /** `10.0.1.10:8443/tcp`, `[fd00::10]:8443/udp`. */
+  endpoint(t: IToken): A.EndpointLit {
+    const span = this.tokenSpan(t);
+    const image = t.image;
+    const bracketed = image.startsWith("[");
+    const hostEnd = bracketed ? image.indexOf("]") : image.indexOf(":");
+    const hostText = bracketed ? image.slice(1, hostEnd) : image.slice(0, hostEnd);
+    const rest = image.slice(hostEnd + (bracketed ? 2 : 1));
+    const slash = rest.indexOf("/");
+    const portText = slash < 0 ? rest : rest.slice(0, slash);
+    const protocolText = slash < 0 ? "" : rest.slice(slash + 1);
+
+    const parsed = parseIp(hostText);
+    const hostSpan: A.Span = { ...span, offset: span.offset + (bracketed ? 1 : 0), column: span.column + (bracketed ? 1 : 0), length: hostText.length };
+    let ip: A.IpLit;
+    if (parsed === undefined) {
+      this.diagnostics.push(diag(bracketed ? "InvalidIpv6" : "InvalidIpv4", hostSpan, hostText));
+      const zero = bracketed ? new Array<number>(16).fill(0) : [0, 0, 0, 0];
+      ip = { kind: "ip", family: bracketed ? 6 : 4, bytes: zero, text: formatIp(bracketed ? 6 : 4, zero), span: hostSpan };
+    } else {
+      ip = { kind: "ip", family: parsed.family, bytes: parsed.bytes, text: formatIp(parsed.family, parsed.bytes), span: hostSpan };
+    }
+    const portOffset = image.length - rest.length;
+    const portSpan: A.Span = { ...span, offset: span.offset + portOffset, column: span.column + portOffset, length: portText.length };
+    const portValue = Number(portText);
+    const port: A.IntLit = { kind: "int", value: portValue > MAX_INT ? MAX_INT : portValue, span: portSpan };
+    const protocolOffset = portOffset + portText.length + 1;
+    const protocolSpan: A.Span =
+      slash < 0
+        ? { ...span, offset: span.offset + image.length - 1, column: span.column + image.length - 1, length: 1 }
+        : { ...span, offset: span.offset + protocolOffset, column: span.column + protocolOffset, length: protocolText.length };
+    if (slash < 0) this.diagnostics.push(diag("EndpointNeedsProtocol", span, image));
+    else if (protocolText !== "tcp" && protocolText !== "udp") this.diagnostics.push(diag("UnknownProtocol", protocolSpan, protocolText));
+    return { kind: "endpoint", ip, port, protocol: { kind: "ident", name: protocolText, span: protocolSpan }, span };
+  }
+
+  // ---------------------------------------------------------------- tests
+
+  testBlock(n: CstNode): A.TestBlock {
+    const c = n.children as Children;
+    return {
+      kind: "test",
+      name: this.string(this.token(c, "StringLiteral")),
+      assertions: this.nodes(c, "assertion").map((a) => this.assertion(a)),
+      span: this.nodeSpan(n),
+    };
+  }
+
+  assertion(n: CstNode): A.Assertion {
+    const c = n.children as Children;
+    const words = this.tokens(c, "Identifier");
+    const ints = this.tokens(c, "Int");
+    const expectToken = words[0]!;
+    const expect = expectToken.image === "deny" ? "deny" : "allow";
+    if (expectToken.image !== "allow" && expectToken.image !== "deny") {
+      this.diagnostics.push(diag("SyntaxExpected", this.tokenSpan(expectToken), "`allow` or `deny`", `\`${expectToken.image}\``));
+    }
+    let uid: A.IntLit | undefined;
+    let gid: A.IntLit | undefined;
+    words.slice(2).forEach((w, i) => {
+      const value = this.int(ints[i]!);
+      const lit: A.IntLit = { ...value, span: this.join(this.tokenSpan(w), value.span) };
+      if (w.image === "uid") uid = uid === undefined ? lit : this.duplicate(lit, "uid", uid);
+      else gid = gid === undefined ? lit : this.duplicate(lit, "gid", gid);
+    });
+    return {
+      kind: "assertion",
+      expect,
+      expectSpan: this.tokenSpan(expectToken),
+      action: this.ident(words[1]!),
+      from: this.testFrom(this.node(c, "testFrom")),
+      uid,
+      gid,
+      to: this.value(this.node(c, "value")),
+      because: this.tokens(c, "StringLiteral").map((t) => this.string(t)),
+      span: this.nodeSpan(n),
+    };
+  }
+
+  private duplicate(lit: A.IntLit, key: string, first: A.IntLit): A.IntLit {
+    this.diagnostics.push(diag("DuplicateEntry", lit.span, key, "test assertion", "from"));
+    return first;
+  }
+
+  testFrom(n: CstNode): A.TestFrom {
+    const c = n.children as Children;
+    const span = this.nodeSpan(n);
+    const str = this.tokens(c, "StringLiteral")[0];
+    if (str !== undefined) return { kind: "from-id", id: this.string(str), span };
+    if (this.tokens(c, "Workload").length > 0) return { kind: "from-workload", name: this.ident(this.token(c, "Identifier")), span };
+    const word = this.token(c, "Identifier");
+    if (word.image !== "unidentified") {
+      this.diagnostics.push(diag("SyntaxExpected", span, "`workload NAME`, a SPIFFE ID string or `unidentified`", `\`${word.image}\``));
+    }
+    return { kind: "from-unidentified", span };
+  }
+}
