@@ -327,7 +327,8 @@ export class AstBuilder extends BaseVisitor {
     const value = Number(t.image);
     if (value > MAX_INT) {
       this.diagnostics.push(diag("IntTooLarge", span, t.image));
-      return { kind: "int", value: MAX_INT, span };
+      // 0 is valid wherever an int is, so the error is not repeated by later checks.
+      return { kind: "int", value: 0, span };
     }
     return { kind: "int", value, span };
   }
@@ -359,6 +360,12 @@ export class AstBuilder extends BaseVisitor {
       const next = body[i + 1];
       if (next === '"' || next === "\\") {
         value += next;
+        i++;
+        continue;
+      }
+      // `\*` is a literal star in identity patterns (spec §3); it stays escaped in the value.
+      if (next === "*") {
+        value += "\\*";
         i++;
         continue;
       }
@@ -487,7 +494,7 @@ export class AstBuilder extends BaseVisitor {
   }
 
   private duplicate(lit: A.IntLit, key: string, first: A.IntLit): A.IntLit {
-    this.diagnostics.push(diag("DuplicateEntry", lit.span, key, "test assertion", "from"));
+    this.diagnostics.push(diag("DuplicateEntry", lit.span, key, "this test assertion"));
     return first;
   }
 

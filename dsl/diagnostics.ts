@@ -24,17 +24,15 @@ export const Catalog = {
   UnexpectedCharacter: entry("PC1001", "error", "unexpected character `{0}`"),
   UnterminatedString: entry("PC1002", "error", "unterminated string; add a closing `\"`"),
   UnterminatedComment: entry("PC1003", "error", "unterminated block comment; add a closing `*/`"),
-  InvalidEscape: entry("PC1004", "error", "invalid escape `{0}` in string; only `\\\"` and `\\\\` are allowed"),
+  InvalidEscape: entry("PC1004", "error", "invalid escape `{0}` in string; only `\\\"`, `\\\\` and (in patterns) `\\*` are allowed"),
   SyntaxExpected: entry("PC1005", "error", "expected {0}, found {1}"),
   SyntaxUnexpected: entry("PC1006", "error", "unexpected {0}; expected {1}"),
   InvalidIpv4: entry("PC1007", "error", "invalid IPv4 address `{0}`"),
   InvalidIpv6: entry("PC1008", "error", "invalid IPv6 address `{0}`"),
   IntTooLarge: entry("PC1009", "error", "number `{0}` is too large"),
-  EndpointNeedsPort: entry("PC1010", "error", "endpoint `{0}` needs a port and protocol, as in `{1}:443/tcp`"),
   EndpointNeedsProtocol: entry("PC1011", "error", "endpoint `{0}` needs a protocol: add `/tcp` or `/udp`"),
   UnknownProtocol: entry("PC1012", "error", "unknown protocol `{0}`; expected `tcp` or `udp`"),
   InvalidPrefixLength: entry("PC1013", "error", "prefix length `/{0}` is out of range for {1} (0..{2})"),
-  ExpectedEndOfStatement: entry("PC1014", "error", "unexpected {0} after the end of the {1}"),
 
   // PC2xxx — names and types
   DuplicateDeclaration: entry("PC2001", "error", "`{0}` is already declared (as a {1} at {2})"),
@@ -43,11 +41,9 @@ export const Catalog = {
   UnknownName: entry("PC2004", "error", "unknown {0} `{1}`{2}"),
   WrongKind: entry("PC2005", "error", "`{0}` is a {1}, not a {2}"),
   InvalidSpiffeId: entry("PC2006", "error", "invalid SPIFFE ID `{0}`: {1}"),
-  InvalidPattern: entry("PC2007", "error", "invalid identity pattern `{0}`: {1}"),
   CidrHostBits: entry("PC2008", "error", "CIDR `{0}` has host bits set; did you mean `{1}`?"),
   PortOutOfRange: entry("PC2009", "error", "port `{0}` is out of range 0..65535"),
   EmptyRange: entry("PC2010", "error", "port range `{0}..{1}` is empty: the low end must be <= the high end"),
-  IntOutOfRange: entry("PC2011", "error", "`{0}` is out of range for {1} (0..{2})"),
   TypeMismatch: entry("PC2012", "error", "`{0}` cannot compare {1} with {2}"),
   InvalidIn: entry("PC2013", "error", "`in` cannot test {0} against {1}; {2}"),
   NotBoolean: entry("PC2014", "error", "a condition must be true or false, but this is {0}"),
@@ -57,17 +53,17 @@ export const Catalog = {
   UnknownSelector: entry("PC2018", "error", "unknown selector `{0}`{1}"),
   InvalidSelectorValue: entry("PC2019", "error", "invalid value for selector `{0}`: {1}"),
   MissingEntry: entry("PC2020", "error", "{0} `{1}` has no `{2}`"),
-  DuplicateEntry: entry("PC2021", "error", "`{0}` is given twice in {1} `{2}`"),
+  DuplicateEntry: entry("PC2021", "error", "`{0}` is given twice in {1}"),
   DuplicateDefault: entry("PC2022", "error", "`default unidentified` is already set at {0}"),
   InvalidDefault: entry("PC2023", "error", "{0}"),
   EmptyList: entry("PC2024", "error", "{0} must not be empty"),
-  InvalidRuleId: entry("PC2025", "error", "invalid rule id `{0}`: {1}"),
   UnknownRuleId: entry("PC2026", "error", "unknown rule id `{0}`{1}"),
   MixedList: entry("PC2027", "error", "list mixes {0} and {1}"),
   InvalidTestTarget: entry("PC2028", "error", "a test destination must be an endpoint like `10.0.0.1:443/tcp`, found {0}"),
   UnknownEntryKey: entry("PC2029", "error", "unknown entry `{0}` in {1}; expected {2}"),
   InvalidListItem: entry("PC2030", "error", "{0} cannot hold {1}"),
-  UnknownAnnotationValue: entry("PC2031", "error", "annotation `@{0}` needs a non-empty value"),
+  EmptyAnnotationValue: entry("PC2031", "error", "annotation `@{0}` needs a non-empty value"),
+  CyclicReference: entry("PC2032", "error", "{0} `{1}` contains itself ({2})"),
 
   // PC21xx — warnings about names and types
   UnusedDeclaration: entry("PC2101", "warning", "{0} `{1}` is declared but never used"),
@@ -75,7 +71,6 @@ export const Catalog = {
   MappedRangeInV6Cidr: entry("PC2103", "warning", "CIDR `{0}` includes the IPv4-mapped range `::ffff:0:0/96`, whose addresses are IPv4 and never match an IPv6 CIDR"),
   WorkloadWithoutMatch: entry("PC2104", "warning", "workload `{0}` has no `match` block, so no local process can have it"),
   PatternNeverMatches: entry("PC2105", "warning", "pattern `{0}` can never match a SPIFFE ID: {1}"),
-  DuplicateListItem: entry("PC2106", "warning", "{0} is listed twice"),
 
   // PC3xxx — lowering (what the tables and the kernel can represent exactly)
   AttributeComparison: entry("PC3001", "error", "comparing two request attributes (`{0}` with `{1}`) cannot be lowered to decision tables; compare an attribute with a constant"),
@@ -172,19 +167,22 @@ export function toJsonDiagnostic(d: Diagnostic): JsonDiagnostic {
   };
 }
 
-/** Levenshtein distance, for "did you mean" suggestions. */
+/** Edit distance with adjacent transpositions (optimal string alignment), for "did you mean". */
 export function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_v, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = prev[0]!;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = prev[j]!;
-      prev[j] = Math.min(above + 1, prev[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
+  const rows = a.length + 1;
+  const cols = b.length + 1;
+  const d: number[] = new Array<number>(rows * cols).fill(0);
+  for (let i = 0; i < rows; i++) d[i * cols] = i;
+  for (let j = 0; j < cols; j++) d[j] = j;
+  for (let i = 1; i < rows; i++) {
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[(i - 1) * cols + j]! + 1, d[i * cols + j - 1]! + 1, d[(i - 1) * cols + j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[(i - 2) * cols + j - 2]! + 1);
+      d[i * cols + j] = best;
     }
   }
-  return prev[b.length]!;
+  return d[rows * cols - 1]!;
 }
 
 /** `; did you mean `x`?` for the closest candidate within a third of the name's length. */

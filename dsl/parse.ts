@@ -8,7 +8,11 @@ import { policyParser, syntaxErrorText } from "./parser.js";
 import { policyLexer, UnterminatedBlockComment, UnterminatedString, BlockComment } from "./tokens.js";
 
 export interface ParseResult {
-  /** Undefined when the file has syntax errors (they are all in `diagnostics`). */
+  /**
+   * Undefined when the file has lexical or syntax errors (they are all in `diagnostics`).
+   * With only literal errors (a malformed IP, a bad escape) the AST exists, holding a
+   * harmless placeholder for each bad literal, so that checking can go on.
+   */
   readonly ast: PolicyFile | undefined;
   readonly diagnostics: readonly Diagnostic[];
   /** The tokens of the file (comments excluded), for tools such as the formatter. */

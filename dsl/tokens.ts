@@ -45,7 +45,7 @@ export const Ipv4 = createToken({ name: "Ipv4", label: "an IPv4 address or CIDR"
 export const Ipv6 = createToken({
   name: "Ipv6",
   label: "an IPv6 address or CIDR",
-  pattern: /(?:[0-9A-Fa-f]{1,4}:|::)[0-9A-Fa-f:.]*(?:\/[0-9]+)?/,
+  pattern: /(?:[0-9A-Fa-f]{1,4}:|::)[0-9A-Za-z:.]*(?:\/[0-9]+)?/,
 });
 export const Int = createToken({ name: "Int", label: "a number", pattern: /[0-9]+/ });
 
