@@ -74,6 +74,15 @@ export const Catalog = {
 
   // PC3xxx — lowering (what the tables and the kernel can represent exactly)
   AttributeComparison: entry("PC3001", "error", "comparing two request attributes (`{0}` with `{1}`) cannot be lowered to decision tables; compare an attribute with a constant"),
+  LoweringLimit: entry("PC3002", "error", "the policy set cannot be lowered: {0}"),
+
+  // PC4xxx — bundles
+  BundleTruncated: entry("PC4001", "error", "`{0}` is truncated: {1}"),
+  BundleMagic: entry("PC4002", "error", "`{0}` is not a Portcullis bundle (bad magic)"),
+  BundleVersion: entry("PC4003", "error", "`{0}` has bundle format version {1}; this portcullis reads version {2}"),
+  BundleChecksum: entry("PC4004", "error", "`{0}` is corrupt: its SHA-256 checksum does not match its content"),
+  BundleManifest: entry("PC4005", "error", "`{0}` has an invalid manifest: {1}"),
+  BundleTables: entry("PC4006", "error", "`{0}` has corrupt decision tables: {1}"),
 
   // PC9xxx — command line and I/O
   FileNotFound: entry("PC9001", "error", "cannot read `{0}`: {1}"),

@@ -335,10 +335,17 @@ export class PolicyParser extends CstParser {
     });
   });
 
+  // A trailing comma is allowed: `[a, b,]`.
   private list = this.RULE("list", () => {
     this.CONSUME(T.LBracket);
-    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.value) });
-    this.OPTION(() => this.CONSUME(T.Comma));
+    this.OPTION(() => {
+      this.SUBRULE(this.value);
+      this.MANY(() => {
+        this.CONSUME1(T.Comma);
+        this.SUBRULE2(this.value);
+      });
+      this.OPTION2(() => this.CONSUME2(T.Comma));
+    });
     this.CONSUME(T.RBracket);
   });
 

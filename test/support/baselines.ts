@@ -2,19 +2,15 @@
 // `test/cases/NAME/` directory of files forming one policy set, is checked and its
 // diagnostics rendered to `test/baselines/NAME.diagnostics.txt`. Reviewers read baseline
 // changes as diffs; `npm run baselines` rewrites them.
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { PolicySource } from "../../compiler/model.js";
 import { checkSources } from "../../compiler/program.js";
+import { packageRoot } from "../../cli/paths.js";
 import { renderDiagnostics, summary } from "../../cli/report.js";
 
-/** The repository root (this file is test/support/baselines.ts, or its build in dist/). */
-export const repoRoot = (() => {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!statSync(path.join(dir, "package.json"), { throwIfNoEntry: false })) dir = path.dirname(dir);
-  return dir;
-})();
+/** The repository root. */
+export const repoRoot = packageRoot;
 
 export const casesDir = path.join(repoRoot, "test", "cases");
 export const baselinesDir = path.join(repoRoot, "test", "baselines");

@@ -1,0 +1,432 @@
+// Owns rule normalisation: every rule of a checked policy set becomes a predicate over a
+// table *cell* (identity atoms matched, CIDRs containing the destination, uid, gid,
+// protocol, port), with its atoms interned into numbered lists: identity atoms (exact IDs
+// and patterns), CIDRs, and the constants that cut the port/uid/gid axes. The decision
+// tables are built from this form; it is deliberately independent of the reference
+// interpreter, so that the differential tests compare two implementations.
+//
+// INVARIANT: only called on a policy set without errors (every name resolves, every
+// expression is well typed, no attribute is compared with another: PC3001).
+import type * as A from "../dsl/ast.js";
+import type { Cidr, IdentityMember, PolicySet, PortRange, Protocol } from "./model.js";
+import { checkSpiffeId, normalisePattern, type IdentityPattern } from "./spiffe.js";
+
+/** What a predicate sees: one point of the request space, with atoms pre-resolved. */
+export interface Cell {
+  /** Identity atoms the principal matches (empty for unidentified). */
+  readonly identity: ReadonlySet<number>;
+  readonly unidentified: boolean;
+  /** CIDR atoms that contain the destination. */
+  readonly destination: ReadonlySet<number>;
+  readonly uid: number;
+  readonly gid: number;
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+export type Predicate = (cell: Cell) => boolean;
+
+/** The values of one numeric axis at which a rule's truth may change. */
+export interface Cuts {
+  readonly port: Set<number>;
+  readonly uid: Set<number>;
+  readonly gid: Set<number>;
+}
+
+export interface NormalRule {
+  readonly index: number;
+  readonly id: string;
+  readonly effect: "permit" | "forbid";
+  /** Identity atoms of the principal scope; undefined = any principal (unidentified too). */
+  readonly principalAtoms: readonly number[] | undefined;
+  /** CIDR atoms of the resource scope; undefined = any destination. */
+  readonly resourceCidrs: readonly number[] | undefined;
+  /** Every CIDR atom the rule names (scope and conditions): where it can tell destinations apart. */
+  readonly mentionedCidrs: readonly number[];
+  /** Scope (beyond the atoms above) and conditions, on one cell. */
+  readonly matches: Predicate;
+  readonly cuts: Cuts;
+}
+
+export interface IdentityAtom {
+  readonly pattern: IdentityPattern;
+}
+
+export interface NormalPolicy {
+  readonly rules: readonly NormalRule[];
+  readonly identityAtoms: readonly IdentityAtom[];
+  readonly cidrs: readonly Cidr[];
+  readonly defaultUnidentified: "allow" | "deny";
+}
+
+const ALWAYS: Predicate = () => true;
+
+function cidrKey(c: Cidr): string {
+  return `${c.family}/${c.bytes.join(".")}/${c.prefix}`;
+}
+
+/** A constant set or value met while lowering an expression. */
+type Const =
+  | { readonly kind: "int"; readonly value: number }
+  | { readonly kind: "ints"; readonly ranges: readonly PortRange[] }
+  | { readonly kind: "ip"; readonly cidr: Cidr }
+  | { readonly kind: "cidrs"; readonly cidrs: readonly Cidr[] }
+  | { readonly kind: "identity"; readonly members: readonly IdentityMember[] }
+  | { readonly kind: "endpoints"; readonly endpoints: readonly { cidr: Cidr; port: number; protocol: Protocol }[] }
+  | { readonly kind: "protocol"; readonly value: Protocol }
+  | { readonly kind: "bool"; readonly value: boolean };
+
+type Attribute = "port" | "ip" | "protocol" | "principal" | "principal.uid" | "principal.gid";
+
+class Normaliser {
+  readonly identityAtoms: IdentityAtom[] = [];
+  private readonly identityIndex = new Map<string, number>();
+  readonly cidrs: Cidr[] = [];
+  private readonly cidrIndex = new Map<string, number>();
+  private cuts: Cuts = { port: new Set(), uid: new Set(), gid: new Set() };
+  private mentioned = new Set<number>();
+
+  constructor(private readonly policy: PolicySet) {}
+
+  identityAtom(member: IdentityMember): number {
+    const pattern = member.kind === "exact" ? { text: member.id, pieces: [member.id] } : member.pattern;
+    const key = JSON.stringify(pattern.pieces);
+    let index = this.identityIndex.get(key);
+    if (index === undefined) {
+      index = this.identityAtoms.length;
+      this.identityAtoms.push({ pattern });
+      this.identityIndex.set(key, index);
+    }
+    return index;
+  }
+
+  cidrAtom(c: Cidr): number {
+    const key = cidrKey(c);
+    let index = this.cidrIndex.get(key);
+    if (index === undefined) {
+      index = this.cidrs.length;
+      this.cidrs.push(c);
+      this.cidrIndex.set(key, index);
+    }
+    this.mentioned.add(index);
+    return index;
+  }
+
+  rule(index: number, r: PolicySet["rules"][number]): NormalRule {
+    this.cuts = { port: new Set(), uid: new Set(), gid: new Set() };
+    this.mentioned = new Set();
+    const { ast } = r;
+    const checks: Predicate[] = [];
+
+    let principalAtoms: number[] | undefined;
+    if (ast.principal.value !== undefined) {
+      const c = this.principalScope(ast.principal);
+      principalAtoms = [...new Set(c.map((m) => this.identityAtom(m)))];
+    }
+
+    let resourceCidrs: number[] | undefined;
+    if (ast.resource.value !== undefined) {
+      const value = this.constant(ast.resource.value);
+      if (value.kind === "endpoints") {
+        const eps = value.endpoints.map((e) => ({ atom: this.cidrAtom(e.cidr), port: e.port, protocol: e.protocol }));
+        for (const e of eps) this.cutPoint("port", e.port);
+        resourceCidrs = [...new Set(eps.map((e) => e.atom))];
+        checks.push((cell) => eps.some((e) => cell.destination.has(e.atom) && cell.port === e.port && cell.protocol === e.protocol));
+      } else {
+        const cidrs = value.kind === "ip" ? [value.cidr] : (value as { cidrs: readonly Cidr[] }).cidrs;
+        resourceCidrs = [...new Set(cidrs.map((c) => this.cidrAtom(c)))];
+      }
+    }
+
+    for (const condition of ast.conditions) {
+      const p = this.bool(condition.expr);
+      checks.push(condition.polarity === "when" ? p : (cell) => !p(cell));
+    }
+    const matches: Predicate = checks.length === 0 ? ALWAYS : (cell) => checks.every((p) => p(cell));
+    return {
+      index,
+      id: r.id,
+      effect: r.effect,
+      principalAtoms,
+      resourceCidrs,
+      mentionedCidrs: [...this.mentioned].sort((a, b) => a - b),
+      matches,
+      cuts: this.cuts,
+    };
+  }
+
+  private principalScope(scope: A.ScopePart): readonly IdentityMember[] {
+    const v = scope.value!;
+    if (scope.op === "like") return [{ kind: "pattern", pattern: normalisePattern((v as A.StringLit).value) }];
+    if (scope.op === "==") return this.identityConst(v).members;
+    return this.identityConst(v).members;
+  }
+
+  private identityConst(e: A.Expr): { kind: "identity"; members: readonly IdentityMember[] } {
+    const c = this.constant(e);
+    return c as { kind: "identity"; members: readonly IdentityMember[] };
+  }
+
+  private cutPoint(axis: keyof Cuts, value: number): void {
+    this.cuts[axis].add(value);
+    this.cuts[axis].add(value + 1);
+  }
+
+  private cutRanges(axis: keyof Cuts, ranges: readonly PortRange[]): void {
+    for (const r of ranges) {
+      this.cuts[axis].add(r.low);
+      this.cuts[axis].add(r.high + 1);
+    }
+  }
+
+  // ---------------------------------------------------------------- constants
+
+  private exactId(text: string): IdentityMember {
+    const checked = checkSpiffeId(text);
+    return { kind: "exact", id: checked.ok ? checked.id : text };
+  }
+
+  private constant(e: A.Expr): Const {
+    switch (e.kind) {
+      case "int":
+        return { kind: "int", value: e.value };
+      case "range":
+        return { kind: "ints", ranges: [{ low: e.low.value, high: e.high.value }] };
+      case "ip":
+        return { kind: "ip", cidr: { family: e.family, bytes: e.bytes, prefix: e.family === 4 ? 32 : 128 } };
+      case "cidr":
+        return { kind: "cidrs", cidrs: [{ family: e.family, bytes: e.bytes, prefix: e.prefix }] };
+      case "endpoint":
+        return {
+          kind: "endpoints",
+          endpoints: [{ cidr: { family: e.ip.family, bytes: e.ip.bytes, prefix: e.ip.family === 4 ? 32 : 128 }, port: e.port.value, protocol: e.protocol.name === "udp" ? "udp" : "tcp" }],
+        };
+      case "string":
+        return { kind: "identity", members: [this.exactId(e.value)] };
+      case "bool":
+        return { kind: "bool", value: e.value };
+      case "paren":
+        return this.constant(e.inner);
+      case "name":
+        return { kind: "protocol", value: e.name.name === "udp" ? "udp" : "tcp" };
+      case "ref":
+        return this.ref(e);
+      case "list":
+        return this.list(e);
+      default:
+        throw new Error(`not a constant: ${e.kind}`);
+    }
+  }
+
+  private ref(e: A.RefExpr): Const {
+    const name = e.name.name;
+    switch (e.refKind) {
+      case "workload":
+        return { kind: "identity", members: [{ kind: "exact", id: this.policy.workloadsByName.get(name)!.id }] };
+      case "group":
+        return { kind: "identity", members: this.policy.groups.get(name)! };
+      case "net":
+        return { kind: "cidrs", cidrs: this.policy.nets.get(name)! };
+      case "ports":
+        return { kind: "ints", ranges: this.policy.ports.get(name)! };
+      case "service":
+        return {
+          kind: "endpoints",
+          endpoints: this.policy.services.get(name)!.endpoints.map((ep) => ({ cidr: { family: ep.family, bytes: ep.bytes, prefix: ep.family === 4 ? 32 : 128 }, port: ep.port, protocol: ep.protocol })),
+        };
+    }
+  }
+
+  private list(e: A.ListExpr): Const {
+    const items = e.items.map((item) => (item.kind === "string" ? this.identityString(item) : this.constant(item)));
+    const first = items[0];
+    if (first === undefined) return { kind: "ints", ranges: [] };
+    if (first.kind === "int" || first.kind === "ints") {
+      return { kind: "ints", ranges: items.flatMap((c) => (c.kind === "int" ? [{ low: c.value, high: c.value }] : c.kind === "ints" ? c.ranges : [])) };
+    }
+    if (first.kind === "ip" || first.kind === "cidrs") {
+      return { kind: "cidrs", cidrs: items.flatMap((c) => (c.kind === "ip" ? [c.cidr] : c.kind === "cidrs" ? c.cidrs : [])) };
+    }
+    if (first.kind === "endpoints") return { kind: "endpoints", endpoints: items.flatMap((c) => (c.kind === "endpoints" ? c.endpoints : [])) };
+    return { kind: "identity", members: items.flatMap((c) => (c.kind === "identity" ? c.members : [])) };
+  }
+
+  private identityString(lit: A.StringLit): Const {
+    const pattern = normalisePattern(lit.value);
+    return { kind: "identity", members: [pattern.pieces.length > 1 ? { kind: "pattern", pattern } : this.exactId(lit.value)] };
+  }
+
+  // ---------------------------------------------------------------- predicates
+
+  private attribute(e: A.Expr): Attribute | undefined {
+    let x = e;
+    while (x.kind === "paren") x = x.inner;
+    if (x.kind !== "name") return undefined;
+    const full = x.member === undefined ? x.name.name : `${x.name.name}.${x.member.name}`;
+    return ["port", "ip", "protocol", "principal", "principal.uid", "principal.gid"].includes(full) ? (full as Attribute) : undefined;
+  }
+
+  private bool(e: A.Expr): Predicate {
+    switch (e.kind) {
+      case "bool": {
+        const v = e.value;
+        return () => v;
+      }
+      case "paren":
+        return this.bool(e.inner);
+      case "not": {
+        const p = this.bool(e.operand);
+        return (cell) => !p(cell);
+      }
+      case "logical": {
+        const l = this.bool(e.left);
+        const r = this.bool(e.right);
+        return e.op === "&&" ? (cell) => l(cell) && r(cell) : (cell) => l(cell) || r(cell);
+      }
+      case "compare":
+        return this.compare(e);
+      case "in":
+        return this.membership(e.left, e.right);
+      case "like": {
+        const atom = this.identityAtom({ kind: "pattern", pattern: normalisePattern((e.pattern as A.StringLit).value) });
+        return (cell) => cell.identity.has(atom);
+      }
+      default:
+        throw new Error(`not a boolean expression: ${e.kind}`);
+    }
+  }
+
+  private compare(e: A.CompareExpr): Predicate {
+    const leftAttr = this.attribute(e.left);
+    const rightAttr = this.attribute(e.right);
+    if (leftAttr === undefined && rightAttr === undefined) {
+      const value = this.constantCompare(e.op, this.constant(e.left), this.constant(e.right));
+      return () => value;
+    }
+    // Attribute on the left: flip `80 < port` into `port > 80`.
+    const flipped: Record<A.CompareOp, A.CompareOp> = { "==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<=" };
+    const attr = (leftAttr ?? rightAttr)!;
+    const op = leftAttr !== undefined ? e.op : flipped[e.op];
+    const other = this.constant(leftAttr !== undefined ? e.right : e.left);
+    const eq = this.equality(attr, other);
+    if (op === "==") return eq;
+    if (op === "!=") return (cell) => !eq(cell);
+    const axis = attr === "port" ? "port" : attr === "principal.uid" ? "uid" : "gid";
+    const n = (other as { value: number }).value;
+    this.cuts[axis].add(n);
+    this.cuts[axis].add(n + 1);
+    const read = this.intReader(attr);
+    switch (op) {
+      case "<":
+        return (cell) => read(cell) < n;
+      case "<=":
+        return (cell) => read(cell) <= n;
+      case ">":
+        return (cell) => read(cell) > n;
+      default:
+        return (cell) => read(cell) >= n;
+    }
+  }
+
+  private intReader(attr: Attribute): (cell: Cell) => number {
+    if (attr === "port") return (cell) => cell.port;
+    if (attr === "principal.uid") return (cell) => cell.uid;
+    return (cell) => cell.gid;
+  }
+
+  private equality(attr: Attribute, other: Const): Predicate {
+    switch (attr) {
+      case "ip": {
+        const atom = this.cidrAtom((other as { cidr: Cidr }).cidr);
+        return (cell) => cell.destination.has(atom);
+      }
+      case "protocol": {
+        const p = (other as { value: Protocol }).value;
+        return (cell) => cell.protocol === p;
+      }
+      case "principal": {
+        const atoms = (other as { members: readonly IdentityMember[] }).members.map((m) => this.identityAtom(m));
+        return (cell) => atoms.some((a) => cell.identity.has(a));
+      }
+      default: {
+        const n = (other as { value: number }).value;
+        const axis = attr === "port" ? "port" : attr === "principal.uid" ? "uid" : "gid";
+        this.cutPoint(axis, n);
+        const read = this.intReader(attr);
+        return (cell) => read(cell) === n;
+      }
+    }
+  }
+
+  private membership(left: A.Expr, right: A.Expr): Predicate {
+    const attr = this.attribute(left);
+    const set = this.constant(right);
+    if (attr === undefined) {
+      const value = this.constantIn(this.constant(left), set);
+      return () => value;
+    }
+    if (attr === "ip") {
+      const cidrs = set.kind === "ip" ? [set.cidr] : (set as { cidrs: readonly Cidr[] }).cidrs;
+      const atoms = [...new Set(cidrs.map((c) => this.cidrAtom(c)))];
+      return (cell) => atoms.some((a) => cell.destination.has(a));
+    }
+    if (attr === "principal") {
+      const atoms = [...new Set((set as { members: readonly IdentityMember[] }).members.map((m) => this.identityAtom(m)))];
+      return (cell) => atoms.some((a) => cell.identity.has(a));
+    }
+    const ranges = (set as { ranges: readonly PortRange[] }).ranges;
+    const axis = attr === "port" ? "port" : attr === "principal.uid" ? "uid" : "gid";
+    this.cutRanges(axis, ranges);
+    const read = this.intReader(attr);
+    return (cell) => {
+      const v = read(cell);
+      return ranges.some((r) => r.low <= v && v <= r.high);
+    };
+  }
+
+  private constantCompare(op: A.CompareOp, a: Const, b: Const): boolean {
+    const key = (c: Const): string => {
+      if (c.kind === "ip") return cidrKey(c.cidr);
+      if (c.kind === "identity") return JSON.stringify(c.members);
+      return String((c as { value: unknown }).value);
+    };
+    if (op === "==") return key(a) === key(b);
+    if (op === "!=") return key(a) !== key(b);
+    const x = (a as { value: number }).value;
+    const y = (b as { value: number }).value;
+    return op === "<" ? x < y : op === "<=" ? x <= y : op === ">" ? x > y : x >= y;
+  }
+
+  /** `constant in constant`, e.g. `80 in ports web` or `10.0.0.1 in net private`. */
+  private constantIn(x: Const, set: Const): boolean {
+    if (x.kind === "int" && set.kind === "ints") return set.ranges.some((r) => r.low <= x.value && x.value <= r.high);
+    if (x.kind === "ip") {
+      const cidrs = set.kind === "ip" ? [set.cidr] : (set as { cidrs: readonly Cidr[] }).cidrs;
+      return cidrs.some((c) => c.family === x.cidr.family && c.prefix <= x.cidr.prefix && maskedEqual(c, x.cidr.bytes));
+    }
+    if (x.kind === "identity" && set.kind === "identity") {
+      return x.members.some((m) => m.kind === "exact" && set.members.some((s) => (s.kind === "exact" ? s.id === m.id : patternMatches(s.pattern, m.id))));
+    }
+    return false;
+  }
+}
+
+function maskedEqual(c: Cidr, bytes: readonly number[]): boolean {
+  for (let bit = 0; bit < c.prefix; bit++) {
+    const byte = bit >> 3;
+    const mask = 0x80 >> (bit & 7);
+    if ((c.bytes[byte]! & mask) !== (bytes[byte]! & mask)) return false;
+  }
+  return true;
+}
+
+function patternMatches(pattern: IdentityPattern, id: string): boolean {
+  const re = new RegExp(`^${pattern.pieces.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[\\s\\S]*")}$`);
+  return re.test(id);
+}
+
+export function normalisePolicy(policy: PolicySet): NormalPolicy {
+  const n = new Normaliser(policy);
+  const rules = policy.rules.map((r, i) => n.rule(i, r));
+  return { rules, identityAtoms: n.identityAtoms, cidrs: n.cidrs, defaultUnidentified: policy.defaultUnidentified };
+}

@@ -1,0 +1,260 @@
+// Owns the `tables` engine: deciding a request from the encoded decision tables alone
+// (docs/bundle-format.md), by the same lookup sequence the WASM evaluator and the kernel
+// run. Loading validates every section bound and every stored index once, so a corrupt
+// table is refused and can never be read out of bounds.
+import type { Decision, Request } from "./request.js";
+import { EMPTY_SLOT, fnv1a, pairHash, SECTION, VERDICT_ALLOW, VERDICT_DEFAULT } from "./tables.js";
+import type { Evaluator } from "./tests.js";
+
+export class TableError extends Error {}
+
+function fail(message: string): never {
+  throw new TableError(message);
+}
+
+interface Sections {
+  readonly [id: number]: Uint32Array;
+}
+
+function readSections(words: Uint32Array): Sections {
+  if (words.length < 1) fail("the tables are empty");
+  const count = words[0]!;
+  if (count > 64 || 1 + count * 3 > words.length) fail("the table directory is truncated");
+  const out: Record<number, Uint32Array> = {};
+  for (let i = 0; i < count; i++) {
+    const id = words[1 + i * 3]!;
+    const offset = words[2 + i * 3]!;
+    const length = words[3 + i * 3]!;
+    if (offset + length > words.length || offset < 1 + count * 3) fail(`section ${id} lies outside the tables`);
+    if (out[id] !== undefined) fail(`section ${id} appears twice`);
+    out[id] = words.subarray(offset, offset + length);
+  }
+  for (const id of Object.values(SECTION)) if (out[id] === undefined) fail(`section ${id} is missing`);
+  return out;
+}
+
+/** Checks that every entry of `values` (taken with `stride` and `at`) is below `limit`. */
+function checkIndices(name: string, values: Uint32Array, limit: number, stride = 1, at = 0, skip?: (i: number) => boolean): void {
+  for (let i = at; i < values.length; i += stride) {
+    if (skip?.(i)) continue;
+    if (values[i]! >= limit) fail(`${name} holds index ${values[i]} out of range (${limit})`);
+  }
+}
+
+export class DecisionTableReader {
+  private readonly byteClass: Uint32Array;
+  private readonly inputClasses: number;
+  private readonly dfa: Uint32Array;
+  private readonly stateClass: Uint32Array;
+  private readonly exactIds: Uint32Array;
+  private readonly exactBytes: Uint8Array;
+  private readonly v4 = new Map<number, Map<number, number>>();
+  private readonly v6 = new Map<number, Map<string, number>>();
+  private readonly v4Prefixes: number[];
+  private readonly v6Prefixes: number[];
+  private readonly pairs: Uint32Array;
+  private readonly defaultRow: Uint32Array;
+  private readonly rowIndex: Uint32Array;
+  private readonly rowData: Uint32Array;
+  private readonly verdicts: Uint32Array;
+  private readonly reasonIndex: Uint32Array;
+  private readonly reasonData: Uint32Array;
+  private readonly identityCache = new Map<string, number>();
+
+  constructor(words: Uint32Array, private readonly ruleIds: readonly string[]) {
+    const s = readSections(words);
+    const meta = s[SECTION.META]!;
+    if (meta.length < 8) fail("META is truncated");
+    const [identityClasses, destinationClasses, rows, verdicts, reasonSets, rules, dfaStates, inputClasses] = [...meta.subarray(0, 8)] as number[];
+    if (rules !== ruleIds.length) fail(`the tables have ${rules} rules but the manifest names ${ruleIds.length}`);
+    this.inputClasses = inputClasses!;
+    this.byteClass = s[SECTION.BYTE_CLASS]!;
+    if (this.byteClass.length !== 256) fail("BYTE_CLASS must have 256 entries");
+    checkIndices("BYTE_CLASS", this.byteClass, inputClasses!);
+    this.dfa = s[SECTION.DFA]!;
+    if (this.dfa.length !== dfaStates! * inputClasses! || dfaStates === 0) fail("DFA has the wrong size");
+    checkIndices("DFA", this.dfa, dfaStates!);
+    this.stateClass = s[SECTION.STATE_CLASS]!;
+    if (this.stateClass.length !== dfaStates) fail("STATE_CLASS has the wrong size");
+    checkIndices("STATE_CLASS", this.stateClass, identityClasses!);
+
+    this.exactIds = s[SECTION.EXACT_IDS]!;
+    const exactBytes = s[SECTION.EXACT_BYTES]!;
+    this.exactBytes = new Uint8Array(exactBytes.buffer, exactBytes.byteOffset, exactBytes.byteLength);
+    const capacity = this.exactIds[0] ?? 0;
+    if (capacity === 0 || (capacity & (capacity - 1)) !== 0 || this.exactIds.length !== 1 + capacity * 4) fail("EXACT_IDS has the wrong size");
+    for (let i = 0; i < capacity; i++) {
+      const [, offset, length, cls] = this.exactIds.subarray(1 + i * 4, 5 + i * 4) as unknown as number[];
+      if (length === EMPTY_SLOT) continue;
+      if (offset! + length! > this.exactBytes.length || cls! >= identityClasses!) fail("EXACT_IDS points outside its bytes or classes");
+    }
+
+    const v4 = s[SECTION.DST_V4]!;
+    const v6 = s[SECTION.DST_V6]!;
+    if (v4.length % 3 !== 0 || v6.length % 6 !== 0) fail("a destination table has a partial entry");
+    for (let i = 0; i < v4.length; i += 3) {
+      const prefix = v4[i + 1]!;
+      if (prefix > 32 || v4[i + 2]! >= destinationClasses!) fail("DST_V4 holds a bad entry");
+      if (!this.v4.has(prefix)) this.v4.set(prefix, new Map());
+      this.v4.get(prefix)!.set(v4[i]!, v4[i + 2]!);
+    }
+    for (let i = 0; i < v6.length; i += 6) {
+      const prefix = v6[i + 4]!;
+      if (prefix > 128 || v6[i + 5]! >= destinationClasses!) fail("DST_V6 holds a bad entry");
+      if (!this.v6.has(prefix)) this.v6.set(prefix, new Map());
+      this.v6.get(prefix)!.set([...v6.subarray(i, i + 4)].join(","), v6[i + 5]!);
+    }
+    this.v4Prefixes = [...this.v4.keys()].sort((a, b) => b - a);
+    this.v6Prefixes = [...this.v6.keys()].sort((a, b) => b - a);
+
+    this.pairs = s[SECTION.PAIRS]!;
+    const pairCapacity = this.pairs[0] ?? 0;
+    if (pairCapacity === 0 || (pairCapacity & (pairCapacity - 1)) !== 0 || this.pairs.length !== 1 + pairCapacity * 3) fail("PAIRS has the wrong size");
+    checkIndices("PAIRS", this.pairs, rows!, 3, 3, (i) => this.pairs[i - 2] === EMPTY_SLOT);
+    this.defaultRow = s[SECTION.DEFAULT_ROW]!;
+    if (this.defaultRow.length !== identityClasses) fail("DEFAULT_ROW has the wrong size");
+    checkIndices("DEFAULT_ROW", this.defaultRow, rows!);
+    this.rowIndex = s[SECTION.ROW_INDEX]!;
+    this.rowData = s[SECTION.ROW_DATA]!;
+    if (this.rowIndex.length !== rows) fail("ROW_INDEX has the wrong size");
+    this.verdicts = s[SECTION.VERDICTS]!;
+    if (this.verdicts.length !== verdicts! * 2) fail("VERDICTS has the wrong size");
+    checkIndices("VERDICTS", this.verdicts, reasonSets!, 2, 1);
+    for (let r = 0; r < rows!; r++) this.checkRow(this.rowIndex[r]!, verdicts!);
+    this.reasonIndex = s[SECTION.REASON_INDEX]!;
+    this.reasonData = s[SECTION.REASON_DATA]!;
+    if (this.reasonIndex.length !== reasonSets! + 1) fail("REASON_INDEX has the wrong size");
+    for (let i = 0; i < reasonSets!; i++) {
+      if (this.reasonIndex[i]! > this.reasonIndex[i + 1]! || this.reasonIndex[i + 1]! > this.reasonData.length) fail("REASON_INDEX is not ordered");
+    }
+    checkIndices("REASON_DATA", this.reasonData, rules!);
+  }
+
+  /** Validates one row's nested lists: every block inside ROW_DATA, non-empty, starting at 0. */
+  private checkRow(at: number, verdictCount: number): void {
+    const list = (offset: number, stride: number): number => {
+      if (offset >= this.rowData.length) fail("ROW_DATA block out of range");
+      const n = this.rowData[offset]!;
+      if (n === 0 || offset + 1 + n * stride > this.rowData.length || this.rowData[offset + 1] !== 0) fail("ROW_DATA holds a bad list");
+      return n;
+    };
+    const nUid = list(at, 2);
+    for (let u = 0; u < nUid; u++) {
+      const gidBlock = this.rowData[at + 2 + u * 2]!;
+      const nGid = list(gidBlock, 2);
+      for (let g = 0; g < nGid; g++) {
+        const protoBlock = this.rowData[gidBlock + 2 + g * 2]!;
+        if (protoBlock + 2 > this.rowData.length) fail("ROW_DATA protocol block out of range");
+        for (const ports of [this.rowData[protoBlock]!, this.rowData[protoBlock + 1]!]) {
+          const nPorts = list(ports, 2);
+          for (let p = 0; p < nPorts; p++) if (this.rowData[ports + 2 + p * 2]! >= verdictCount) fail("ROW_DATA holds a bad verdict");
+        }
+      }
+    }
+  }
+
+  identityClass(principal: string | null): number {
+    if (principal === null) return 0;
+    const cached = this.identityCache.get(principal);
+    if (cached !== undefined) return cached;
+    const utf8 = new TextEncoder().encode(principal);
+    const cls = this.exactClass(utf8) ?? this.dfaClass(utf8);
+    this.identityCache.set(principal, cls);
+    return cls;
+  }
+
+  private exactClass(utf8: Uint8Array): number | undefined {
+    const capacity = this.exactIds[0]!;
+    const hash = fnv1a(utf8);
+    for (let i = hash & (capacity - 1), probes = 0; probes < capacity; i = (i + 1) & (capacity - 1), probes++) {
+      const slot = 1 + i * 4;
+      const length = this.exactIds[slot + 2]!;
+      if (length === EMPTY_SLOT) return undefined;
+      if (this.exactIds[slot] !== hash || length !== utf8.length) continue;
+      const offset = this.exactIds[slot + 1]!;
+      if (utf8.every((b, k) => this.exactBytes[offset + k] === b)) return this.exactIds[slot + 3]!;
+    }
+    return undefined;
+  }
+
+  private dfaClass(utf8: Uint8Array): number {
+    let state = 0;
+    for (const byte of utf8) state = this.dfa[state * this.inputClasses + this.byteClass[byte]!]!;
+    return this.stateClass[state]!;
+  }
+
+  destinationClass(family: 4 | 6, ip: readonly number[]): number {
+    if (family === 4) {
+      const address = ((ip[0]! << 24) | (ip[1]! << 16) | (ip[2]! << 8) | ip[3]!) >>> 0;
+      for (const prefix of this.v4Prefixes) {
+        const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+        const cls = this.v4.get(prefix)!.get((address & mask) >>> 0);
+        if (cls !== undefined) return cls;
+      }
+      return 0;
+    }
+    const words: number[] = [];
+    for (let i = 0; i < 16; i += 4) words.push(((ip[i]! << 24) | (ip[i + 1]! << 16) | (ip[i + 2]! << 8) | ip[i + 3]!) >>> 0);
+    for (const prefix of this.v6Prefixes) {
+      const maskedWords = words.map((w, i) => {
+        const bits = Math.max(0, Math.min(32, prefix - i * 32));
+        return bits === 0 ? 0 : (w & ((0xffffffff << (32 - bits)) >>> 0)) >>> 0;
+      });
+      const cls = this.v6.get(prefix)!.get(maskedWords.join(","));
+      if (cls !== undefined) return cls;
+    }
+    return 0;
+  }
+
+  row(identityClass: number, destinationClass: number): number {
+    const capacity = this.pairs[0]!;
+    for (let i = pairHash(identityClass, destinationClass, capacity), probes = 0; probes < capacity; i = (i + 1) & (capacity - 1), probes++) {
+      const slot = 1 + i * 3;
+      const s = this.pairs[slot]!;
+      if (s === EMPTY_SLOT) break;
+      if (s === identityClass && this.pairs[slot + 1] === destinationClass) return this.pairs[slot + 2]!;
+    }
+    return this.defaultRow[identityClass]!;
+  }
+
+  /** The last entry whose start is <= value, in a list `n, (start, x)…` at `offset`; returns x. */
+  private pick(offset: number, value: number): number {
+    const n = this.rowData[offset]!;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.rowData[offset + 1 + mid * 2]! <= value) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.rowData[offset + 2 + lo * 2]!;
+  }
+
+  verdict(row: number, uid: number, gid: number, protocol: "tcp" | "udp", port: number): number {
+    const gidBlock = this.pick(this.rowIndex[row]!, uid);
+    const protoBlock = this.pick(gidBlock, gid);
+    return this.pick(this.rowData[protoBlock + (protocol === "tcp" ? 0 : 1)]!, port);
+  }
+
+  decision(verdict: number): Decision {
+    const flags = this.verdicts[verdict * 2]!;
+    const set = this.verdicts[verdict * 2 + 1]!;
+    const reasons = [...this.reasonData.subarray(this.reasonIndex[set]!, this.reasonIndex[set + 1]!)].map((i) => this.ruleIds[i]!);
+    return { decision: flags & VERDICT_ALLOW ? "allow" : "deny", reasons, default: (flags & VERDICT_DEFAULT) !== 0 };
+  }
+}
+
+export class TableEvaluator implements Evaluator {
+  private readonly reader: DecisionTableReader;
+
+  constructor(tables: { words: Uint32Array; ruleIds: readonly string[] }) {
+    this.reader = new DecisionTableReader(tables.words, tables.ruleIds);
+  }
+
+  decide(r: Request): Decision {
+    const s = this.reader.identityClass(r.principal);
+    const d = this.reader.destinationClass(r.family, r.ip);
+    const row = this.reader.row(s, d);
+    return this.reader.decision(this.reader.verdict(row, r.uid, r.gid, r.protocol, r.port));
+  }
+}

@@ -1,0 +1,521 @@
+// Owns building the decision tables (docs/bundle-format.md) from a normalised policy:
+// the identity DFA and classes, destination classes, the (identity class, destination
+// class) → row map, rows over uid/gid/protocol/port, verdicts and reason sets, and their
+// encoding as 32-bit words. The tables engine, the WASM evaluator and the kernel lowering
+// read exactly these words.
+//
+// INVARIANT: deterministic. Every map is filled and emitted in a fixed order, so the same
+// policy gives the same words.
+import type { Cidr, PolicySet, Protocol } from "./model.js";
+import { normalisePolicy, type Cell, type NormalPolicy, type NormalRule } from "./normalise.js";
+
+export const SECTION = {
+  META: 1,
+  BYTE_CLASS: 2,
+  DFA: 3,
+  STATE_CLASS: 4,
+  DST_V4: 5,
+  DST_V6: 6,
+  PAIRS: 7,
+  DEFAULT_ROW: 8,
+  ROW_INDEX: 9,
+  ROW_DATA: 10,
+  VERDICTS: 11,
+  REASON_INDEX: 12,
+  REASON_DATA: 13,
+  EXACT_IDS: 14,
+  EXACT_BYTES: 15,
+} as const;
+
+export const EMPTY_SLOT = 0xffffffff;
+export const VERDICT_ALLOW = 1;
+export const VERDICT_DEFAULT = 2;
+
+/** Limits past which a policy is refused rather than lowered (PC3002). */
+export const MAX_DFA_STATES = 200_000;
+
+export class LoweringError extends Error {}
+
+export interface TableStats {
+  readonly identityClasses: number;
+  readonly destinationClasses: number;
+  readonly dfaStates: number;
+  readonly pairs: number;
+  readonly rows: number;
+  readonly verdicts: number;
+  readonly reasonSets: number;
+  readonly words: number;
+}
+
+export interface DecisionTables {
+  /** The encoded tables (what the bundle stores). */
+  readonly words: Uint32Array;
+  readonly ruleIds: readonly string[];
+  readonly stats: TableStats;
+  /** Identity class of each declared workload's SPIFFE ID, by workload name. */
+  readonly workloadClasses: ReadonlyMap<string, number>;
+}
+
+// ---------------------------------------------------------------- identities
+
+interface IdentityAutomaton {
+  /** byte → input class. */
+  readonly byteClass: Uint32Array;
+  readonly inputClasses: number;
+  /** states × inputClasses. */
+  readonly transitions: Uint32Array;
+  /** DFA state → identity class (≥ 1) of an ID that is no exact atom. */
+  readonly stateClass: Uint32Array;
+  /** Exact SPIFFE IDs of the policy → their identity class. */
+  readonly exact: ReadonlyMap<string, number>;
+  /** Identity class → the atoms it matches (class 0, unidentified, matches none). */
+  readonly classAtoms: readonly ReadonlySet<number>[];
+}
+
+/** FNV-1a over UTF-8 bytes: the hash of the exact-ID table. */
+export function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h >>> 0;
+}
+
+/**
+ * Identity classes. Exact IDs (workloads, `principal == "…"`) go in a hash table; the
+ * `*` patterns are compiled by subset construction over their glob automata into a DFA. An
+ * NFA state is (pattern, position in its byte sequence); `*` (byte -1) loops on any input.
+ */
+function buildIdentityAutomaton(policy: NormalPolicy): IdentityAutomaton {
+  const encoder = new TextEncoder();
+  const patternAtoms = policy.identityAtoms.map((a, i) => ({ atom: i, pieces: a.pattern.pieces })).filter((a) => a.pieces.length > 1);
+  const atoms = patternAtoms.map((a) => {
+    const seq: number[] = [];
+    a.pieces.forEach((piece, i) => {
+      if (i > 0) seq.push(-1);
+      seq.push(...encoder.encode(piece));
+    });
+    return seq;
+  });
+  const byteClass = new Uint32Array(256);
+  const used = [...new Set(atoms.flat().filter((b) => b >= 0))].sort((a, b) => a - b);
+  used.forEach((b, i) => (byteClass[b] = i + 1));
+  const inputClasses = used.length + 1;
+  const representative = [-1, ...used];
+
+  // A state set is encoded as sorted numbers pattern * 2^20 + position.
+  const SHIFT = 2 ** 20;
+  const closure = (positions: number[]): number[] => {
+    const out = new Set<number>();
+    const stack = [...positions];
+    while (stack.length > 0) {
+      const p = stack.pop()!;
+      if (out.has(p)) continue;
+      out.add(p);
+      if (atoms[Math.floor(p / SHIFT)]![p % SHIFT] === -1) stack.push(p + 1);
+    }
+    return [...out].sort((a, b) => a - b);
+  };
+  const start = closure(atoms.map((_a, i) => i * SHIFT));
+  const states: number[][] = [start];
+  const index = new Map<string, number>([[start.join(","), 0]]);
+  const transitions: number[] = [];
+  for (let s = 0; s < states.length; s++) {
+    for (let c = 0; c < inputClasses; c++) {
+      const byte = representative[c]!;
+      const next: number[] = [];
+      for (const p of states[s]!) {
+        const sym = atoms[Math.floor(p / SHIFT)]![p % SHIFT];
+        if (sym === -1) next.push(p);
+        else if (sym !== undefined && sym === byte) next.push(p + 1);
+      }
+      const target = closure(next);
+      const key = target.join(",");
+      let t = index.get(key);
+      if (t === undefined) {
+        t = states.length;
+        if (t >= MAX_DFA_STATES) throw new LoweringError(`the identity patterns need more than ${MAX_DFA_STATES} automaton states`);
+        states.push(target);
+        index.set(key, t);
+      }
+      transitions.push(t);
+    }
+  }
+  const classAtoms: Set<number>[] = [new Set()];
+  const classIndex = new Map<string, number>();
+  const classOf = (key: string, atomsMatched: number[]): number => {
+    let cls = classIndex.get(key);
+    if (cls === undefined) {
+      cls = classAtoms.length;
+      classAtoms.push(new Set(atomsMatched));
+      classIndex.set(key, cls);
+    }
+    return cls;
+  };
+  const accepted = (s: number): number[] => states[s]!.filter((p) => atoms[Math.floor(p / SHIFT)]!.length === p % SHIFT).map((p) => patternAtoms[Math.floor(p / SHIFT)]!.atom);
+  const stateClass = new Uint32Array(states.length);
+  states.forEach((_set, s) => {
+    const matched = accepted(s);
+    stateClass[s] = classOf(`P${matched.join(",")}`, matched);
+  });
+  const tablesSoFar = { byteClass, inputClasses, transitions: Uint32Array.from(transitions) };
+  const exact = new Map<string, number>();
+  policy.identityAtoms.forEach((a, atom) => {
+    if (a.pattern.pieces.length > 1) return;
+    const id = a.pattern.pieces[0]!;
+    const matched = [atom, ...accepted(runStates(tablesSoFar, id))];
+    exact.set(id, classOf(`E${atom}`, matched));
+  });
+  return { ...tablesSoFar, stateClass, exact, classAtoms };
+}
+
+function runStates(a: Pick<IdentityAutomaton, "byteClass" | "inputClasses" | "transitions">, id: string): number {
+  let state = 0;
+  for (const byte of new TextEncoder().encode(id)) state = a.transitions[state * a.inputClasses + a.byteClass[byte]!]!;
+  return state;
+}
+
+export function classifyIdentity(a: IdentityAutomaton, id: string): number {
+  return a.exact.get(id) ?? a.stateClass[runStates(a, id)]!;
+}
+
+// ---------------------------------------------------------------- destinations
+
+interface DestinationClasses {
+  /** Class → the CIDR atoms containing its addresses (class 0, no CIDR, contains none). */
+  readonly classCidrs: readonly ReadonlySet<number>[];
+  /** CIDR atom → its class (the class of the addresses whose longest match it is). */
+  readonly cidrClass: readonly number[];
+  /** CIDR atom → the classes inside it (itself and every more specific CIDR's class). */
+  readonly inside: readonly (readonly number[])[];
+}
+
+function compareCidr(a: Cidr, b: Cidr): number {
+  if (a.family !== b.family) return a.family - b.family;
+  for (let i = 0; i < a.bytes.length; i++) if (a.bytes[i] !== b.bytes[i]) return a.bytes[i]! - b.bytes[i]!;
+  return a.prefix - b.prefix;
+}
+
+function masked(c: Cidr, prefix: number): string {
+  const out = c.bytes.map((b, i) => {
+    const bits = Math.max(0, Math.min(8, prefix - i * 8));
+    return b & ((0xff << (8 - bits)) & 0xff);
+  });
+  return `${c.family}/${out.join(".")}/${prefix}`;
+}
+
+function buildDestinationClasses(cidrs: readonly Cidr[]): DestinationClasses {
+  // Classes in CIDR order (family, address, prefix) so that ids do not depend on rule order.
+  const order = cidrs.map((_c, i) => i).sort((a, b) => compareCidr(cidrs[a]!, cidrs[b]!));
+  const cidrClass: number[] = new Array<number>(cidrs.length);
+  order.forEach((atom, i) => (cidrClass[atom] = i + 1));
+  const byKey = new Map<string, number>();
+  cidrs.forEach((c, i) => byKey.set(masked(c, c.prefix), i));
+  const prefixes = new Map<number, number[]>();
+  for (const c of cidrs) prefixes.set(c.family, [...new Set([...(prefixes.get(c.family) ?? []), c.prefix])]);
+  const classCidrs: Set<number>[] = [new Set()];
+  const inside: number[][] = cidrs.map(() => []);
+  for (const atom of order) {
+    const c = cidrs[atom]!;
+    const containing = new Set<number>();
+    for (const p of prefixes.get(c.family)!) {
+      if (p > c.prefix) continue;
+      const a = byKey.get(masked(c, p));
+      if (a !== undefined) containing.add(a);
+    }
+    classCidrs.push(containing);
+    for (const a of containing) inside[a]!.push(cidrClass[atom]!);
+  }
+  return { classCidrs, cidrClass, inside };
+}
+
+// ---------------------------------------------------------------- rows
+
+/** Sorted interval starts covering [0, max]: 0 plus every cut within range. */
+function intervalStarts(cuts: Iterable<number>, max: number): number[] {
+  const starts = new Set<number>([0]);
+  for (const c of cuts) if (c > 0 && c <= max) starts.add(c);
+  return [...starts].sort((a, b) => a - b);
+}
+
+interface Verdict {
+  readonly flags: number;
+  readonly reasons: readonly number[];
+}
+
+class TableBuilder {
+  readonly verdictIndex = new Map<string, number>();
+  readonly verdicts: { flags: number; reasonSet: number }[] = [];
+  readonly reasonIndex = new Map<string, number>();
+  readonly reasonSets: number[][] = [];
+  readonly rowIndex = new Map<string, number>();
+  readonly rows: number[][] = [];
+  /** Rule index → its rank in rule-id order (reasons are "sorted rule ids"). */
+  private readonly rank: number[];
+
+  constructor(private readonly policy: NormalPolicy) {
+    // Reasons are sorted by rule id (spec: "sorted rule ids").
+    const ids = policy.rules.map((r) => r.id);
+    const order = ids.map((_id, i) => i).sort((a, b) => (ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0));
+    this.rank = new Array<number>(ids.length);
+    order.forEach((ruleIndex, position) => (this.rank[ruleIndex] = position));
+  }
+
+  private verdict(v: Verdict): number {
+    const reasonKey = v.reasons.join(",");
+    let reasonSet = this.reasonIndex.get(reasonKey);
+    if (reasonSet === undefined) {
+      reasonSet = this.reasonSets.length;
+      this.reasonSets.push([...v.reasons]);
+      this.reasonIndex.set(reasonKey, reasonSet);
+    }
+    const key = `${v.flags}:${reasonSet}`;
+    let index = this.verdictIndex.get(key);
+    if (index === undefined) {
+      index = this.verdicts.length;
+      this.verdicts.push({ flags: v.flags, reasonSet });
+      this.verdictIndex.set(key, index);
+    }
+    return index;
+  }
+
+  /** Resolves one cell: forbid > permit > default (spec §5). */
+  private decide(rules: readonly NormalRule[], cell: Cell): number {
+    const forbids: number[] = [];
+    const permits: number[] = [];
+    for (const r of rules) {
+      if (!r.matches(cell)) continue;
+      (r.effect === "forbid" ? forbids : permits).push(r.index);
+    }
+    const sortById = (xs: number[]) => xs.sort((a, b) => this.rank[a]! - this.rank[b]!);
+    if (forbids.length > 0) return this.verdict({ flags: 0, reasons: sortById(forbids) });
+    if (permits.length > 0) return this.verdict({ flags: VERDICT_ALLOW, reasons: sortById(permits) });
+    const allow = cell.unidentified && this.policy.defaultUnidentified === "allow";
+    return this.verdict({ flags: VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), reasons: [] });
+  }
+
+  /**
+   * The row of the rules that can apply to one (identity class, destination class) pair,
+   * evaluated on the grid their own constants cut. Encoded as in docs/bundle-format.md,
+   * with block offsets relative to the row's start (made absolute when rows are joined).
+   */
+  row(rules: readonly NormalRule[], identity: ReadonlySet<number>, unidentified: boolean, destination: ReadonlySet<number>): number {
+    const uids = intervalStarts(rules.flatMap((r) => [...r.cuts.uid]), 0xffffffff);
+    const gids = intervalStarts(rules.flatMap((r) => [...r.cuts.gid]), 0xffffffff);
+    const ports = intervalStarts(rules.flatMap((r) => [...r.cuts.port]), 65535);
+    const words: number[] = [uids.length];
+    const uidSlots = words.length;
+    for (const uid of uids) words.push(uid, 0);
+    uids.forEach((uid, ui) => {
+      words[uidSlots + ui * 2 + 1] = words.length;
+      words.push(gids.length);
+      const gidSlots = words.length;
+      for (const gid of gids) words.push(gid, 0);
+      gids.forEach((gid, gi) => {
+        words[gidSlots + gi * 2 + 1] = words.length;
+        const protoSlots = words.length;
+        words.push(0, 0);
+        (["tcp", "udp"] as Protocol[]).forEach((protocol, pi) => {
+          words[protoSlots + pi] = words.length;
+          const list: number[] = [];
+          let previous = -1;
+          for (const port of ports) {
+            const v = this.decide(rules, { identity, unidentified, destination, uid, gid, port, protocol });
+            if (v !== previous) list.push(port, v);
+            previous = v;
+          }
+          words.push(list.length / 2, ...list);
+        });
+      });
+    });
+    const key = words.join(",");
+    let index = this.rowIndex.get(key);
+    if (index === undefined) {
+      index = this.rows.length;
+      this.rows.push(words);
+      this.rowIndex.set(key, index);
+    }
+    return index;
+  }
+}
+
+/** Builds the decision tables of a checked policy set. Throws `LoweringError` past the limits. */
+export function buildDecisionTables(policySet: PolicySet): DecisionTables {
+  const policy = normalisePolicy(policySet);
+  const ids = buildIdentityAutomaton(policy);
+  const dst = buildDestinationClasses(policy.cidrs);
+  const builder = new TableBuilder(policy);
+
+  // Rules by identity atom of their principal scope; rules with no principal scope apply to all.
+  const anyPrincipal = policy.rules.filter((r) => r.principalAtoms === undefined);
+  const byAtom = new Map<number, NormalRule[]>();
+  for (const r of policy.rules) for (const a of r.principalAtoms ?? []) byAtom.set(a, [...(byAtom.get(a) ?? []), r]);
+
+  const pairs: [number, number, number][] = [];
+  const defaultRow: number[] = [];
+  const emptyDestination = new Set<number>();
+  ids.classAtoms.forEach((atoms, cls) => {
+    const unidentified = cls === 0;
+    const applicable = new Set<NormalRule>(anyPrincipal);
+    if (!unidentified) for (const a of atoms) for (const r of byAtom.get(a) ?? []) applicable.add(r);
+    const rules = [...applicable].sort((a, b) => a.index - b.index);
+    // Destinations no applicable rule names behave as "no CIDR": only resource-any rules can apply.
+    defaultRow[cls] = builder.row(
+      rules.filter((r) => r.resourceCidrs === undefined),
+      atoms,
+      unidentified,
+      emptyDestination,
+    );
+    const relevant = new Set<number>();
+    for (const r of rules) for (const c of r.mentionedCidrs) for (const d of dst.inside[c]!) relevant.add(d);
+    for (const d of [...relevant].sort((a, b) => a - b)) {
+      const destination = dst.classCidrs[d]!;
+      const here = rules.filter((r) => r.resourceCidrs === undefined || r.resourceCidrs.some((c) => destination.has(c)));
+      pairs.push([cls, d, builder.row(here, atoms, unidentified, destination)]);
+    }
+  });
+
+  const words = encode(policy, ids, dst, builder, pairs, defaultRow);
+  const workloadClasses = new Map(policySet.workloads.map((w) => [w.name, classifyIdentity(ids, w.id)]));
+  return {
+    words,
+    ruleIds: policy.rules.map((r) => r.id),
+    workloadClasses,
+    stats: {
+      identityClasses: ids.classAtoms.length,
+      destinationClasses: dst.classCidrs.length,
+      dfaStates: ids.stateClass.length,
+      pairs: pairs.length,
+      rows: builder.rows.length,
+      verdicts: builder.verdicts.length,
+      reasonSets: builder.reasonSets.length,
+      words: words.length,
+    },
+  };
+}
+
+// ---------------------------------------------------------------- encoding
+
+/**
+ * The exact-ID hash table: capacity (a power of two), then per slot (hash, byte offset,
+ * byte length, class); an empty slot has length 0xffffffff. Bytes are packed 4 per word,
+ * little-endian, in EXACT_BYTES; each ID starts on a word boundary.
+ */
+function encodeExactIds(exact: ReadonlyMap<string, number>, sections: Map<number, number[]>): void {
+  const encoder = new TextEncoder();
+  let capacity = 1;
+  while (capacity < exact.size * 2) capacity *= 2;
+  const slots = new Array<number>(capacity * 4).fill(0);
+  for (let i = 0; i < capacity; i++) slots[i * 4 + 2] = EMPTY_SLOT;
+  const bytes: number[] = [];
+  for (const [id, cls] of [...exact.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const utf8 = encoder.encode(id);
+    const hash = fnv1a(utf8);
+    let i = hash & (capacity - 1);
+    while (slots[i * 4 + 2] !== EMPTY_SLOT) i = (i + 1) & (capacity - 1);
+    slots.splice(i * 4, 4, hash, bytes.length * 4, utf8.length, cls);
+    for (let b = 0; b < utf8.length; b += 4) bytes.push((utf8[b]! | ((utf8[b + 1] ?? 0) << 8) | ((utf8[b + 2] ?? 0) << 16) | ((utf8[b + 3] ?? 0) << 24)) >>> 0);
+  }
+  sections.set(SECTION.EXACT_IDS, [capacity, ...slots]);
+  sections.set(SECTION.EXACT_BYTES, bytes);
+}
+
+export function pairHash(s: number, d: number, capacity: number): number {
+  return ((Math.imul(s, 0x9e3779b1) ^ Math.imul(d, 0x85ebca77)) >>> 0) & (capacity - 1);
+}
+
+function encode(policy: NormalPolicy, ids: IdentityAutomaton, dst: DestinationClasses, b: TableBuilder, pairs: [number, number, number][], defaultRow: number[]): Uint32Array {
+  const sections = new Map<number, number[]>();
+  sections.set(SECTION.META, [
+    ids.classAtoms.length,
+    dst.classCidrs.length,
+    b.rows.length,
+    b.verdicts.length,
+    b.reasonSets.length,
+    policy.rules.length,
+    ids.stateClass.length,
+    ids.inputClasses,
+  ]);
+  sections.set(SECTION.BYTE_CLASS, [...ids.byteClass]);
+  sections.set(SECTION.DFA, [...ids.transitions]);
+  sections.set(SECTION.STATE_CLASS, [...ids.stateClass]);
+  encodeExactIds(ids.exact, sections);
+
+  const v4: number[][] = [];
+  const v6: number[][] = [];
+  policy.cidrs.forEach((c, atom) => {
+    const cls = dst.cidrClass[atom]!;
+    const addressWords: number[] = [];
+    for (let i = 0; i < c.bytes.length; i += 4) addressWords.push(((c.bytes[i]! << 24) | (c.bytes[i + 1]! << 16) | (c.bytes[i + 2]! << 8) | c.bytes[i + 3]!) >>> 0);
+    (c.family === 4 ? v4 : v6).push([...addressWords, c.prefix, cls]);
+  });
+  const byAddress = (x: number[], y: number[]) => {
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+    return 0;
+  };
+  sections.set(SECTION.DST_V4, v4.sort(byAddress).flat());
+  sections.set(SECTION.DST_V6, v6.sort(byAddress).flat());
+
+  let capacity = 1;
+  while (capacity < pairs.length * 2) capacity *= 2;
+  const slots = new Array<number>(capacity * 3).fill(0);
+  for (let i = 0; i < capacity; i++) slots[i * 3] = EMPTY_SLOT;
+  for (const [s, d, row] of pairs) {
+    let i = pairHash(s, d, capacity);
+    while (slots[i * 3] !== EMPTY_SLOT) i = (i + 1) & (capacity - 1);
+    slots[i * 3] = s;
+    slots[i * 3 + 1] = d;
+    slots[i * 3 + 2] = row;
+  }
+  sections.set(SECTION.PAIRS, [capacity, ...slots]);
+  sections.set(SECTION.DEFAULT_ROW, defaultRow);
+
+  const rowIndex: number[] = [];
+  const rowData: number[] = [];
+  for (const row of b.rows) {
+    const base = rowData.length;
+    rowIndex.push(base);
+    // Block offsets inside a row were relative to the row; make them absolute.
+    const nUid = row[0]!;
+    const absolute = [...row];
+    for (let ui = 0; ui < nUid; ui++) {
+      const gidBlock = row[1 + ui * 2 + 1]!;
+      absolute[1 + ui * 2 + 1] = base + gidBlock;
+      const nGid = row[gidBlock]!;
+      for (let gi = 0; gi < nGid; gi++) {
+        const protoBlock = row[gidBlock + 1 + gi * 2 + 1]!;
+        absolute[gidBlock + 1 + gi * 2 + 1] = base + protoBlock;
+        absolute[protoBlock] = base + row[protoBlock]!;
+        absolute[protoBlock + 1] = base + row[protoBlock + 1]!;
+      }
+    }
+    rowData.push(...absolute);
+  }
+  sections.set(SECTION.ROW_INDEX, rowIndex);
+  sections.set(SECTION.ROW_DATA, rowData);
+  sections.set(SECTION.VERDICTS, b.verdicts.flatMap((v) => [v.flags, v.reasonSet]));
+  const reasonIndex: number[] = [];
+  const reasonData: number[] = [];
+  for (const set of b.reasonSets) {
+    reasonIndex.push(reasonData.length);
+    reasonData.push(...set);
+  }
+  reasonIndex.push(reasonData.length);
+  sections.set(SECTION.REASON_INDEX, reasonIndex);
+  sections.set(SECTION.REASON_DATA, reasonData);
+
+  const ordered = [...sections.entries()].sort(([a], [b2]) => a - b2);
+  const header = 1 + ordered.length * 3;
+  let offset = header;
+  const out: number[] = [ordered.length];
+  for (const [id, data] of ordered) {
+    out.push(id, offset, data.length);
+    offset += data.length;
+  }
+  const words = new Uint32Array(offset);
+  words.set(out, 0);
+  let at = header;
+  for (const [, data] of ordered) {
+    words.set(data, at);
+    at += data.length;
+  }
+  return words;
+}

@@ -1,0 +1,77 @@
+// Owns policy tests (spec §6): turning each `allow|deny connect from … to …` assertion into
+// a request, running it on any evaluator, and judging the result (decision, and every
+// `because` id among the reasons).
+import type * as A from "../dsl/ast.js";
+import type { PolicySet } from "./model.js";
+import { DEFAULT_UID, workloadPrincipal, type Decision, type Request } from "./request.js";
+import { checkSpiffeId } from "./spiffe.js";
+
+export interface Evaluator {
+  decide(request: Request): Decision;
+}
+
+export interface AssertionResult {
+  readonly test: string;
+  readonly assertion: A.Assertion;
+  readonly request: Request;
+  readonly actual: Decision;
+  readonly passed: boolean;
+  /** `because` ids missing from the reasons. */
+  readonly missingReasons: readonly string[];
+}
+
+/** The request an assertion describes (spec §6 defaults for uid/gid). */
+export function assertionRequest(a: A.Assertion, policy: PolicySet): Request {
+  let principal: string | null = null;
+  let uid = DEFAULT_UID;
+  let gid = DEFAULT_UID;
+  if (a.from.kind === "from-workload") {
+    const resolved = workloadPrincipal(policy.workloadsByName.get(a.from.name.name)!);
+    principal = resolved.principal;
+    uid = resolved.defaultUid;
+    gid = resolved.defaultGid;
+  } else if (a.from.kind === "from-id") {
+    const checked = checkSpiffeId(a.from.id.value);
+    principal = checked.ok ? checked.id : a.from.id.value;
+  }
+  const to = a.to as A.EndpointLit;
+  return {
+    principal,
+    uid: a.uid?.value ?? uid,
+    gid: a.gid?.value ?? gid,
+    family: to.ip.family,
+    ip: to.ip.bytes,
+    port: to.port.value,
+    protocol: to.protocol.name === "udp" ? "udp" : "tcp",
+  };
+}
+
+export function runPolicyTests(policy: PolicySet, evaluator: Evaluator): AssertionResult[] {
+  const results: AssertionResult[] = [];
+  for (const test of policy.tests) {
+    for (const assertion of test.ast.assertions) {
+      const request = assertionRequest(assertion, policy);
+      const actual = evaluator.decide(request);
+      const missingReasons = assertion.because.map((b) => b.value).filter((id) => !actual.reasons.includes(id));
+      results.push({ test: test.name, assertion, request, actual, passed: actual.decision === assertion.expect && missingReasons.length === 0, missingReasons });
+    }
+  }
+  return results;
+}
+
+/** One failing assertion, as printed by `portcullis test`. */
+export function describeFailure(r: AssertionResult): string {
+  const { span } = r.assertion;
+  const where = `${span.file}(${span.line},${span.column})`;
+  const reasons = r.actual.reasons.length > 0 ? r.actual.reasons.map((id) => `\`${id}\``).join(", ") : r.actual.default ? "the default" : "none";
+  const lines = [`${where}: test "${r.test}" failed: expected ${r.assertion.expect}, got ${r.actual.decision} (reasons: ${reasons})`];
+  if (r.actual.decision === r.assertion.expect && r.missingReasons.length > 0) {
+    lines[0] = `${where}: test "${r.test}" failed: ${r.missingReasons.map((id) => `\`${id}\``).join(", ")} not among the reasons (${reasons})`;
+  }
+  return lines.join("\n");
+}
+
+export function testSummary(results: readonly AssertionResult[]): string {
+  const passed = results.filter((r) => r.passed).length;
+  return `${passed} passed, ${results.length - passed} failed`;
+}
