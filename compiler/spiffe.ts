@@ -68,12 +68,13 @@ function parsePatternPieces(text: string): string[] {
 }
 
 /**
- * Lower-cases the literal characters of the trust-domain part of a pattern (from
- * `spiffe://` to the first `/`), since every identity's trust domain is lower case.
+ * Lower-cases the literal characters of the trust-domain part of a pattern (after
+ * `spiffe://`, to the first `/`), since every identity's trust domain is lower case.
  */
 export function normalisePattern(text: string): IdentityPattern {
   let normalised = text;
-  if (text.toLowerCase().startsWith("spiffe://")) {
+  // Only after the exact scheme: `SPIFFE://…` is no SPIFFE ID, so such a pattern never matches.
+  if (text.startsWith("spiffe://")) {
     const start = "spiffe://".length;
     let end = text.indexOf("/", start);
     if (end < 0) end = text.length;

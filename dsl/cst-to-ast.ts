@@ -7,7 +7,7 @@
 import type { CstNode, IToken } from "chevrotain";
 import type * as A from "./ast.js";
 import { diag, type Diagnostic } from "./diagnostics.js";
-import { formatIp, parseIp } from "./ip.js";
+import { formatIp, parseIp, parseIpv6 } from "./ip.js";
 import { policyParser } from "./parser.js";
 import { UnterminatedString } from "./tokens.js";
 
@@ -402,7 +402,14 @@ export class AstBuilder extends BaseVisitor {
       prefix = 0;
     }
     // A v4-mapped CIDR is an IPv4 CIDR (spec §1): `::ffff:10.0.0.0/104` is `10.0.0.0/8`.
-    if (isV6Text && parsed.family === 4) prefix = Math.max(0, prefix - 96);
+    // Below /96 it is an IPv6 CIDR whose host bits hold the `ffff` (PC2008 reports it).
+    if (isV6Text && parsed.family === 4) {
+      if (prefix < 96) {
+        const full = parseIpv6(addressText)!;
+        return { kind: "cidr", family: 6, bytes: full, prefix, text: `${formatIp(6, full)}/${prefix}`, raw: t.image, span };
+      }
+      prefix -= 96;
+    }
     return {
       kind: "cidr",
       family: parsed.family,
