@@ -15,6 +15,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { setFlagsFromString } from "node:v8";
 import type * as CedarWasm from "@cedar-policy/cedar-wasm/nodejs";
 import type * as A from "../dsl/ast.js";
 import { formatIp, isV4Mapped } from "../dsl/ip.js";
@@ -25,6 +26,13 @@ import type { Evaluator } from "./tests.js";
 
 const require = createRequire(import.meta.url);
 const cedar = require("@cedar-policy/cedar-wasm/nodejs") as typeof CedarWasm;
+
+// WORKAROUND: V8 11.3 (Node 20.20) aborts the whole process ("Fatal error: unreachable code"
+// in `Deoptimizer::DoComputeBuiltinContinuation`) when optimized code into which TurboFan
+// inlined a JS-to-Wasm call is lazily deoptimized during that call. cedar-wasm's exports are
+// such calls; the Cedar differential test hit it after some 10,000 requests. Not inlining
+// them costs nothing measurable (a Cedar call spends its time in serde, not the call).
+setFlagsFromString("--no-turbo-inline-js-wasm-calls");
 
 /** The Cedar schema every export shares; it does not depend on the policy set. */
 export const CEDAR_SCHEMA = `// Portcullis: may a principal connect to a destination (ip, port, protocol)?
@@ -67,8 +75,9 @@ export interface CedarExport {
 }
 
 export function exportCedar(policy: PolicySet): CedarExport {
+  const emitter = new RuleEmitter(policy);
   const policies: Record<string, string> = {};
-  for (const rule of policy.rules) policies[rule.id] = new RuleEmitter(policy).emit(rule);
+  for (const rule of policy.rules) policies[rule.id] = emitter.emit(rule);
   const extraPolicies: Record<string, string> = {};
   if (policy.defaultUnidentified === "allow") {
     let id = DEFAULT_UNIDENTIFIED_POLICY_ID;
@@ -139,7 +148,7 @@ function primary(text: string): Cx {
 }
 
 /** A Cedar string literal. */
-export function cedarString(value: string): string {
+function cedarString(value: string): string {
   return `"${escapeChars(value, false)}"`;
 }
 
@@ -164,13 +173,9 @@ function workloadEntity(id: string): Cx {
   return primary(`Workload::${cedarString(id)}`);
 }
 
-/** An address as Cedar's `ip()` reads it: never IPv4 embedded in IPv6, which Cedar rejects. */
-function ipText(family: 4 | 6, bytes: readonly number[]): string {
-  return formatIp(family, bytes);
-}
-
+/** `formatIp` writes IPv6 in hex groups only: Cedar rejects IPv4 embedded in IPv6 (`::ffff:1.2.3.4`). */
 function ipLiteral(family: 4 | 6, bytes: readonly number[], prefix?: number): Cx {
-  return primary(`ip("${ipText(family, bytes)}${prefix === undefined ? "" : `/${prefix}`}")`);
+  return primary(`ip("${formatIp(family, bytes)}${prefix === undefined ? "" : `/${prefix}`}")`);
 }
 
 const CONTEXT_IP = primary("context.ip");
@@ -484,13 +489,13 @@ export interface CedarRequest {
   readonly entities: CedarWasm.EntityJson[];
 }
 
-export const UNIDENTIFIED_PRINCIPAL: CedarWasm.TypeAndId = { type: "Unidentified", id: "process" };
-export const CONNECT_ACTION: CedarWasm.TypeAndId = { type: "Action", id: "connect" };
+const UNIDENTIFIED_PRINCIPAL: CedarWasm.TypeAndId = { type: "Unidentified", id: "process" };
+const CONNECT_ACTION: CedarWasm.TypeAndId = { type: "Action", id: "connect" };
 
 /** The Cedar request for `request`; a v4-mapped address is given as IPv4 (spec §1), as Cedar needs. */
 export function cedarRequest(request: Request): CedarRequest {
   const mapped = request.family === 6 && isV4Mapped(request.ip);
-  const ip = mapped ? ipText(4, request.ip.slice(12)) : ipText(request.family, request.ip);
+  const ip = mapped ? formatIp(4, request.ip.slice(12)) : formatIp(request.family, request.ip);
   const principal = request.principal === null ? UNIDENTIFIED_PRINCIPAL : { type: "Workload", id: request.principal };
   return {
     principal,

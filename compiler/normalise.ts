@@ -46,7 +46,21 @@ export interface NormalRule {
   /** Scope (beyond the atoms above) and conditions, on one cell. */
   readonly matches: Predicate;
   readonly cuts: Cuts;
+  /**
+   * For an identity that is no exact ID of the policy: the sets of pattern atoms that let
+   * the rule match (each with its own pattern-free guard) (`[[]]`: no pattern needed; `[]`: it never matches such an
+   * identity). Undefined when the rule uses a pattern under a negation (not monotone).
+   */
+  readonly terms: readonly Term[] | undefined;
+  /** Every pattern atom the rule names. */
+  readonly patterns: readonly number[];
 }
+
+/** A set of pattern atoms, sorted. */
+export type Term = readonly number[];
+
+/** Past this many terms a rule is handled as non-monotone (by a DFA). */
+const MAX_TERMS = 64;
 
 export interface IdentityAtom {
   readonly pattern: IdentityPattern;
@@ -74,7 +88,11 @@ type Const =
   | { readonly kind: "identity"; readonly members: readonly IdentityMember[] }
   | { readonly kind: "endpoints"; readonly endpoints: readonly { cidr: Cidr; port: number; protocol: Protocol }[] }
   | { readonly kind: "protocol"; readonly value: Protocol }
-  | { readonly kind: "bool"; readonly value: boolean };
+  | { readonly kind: "bool"; readonly value: boolean }
+  | { readonly kind: "empty" };
+
+/** `[]`: empty whichever kind of set the context expects. */
+const EMPTY_SET: Const = { kind: "empty" };
 
 type Attribute = "port" | "ip" | "protocol" | "principal" | "principal.uid" | "principal.gid";
 
@@ -133,8 +151,7 @@ class Normaliser {
         resourceCidrs = [...new Set(eps.map((e) => e.atom))];
         checks.push((cell) => eps.some((e) => cell.destination.has(e.atom) && cell.port === e.port && cell.protocol === e.protocol));
       } else {
-        const cidrs = value.kind === "ip" ? [value.cidr] : (value as { cidrs: readonly Cidr[] }).cidrs;
-        resourceCidrs = [...new Set(cidrs.map((c) => this.cidrAtom(c)))];
+        resourceCidrs = [...new Set(cidrsOf(value).map((c) => this.cidrAtom(c)))];
       }
     }
 
@@ -142,6 +159,7 @@ class Normaliser {
       const p = this.bool(condition.expr);
       checks.push(condition.polarity === "when" ? p : (cell) => !p(cell));
     }
+    const terms = this.ruleTerms(ast, principalAtoms);
     const matches: Predicate = checks.length === 0 ? ALWAYS : (cell) => checks.every((p) => p(cell));
     return {
       index,
@@ -152,7 +170,82 @@ class Normaliser {
       mentionedCidrs: [...this.mentioned].sort((a, b) => a - b),
       matches,
       cuts: this.cuts,
+      terms,
+      patterns: [...this.patternAtoms([...(principalAtoms ?? []), ...ast.conditions.flatMap((c) => this.atomsIn(c.expr))])].sort((a, b) => a - b),
     };
+  }
+
+  /** Pattern atoms among `atoms` (exact IDs never combine: an ID is one exact atom or none). */
+  private patternAtoms(atoms: Iterable<number>): Set<number> {
+    return new Set([...atoms].filter((a) => this.identityAtoms[a]!.pattern.pieces.length > 1));
+  }
+
+  /**
+   * `e` as a union of *terms* over pattern atoms, for an identity that is no exact ID of
+   * the policy (so every exact atom is false): `e` can be true exactly when every atom of
+   * some term is matched (and its pattern-free parts hold). Undefined when `e` uses a
+   * pattern under a negation: then it is not monotone in patterns.
+   */
+  private terms(e: A.Expr): Term[] | undefined {
+    const free: Term[] = [[]];
+    switch (e.kind) {
+      case "paren":
+        return this.terms(e.inner);
+      case "not":
+        return this.patternAtoms(this.atomsIn(e.operand)).size === 0 ? free : undefined;
+      case "logical": {
+        const l = this.terms(e.left);
+        const r = this.terms(e.right);
+        if (l === undefined || r === undefined) return undefined;
+        return e.op === "||" ? [...l, ...r] : l.flatMap((a) => r.map((b) => [...new Set([...a, ...b])].sort((x, y) => x - y)));
+      }
+      case "like":
+        return [[this.identityAtom({ kind: "pattern", pattern: normalisePattern((e.pattern as A.StringLit).value) })]];
+      case "in":
+      case "compare": {
+        if (this.attribute(e.left) !== "principal" && this.attribute(e.right) !== "principal") return free;
+        if (e.kind === "compare" && e.op === "!=") return free;
+        const set = this.constant(e.kind === "in" ? e.right : this.attribute(e.left) === "principal" ? e.right : e.left);
+        return [...this.patternAtoms(membersOf(set).map((m) => this.identityAtom(m)))].map((a) => [a]);
+      }
+      default:
+        return free;
+    }
+  }
+
+  /** Every identity atom an expression names. */
+  private atomsIn(e: A.Expr): number[] {
+    switch (e.kind) {
+      case "paren":
+        return this.atomsIn(e.inner);
+      case "not":
+        return this.atomsIn(e.operand);
+      case "logical":
+        return [...this.atomsIn(e.left), ...this.atomsIn(e.right)];
+      case "like":
+        return [this.identityAtom({ kind: "pattern", pattern: normalisePattern((e.pattern as A.StringLit).value) })];
+      case "in":
+      case "compare":
+        if (this.attribute(e.left) !== "principal" && this.attribute(e.right) !== "principal") return [];
+        return membersOf(this.constant(e.kind === "in" ? e.right : this.attribute(e.left) === "principal" ? e.right : e.left)).map((m) => this.identityAtom(m));
+      default:
+        return [];
+    }
+  }
+
+  /** The rule's terms, or undefined when it is not monotone in patterns (or has too many). */
+  private ruleTerms(ast: A.Rule, principalAtoms: readonly number[] | undefined): Term[] | undefined {
+    let terms: Term[] = principalAtoms === undefined ? [[]] : [...this.patternAtoms(principalAtoms)].map((a) => [a]);
+    for (const c of ast.conditions) {
+      const t = c.polarity === "when" ? this.terms(c.expr) : this.patternAtoms(this.atomsIn(c.expr)).size === 0 ? [[]] : undefined;
+      if (t === undefined) return undefined;
+      terms = terms.flatMap((a) => t.map((b) => [...new Set([...a, ...b])].sort((x, y) => x - y)));
+      if (terms.length > MAX_TERMS) return undefined;
+    }
+    // Deduplicated, not minimised: each term stands for its own pattern-free guard, so a
+    // larger term is not implied by a smaller one (`(p && port == 80) || uid == 0`).
+    const keys = new Set<string>();
+    return terms.filter((t) => !keys.has(t.join(",")) && keys.add(t.join(",")));
   }
 
   private principalScope(scope: A.ScopePart): readonly IdentityMember[] {
@@ -163,8 +256,7 @@ class Normaliser {
   }
 
   private identityConst(e: A.Expr): { kind: "identity"; members: readonly IdentityMember[] } {
-    const c = this.constant(e);
-    return c as { kind: "identity"; members: readonly IdentityMember[] };
+    return { kind: "identity", members: membersOf(this.constant(e)) };
   }
 
   private cutPoint(axis: keyof Cuts, value: number): void {
@@ -240,7 +332,7 @@ class Normaliser {
   private list(e: A.ListExpr): Const {
     const items = e.items.map((item) => (item.kind === "string" ? this.identityString(item) : this.constant(item)));
     const first = items[0];
-    if (first === undefined) return { kind: "ints", ranges: [] };
+    if (first === undefined) return EMPTY_SET;
     if (first.kind === "int" || first.kind === "ints") {
       return { kind: "ints", ranges: items.flatMap((c) => (c.kind === "int" ? [{ low: c.value, high: c.value }] : c.kind === "ints" ? c.ranges : [])) };
     }
@@ -345,7 +437,7 @@ class Normaliser {
         return (cell) => cell.protocol === p;
       }
       case "principal": {
-        const atoms = (other as { members: readonly IdentityMember[] }).members.map((m) => this.identityAtom(m));
+        const atoms = membersOf(other).map((m) => this.identityAtom(m));
         return (cell) => atoms.some((a) => cell.identity.has(a));
       }
       default: {
@@ -366,15 +458,14 @@ class Normaliser {
       return () => value;
     }
     if (attr === "ip") {
-      const cidrs = set.kind === "ip" ? [set.cidr] : (set as { cidrs: readonly Cidr[] }).cidrs;
-      const atoms = [...new Set(cidrs.map((c) => this.cidrAtom(c)))];
+      const atoms = [...new Set(cidrsOf(set).map((c) => this.cidrAtom(c)))];
       return (cell) => atoms.some((a) => cell.destination.has(a));
     }
     if (attr === "principal") {
-      const atoms = [...new Set((set as { members: readonly IdentityMember[] }).members.map((m) => this.identityAtom(m)))];
+      const atoms = [...new Set(membersOf(set).map((m) => this.identityAtom(m)))];
       return (cell) => atoms.some((a) => cell.identity.has(a));
     }
-    const ranges = (set as { ranges: readonly PortRange[] }).ranges;
+    const ranges = set.kind === "ints" ? set.ranges : [];
     const axis = attr === "port" ? "port" : attr === "principal.uid" ? "uid" : "gid";
     this.cutRanges(axis, ranges);
     const read = this.intReader(attr);
@@ -401,14 +492,21 @@ class Normaliser {
   private constantIn(x: Const, set: Const): boolean {
     if (x.kind === "int" && set.kind === "ints") return set.ranges.some((r) => r.low <= x.value && x.value <= r.high);
     if (x.kind === "ip") {
-      const cidrs = set.kind === "ip" ? [set.cidr] : (set as { cidrs: readonly Cidr[] }).cidrs;
-      return cidrs.some((c) => c.family === x.cidr.family && c.prefix <= x.cidr.prefix && maskedEqual(c, x.cidr.bytes));
+      return cidrsOf(set).some((c) => c.family === x.cidr.family && c.prefix <= x.cidr.prefix && maskedEqual(c, x.cidr.bytes));
     }
-    if (x.kind === "identity" && set.kind === "identity") {
-      return x.members.some((m) => m.kind === "exact" && set.members.some((s) => (s.kind === "exact" ? s.id === m.id : patternMatches(s.pattern, m.id))));
+    if (x.kind === "identity") {
+      return x.members.some((m) => m.kind === "exact" && membersOf(set).some((s) => (s.kind === "exact" ? s.id === m.id : patternMatches(s.pattern, m.id))));
     }
     return false;
   }
+}
+
+function cidrsOf(c: Const): readonly Cidr[] {
+  return c.kind === "ip" ? [c.cidr] : c.kind === "cidrs" ? c.cidrs : [];
+}
+
+function membersOf(c: Const): readonly IdentityMember[] {
+  return c.kind === "identity" ? c.members : [];
 }
 
 function maskedEqual(c: Cidr, bytes: readonly number[]): boolean {
@@ -427,6 +525,8 @@ function patternMatches(pattern: IdentityPattern, id: string): boolean {
 
 export function normalisePolicy(policy: PolicySet): NormalPolicy {
   const n = new Normaliser(policy);
+  // Every workload's ID is an exact atom, so each local process has exactly one class.
+  for (const w of policy.workloads) n.identityAtom({ kind: "exact", id: w.id });
   const rules = policy.rules.map((r, i) => n.rule(i, r));
   return { rules, identityAtoms: n.identityAtoms, cidrs: n.cidrs, defaultUnidentified: policy.defaultUnidentified };
 }

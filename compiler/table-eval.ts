@@ -3,7 +3,7 @@
 // run. Loading validates every section bound and every stored index once, so a corrupt
 // table is refused and can never be read out of bounds.
 import type { Decision, Request } from "./request.js";
-import { EMPTY_SLOT, fnv1a, pairHash, SECTION, VERDICT_ALLOW, VERDICT_DEFAULT } from "./tables.js";
+import { EMPTY_SLOT, fnv1a, globMatches, pairHash, SECTION, VERDICT_ALLOW, VERDICT_DEFAULT } from "./tables.js";
 import type { Evaluator } from "./tests.js";
 
 export class TableError extends Error {}
@@ -42,10 +42,12 @@ function checkIndices(name: string, values: Uint32Array, limit: number, stride =
 }
 
 export class DecisionTableReader {
-  private readonly byteClass: Uint32Array;
-  private readonly inputClasses: number;
-  private readonly dfa: Uint32Array;
-  private readonly stateClass: Uint32Array;
+  /** Per component: input classes, byte-class map, transitions, state → class (views into DFA_DATA). */
+  private readonly components: readonly { inputClasses: number; byteClass: Uint32Array; transitions: Uint32Array; stateClass: Uint32Array }[];
+  private readonly patterns: readonly (readonly Uint8Array[])[];
+  private readonly termIndex: Uint32Array;
+  private readonly termData: Uint32Array;
+  private readonly emptyTermClass: number;
   private readonly exactIds: Uint32Array;
   private readonly exactBytes: Uint8Array;
   private readonly v4 = new Map<number, Map<number, number>>();
@@ -59,24 +61,21 @@ export class DecisionTableReader {
   private readonly verdicts: Uint32Array;
   private readonly reasonIndex: Uint32Array;
   private readonly reasonData: Uint32Array;
-  private readonly identityCache = new Map<string, number>();
+  private readonly identityCache = new Map<string, readonly number[]>();
 
   constructor(words: Uint32Array, private readonly ruleIds: readonly string[]) {
     const s = readSections(words);
     const meta = s[SECTION.META]!;
-    if (meta.length < 8) fail("META is truncated");
-    const [identityClasses, destinationClasses, rows, verdicts, reasonSets, rules, dfaStates, inputClasses] = [...meta.subarray(0, 8)] as number[];
+    if (meta.length < 9) fail("META is truncated");
+    const [identityClasses, destinationClasses, rows, verdicts, reasonSets, rules, componentCount, patternCount, emptyTermClass] = [...meta.subarray(0, 9)] as number[];
     if (rules !== ruleIds.length) fail(`the tables have ${rules} rules but the manifest names ${ruleIds.length}`);
-    this.inputClasses = inputClasses!;
-    this.byteClass = s[SECTION.BYTE_CLASS]!;
-    if (this.byteClass.length !== 256) fail("BYTE_CLASS must have 256 entries");
-    checkIndices("BYTE_CLASS", this.byteClass, inputClasses!);
-    this.dfa = s[SECTION.DFA]!;
-    if (this.dfa.length !== dfaStates! * inputClasses! || dfaStates === 0) fail("DFA has the wrong size");
-    checkIndices("DFA", this.dfa, dfaStates!);
-    this.stateClass = s[SECTION.STATE_CLASS]!;
-    if (this.stateClass.length !== dfaStates) fail("STATE_CLASS has the wrong size");
-    checkIndices("STATE_CLASS", this.stateClass, identityClasses!);
+    if (emptyTermClass! >= identityClasses!) fail("META names a bad empty-term class");
+    this.emptyTermClass = emptyTermClass!;
+    this.components = readComponents(s, componentCount!, identityClasses!);
+    this.patterns = readPatterns(s, patternCount!);
+    this.termIndex = s[SECTION.TERM_INDEX]!;
+    this.termData = s[SECTION.TERM_DATA]!;
+    checkTerms(this.termIndex, this.termData, patternCount!, identityClasses!);
 
     this.exactIds = s[SECTION.EXACT_IDS]!;
     const exactBytes = s[SECTION.EXACT_BYTES]!;
@@ -153,14 +152,41 @@ export class DecisionTableReader {
     }
   }
 
-  identityClass(principal: string | null): number {
-    if (principal === null) return 0;
+  /**
+   * The identity classes of a principal (docs/bundle-format.md, step 1): one for
+   * unidentified and for an exact ID of the policy; for any other ID, one per component
+   * (its DFA's final state), the empty term's, and one per term all of whose patterns it
+   * matches. Cached per identity.
+   */
+  identityClasses(principal: string | null): readonly number[] {
+    if (principal === null) return [0];
     const cached = this.identityCache.get(principal);
     if (cached !== undefined) return cached;
     const utf8 = new TextEncoder().encode(principal);
-    const cls = this.exactClass(utf8) ?? this.dfaClass(utf8);
-    this.identityCache.set(principal, cls);
-    return cls;
+    const exact = this.exactClass(utf8);
+    let classes: number[];
+    if (exact !== undefined) classes = [exact];
+    else {
+      classes = this.components.map((c) => {
+        let state = 0;
+        for (const byte of utf8) state = c.transitions[state * c.inputClasses + c.byteClass[byte]!]!;
+        return c.stateClass[state]!;
+      });
+      classes.push(this.emptyTermClass);
+      const matched = this.patterns.map((pieces) => globMatches(pieces, utf8));
+      matched.forEach((isMatched, first) => {
+        if (!isMatched) return;
+        for (let at = this.termIndex[first]!; at < this.termIndex[first + 1]!; ) {
+          const size = this.termData[at]!;
+          let all = true;
+          for (let k = 1; k < size; k++) all &&= matched[this.termData[at + 1 + k]!]!;
+          if (all) classes.push(this.termData[at + 1 + size]!);
+          at += size + 2;
+        }
+      });
+    }
+    this.identityCache.set(principal, classes);
+    return classes;
   }
 
   private exactClass(utf8: Uint8Array): number | undefined {
@@ -175,12 +201,6 @@ export class DecisionTableReader {
       if (utf8.every((b, k) => this.exactBytes[offset + k] === b)) return this.exactIds[slot + 3]!;
     }
     return undefined;
-  }
-
-  private dfaClass(utf8: Uint8Array): number {
-    let state = 0;
-    for (const byte of utf8) state = this.dfa[state * this.inputClasses + this.byteClass[byte]!]!;
-    return this.stateClass[state]!;
   }
 
   destinationClass(family: 4 | 6, ip: readonly number[]): number {
@@ -238,10 +258,89 @@ export class DecisionTableReader {
 
   decision(verdict: number): Decision {
     const flags = this.verdicts[verdict * 2]!;
-    const set = this.verdicts[verdict * 2 + 1]!;
-    const reasons = [...this.reasonData.subarray(this.reasonIndex[set]!, this.reasonIndex[set + 1]!)].map((i) => this.ruleIds[i]!);
-    return { decision: flags & VERDICT_ALLOW ? "allow" : "deny", reasons, default: (flags & VERDICT_DEFAULT) !== 0 };
+    return { decision: flags & VERDICT_ALLOW ? "allow" : "deny", reasons: this.reasons(verdict), default: (flags & VERDICT_DEFAULT) !== 0 };
   }
+
+  private reasons(verdict: number): string[] {
+    const set = this.verdicts[verdict * 2 + 1]!;
+    return [...this.reasonData.subarray(this.reasonIndex[set]!, this.reasonIndex[set + 1]!)].map((i) => this.ruleIds[i]!);
+  }
+
+  /**
+   * The verdict of a principal in several classes (an ID matching several scope-only
+   * patterns): its matching rules are the union of each class's, so forbids win with the
+   * union of their reasons, else permits with theirs, else the identified default (deny).
+   */
+  combine(verdicts: readonly number[]): Decision {
+    if (verdicts.length === 1) return this.decision(verdicts[0]!);
+    const deciding = (wanted: number) =>
+      verdicts.filter((v) => (this.verdicts[v * 2]! & (VERDICT_ALLOW | VERDICT_DEFAULT)) === wanted);
+    const union = (vs: number[]) => [...new Set(vs.flatMap((v) => this.reasons(v)))].sort();
+    const forbidden = deciding(0);
+    if (forbidden.length > 0) return { decision: "deny", reasons: union(forbidden), default: false };
+    const permitted = deciding(VERDICT_ALLOW);
+    if (permitted.length > 0) return { decision: "allow", reasons: union(permitted), default: false };
+    return { decision: "deny", reasons: [], default: true };
+  }
+}
+
+function readComponents(s: Sections, count: number, identityClasses: number) {
+  const index = s[SECTION.COMPONENTS]!;
+  const data = s[SECTION.DFA_DATA]!;
+  if (index.length !== count * 5) fail("COMPONENTS has the wrong size");
+  const out = [];
+  for (let c = 0; c < count; c++) {
+    const [inputClasses, states, byteAt, transAt, classAt] = [...index.subarray(c * 5, c * 5 + 5)] as number[];
+    if (states! === 0 || inputClasses! === 0 || byteAt! + 256 > data.length || transAt! + states! * inputClasses! > data.length || classAt! + states! > data.length) {
+      fail(`component ${c} lies outside DFA_DATA`);
+    }
+    const byteClass = data.subarray(byteAt!, byteAt! + 256);
+    const transitions = data.subarray(transAt!, transAt! + states! * inputClasses!);
+    const stateClass = data.subarray(classAt!, classAt! + states!);
+    checkIndices(`component ${c} byte classes`, byteClass, inputClasses!);
+    checkIndices(`component ${c} transitions`, transitions, states!);
+    checkIndices(`component ${c} state classes`, stateClass, identityClasses);
+    out.push({ inputClasses: inputClasses!, byteClass, transitions, stateClass });
+  }
+  return out;
+}
+
+/** Every term lies inside TERM_DATA, starts with its group's pattern and names valid patterns and classes. */
+function checkTerms(index: Uint32Array, data: Uint32Array, patterns: number, classes: number): void {
+  if (index.length !== patterns + 1 || index[patterns] !== data.length) fail("TERM_INDEX has the wrong size");
+  for (let first = 0; first < patterns; first++) {
+    if (index[first]! > index[first + 1]!) fail("TERM_INDEX is not ordered");
+    for (let at = index[first]!; at < index[first + 1]!; ) {
+      const size = data[at]!;
+      if (size === 0 || at + size + 2 > index[first + 1]! || data[at + 1] !== first) fail("TERM_DATA holds a bad term");
+      for (let k = 0; k < size; k++) if (data[at + 1 + k]! >= patterns) fail("TERM_DATA names a bad pattern");
+      if (data[at + 1 + size]! >= classes) fail("TERM_DATA names a bad class");
+      at += size + 2;
+    }
+  }
+}
+
+function readPatterns(s: Sections, count: number): Uint8Array[][] {
+  const index = s[SECTION.PATTERN_INDEX]!;
+  const data = s[SECTION.PATTERN_DATA]!;
+  const words = s[SECTION.PATTERN_BYTES]!;
+  const bytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
+  if (index.length !== count + 1) fail("PATTERN_INDEX has the wrong size");
+  const out: Uint8Array[][] = [];
+  for (let i = 0; i < count; i++) {
+    const at = index[i]!;
+    if (at >= data.length || at + 1 + data[at]! * 2 > index[i + 1]! || index[i + 1]! > data.length) fail("PATTERN_INDEX points outside PATTERN_DATA");
+    const pieces: Uint8Array[] = [];
+    for (let k = 0; k < data[at]!; k++) {
+      const offset = data[at + 1 + k * 2]!;
+      const length = data[at + 2 + k * 2]!;
+      if (offset + length > bytes.length) fail("PATTERN_DATA points outside PATTERN_BYTES");
+      pieces.push(bytes.subarray(offset, offset + length));
+    }
+    if (pieces.length < 2) fail("a term pattern has no wildcard");
+    out.push(pieces);
+  }
+  return out;
 }
 
 export class TableEvaluator implements Evaluator {
@@ -252,9 +351,8 @@ export class TableEvaluator implements Evaluator {
   }
 
   decide(r: Request): Decision {
-    const s = this.reader.identityClass(r.principal);
     const d = this.reader.destinationClass(r.family, r.ip);
-    const row = this.reader.row(s, d);
-    return this.reader.decision(this.reader.verdict(row, r.uid, r.gid, r.protocol, r.port));
+    const verdicts = this.reader.identityClasses(r.principal).map((s) => this.reader.verdict(this.reader.row(s, d), r.uid, r.gid, r.protocol, r.port));
+    return this.reader.combine(verdicts);
   }
 }

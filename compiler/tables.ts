@@ -11,9 +11,9 @@ import { normalisePolicy, type Cell, type NormalPolicy, type NormalRule } from "
 
 export const SECTION = {
   META: 1,
-  BYTE_CLASS: 2,
-  DFA: 3,
-  STATE_CLASS: 4,
+  COMPONENTS: 2,
+  DFA_DATA: 3,
+  TERM_INDEX: 4,
   DST_V4: 5,
   DST_V6: 6,
   PAIRS: 7,
@@ -25,6 +25,10 @@ export const SECTION = {
   REASON_DATA: 13,
   EXACT_IDS: 14,
   EXACT_BYTES: 15,
+  PATTERN_INDEX: 16,
+  PATTERN_DATA: 17,
+  PATTERN_BYTES: 18,
+  TERM_DATA: 19,
 } as const;
 
 export const EMPTY_SLOT = 0xffffffff;
@@ -32,7 +36,7 @@ export const VERDICT_ALLOW = 1;
 export const VERDICT_DEFAULT = 2;
 
 /** Limits past which a policy is refused rather than lowered (PC3002). */
-export const MAX_DFA_STATES = 200_000;
+export const MAX_DFA_STATES = 100_000;
 
 export class LoweringError extends Error {}
 
@@ -58,19 +62,45 @@ export interface DecisionTables {
 
 // ---------------------------------------------------------------- identities
 
-interface IdentityAutomaton {
-  /** byte → input class. */
+/**
+ * How an identity string finds its identity classes (docs/bundle-format.md, step 1):
+ * - an exact ID of the policy (every workload's, every `principal == "…"`) has one class,
+ *   whose rows hold every rule, evaluated with exactly the atoms it matches;
+ * - any other ID has one class per *part*, and its verdict is the union of theirs
+ *   (forbids first). The parts are: the empty term; every term (normalise.ts) all of whose
+ *   patterns it matches; and, per component of the patterns that non-monotone rules use,
+ *   the final state of that component's DFA. A monotone rule may be evaluated in any part
+ *   (a part holds only atoms the ID matches, and some part holds a whole term of the rule);
+ *   a non-monotone rule only in its own component's part, which knows all its atoms.
+ */
+interface Component {
   readonly byteClass: Uint32Array;
   readonly inputClasses: number;
-  /** states × inputClasses. */
+  /** states × inputClasses; state 0 is the start. */
   readonly transitions: Uint32Array;
-  /** DFA state → identity class (≥ 1) of an ID that is no exact atom. */
+  /** DFA state → identity class. */
   readonly stateClass: Uint32Array;
-  /** Exact SPIFFE IDs of the policy → their identity class. */
-  readonly exact: ReadonlyMap<string, number>;
-  /** Identity class → the atoms it matches (class 0, unidentified, matches none). */
-  readonly classAtoms: readonly ReadonlySet<number>[];
 }
+
+interface IdentityClasses {
+  readonly components: readonly Component[];
+  /** The patterns that terms use (pieces), tested one by one. */
+  readonly termPatterns: readonly (readonly string[])[];
+  /** Terms as (indices into termPatterns, class), grouped by their first pattern. */
+  readonly termsByFirst: readonly (readonly { patterns: readonly number[]; cls: number }[])[];
+  readonly emptyTermClass: number;
+  /** Exact IDs of the policy → their class. */
+  readonly exact: ReadonlyMap<string, number>;
+  /** Class → the atoms it matches (class 0, unidentified, matches none). */
+  readonly classAtoms: readonly ReadonlySet<number>[];
+  /** Class → the component whose non-monotone rules its rows hold: ALL_RULES, NO_COMPONENT or an index. */
+  readonly classComponent: readonly number[];
+  /** Rule index → its component (non-monotone rules), or NO_COMPONENT. */
+  readonly ruleComponent: readonly number[];
+}
+
+export const ALL_RULES = -2;
+export const NO_COMPONENT = -1;
 
 /** FNV-1a over UTF-8 bytes: the hash of the exact-ID table. */
 export function fnv1a(bytes: Uint8Array): number {
@@ -79,29 +109,49 @@ export function fnv1a(bytes: Uint8Array): number {
   return h >>> 0;
 }
 
+/** Cedar `like` over bytes: the first piece a prefix, the last a suffix, the middle in order. */
+export function globMatches(pieces: readonly Uint8Array[], id: Uint8Array): boolean {
+  const indexOf = (needle: Uint8Array, from: number, limit: number): number => {
+    outer: for (let i = from; i + needle.length <= limit; i++) {
+      for (let k = 0; k < needle.length; k++) if (id[i + k] !== needle[k]) continue outer;
+      return i;
+    }
+    return -1;
+  };
+  const first = pieces[0]!;
+  if (pieces.length === 1) return first.length === id.length && indexOf(first, 0, id.length) === 0;
+  const last = pieces[pieces.length - 1]!;
+  if (id.length < first.length + last.length || indexOf(first, 0, first.length) !== 0 || indexOf(last, id.length - last.length, id.length) < 0) return false;
+  let at = first.length;
+  const limit = id.length - last.length;
+  for (let i = 1; i < pieces.length - 1; i++) {
+    const found = indexOf(pieces[i]!, at, limit);
+    if (found < 0) return false;
+    at = found + pieces[i]!.length;
+  }
+  return true;
+}
+
 /**
- * Identity classes. Exact IDs (workloads, `principal == "…"`) go in a hash table; the
- * `*` patterns are compiled by subset construction over their glob automata into a DFA. An
- * NFA state is (pattern, position in its byte sequence); `*` (byte -1) loops on any input.
+ * Subset construction over the glob automata of one component's patterns. An NFA state
+ * is (pattern, position in its byte sequence), encoded pattern * 2^20 + position; `*` is
+ * byte -1. Returns the DFA and, per state, the atoms it accepts.
  */
-function buildIdentityAutomaton(policy: NormalPolicy): IdentityAutomaton {
+function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy): { dfa: Omit<Component, "stateClass">; accepted: number[][] } {
   const encoder = new TextEncoder();
-  const patternAtoms = policy.identityAtoms.map((a, i) => ({ atom: i, pieces: a.pattern.pieces })).filter((a) => a.pieces.length > 1);
-  const atoms = patternAtoms.map((a) => {
+  const sequences = atoms.map((atom) => {
     const seq: number[] = [];
-    a.pieces.forEach((piece, i) => {
+    policy.identityAtoms[atom]!.pattern.pieces.forEach((piece, i) => {
       if (i > 0) seq.push(-1);
       seq.push(...encoder.encode(piece));
     });
     return seq;
   });
   const byteClass = new Uint32Array(256);
-  const used = [...new Set(atoms.flat().filter((b) => b >= 0))].sort((a, b) => a - b);
+  const used = [...new Set(sequences.flat().filter((b) => b >= 0))].sort((a, b) => a - b);
   used.forEach((b, i) => (byteClass[b] = i + 1));
   const inputClasses = used.length + 1;
   const representative = [-1, ...used];
-
-  // A state set is encoded as sorted numbers pattern * 2^20 + position.
   const SHIFT = 2 ** 20;
   const closure = (positions: number[]): number[] => {
     const out = new Set<number>();
@@ -110,11 +160,11 @@ function buildIdentityAutomaton(policy: NormalPolicy): IdentityAutomaton {
       const p = stack.pop()!;
       if (out.has(p)) continue;
       out.add(p);
-      if (atoms[Math.floor(p / SHIFT)]![p % SHIFT] === -1) stack.push(p + 1);
+      if (sequences[Math.floor(p / SHIFT)]![p % SHIFT] === -1) stack.push(p + 1);
     }
     return [...out].sort((a, b) => a - b);
   };
-  const start = closure(atoms.map((_a, i) => i * SHIFT));
+  const start = closure(sequences.map((_s, i) => i * SHIFT));
   const states: number[][] = [start];
   const index = new Map<string, number>([[start.join(","), 0]]);
   const transitions: number[] = [];
@@ -123,7 +173,7 @@ function buildIdentityAutomaton(policy: NormalPolicy): IdentityAutomaton {
       const byte = representative[c]!;
       const next: number[] = [];
       for (const p of states[s]!) {
-        const sym = atoms[Math.floor(p / SHIFT)]![p % SHIFT];
+        const sym = sequences[Math.floor(p / SHIFT)]![p % SHIFT];
         if (sym === -1) next.push(p);
         else if (sym !== undefined && sym === byte) next.push(p + 1);
       }
@@ -132,49 +182,90 @@ function buildIdentityAutomaton(policy: NormalPolicy): IdentityAutomaton {
       let t = index.get(key);
       if (t === undefined) {
         t = states.length;
-        if (t >= MAX_DFA_STATES) throw new LoweringError(`the identity patterns need more than ${MAX_DFA_STATES} automaton states`);
+        if (t >= MAX_DFA_STATES) {
+          const shown = atoms.slice(0, 3).map((a) => `\`${policy.identityAtoms[a]!.pattern.text}\``);
+          throw new LoweringError(`${atoms.length} identity patterns used under a negation or together (${shown.join(", ")}, …) need more than ${MAX_DFA_STATES} automaton states`);
+        }
         states.push(target);
         index.set(key, t);
       }
       transitions.push(t);
     }
   }
-  const classAtoms: Set<number>[] = [new Set()];
-  const classIndex = new Map<string, number>();
-  const classOf = (key: string, atomsMatched: number[]): number => {
-    let cls = classIndex.get(key);
-    if (cls === undefined) {
-      cls = classAtoms.length;
-      classAtoms.push(new Set(atomsMatched));
-      classIndex.set(key, cls);
-    }
-    return cls;
+  const accepted = states.map((set) => set.filter((p) => sequences[Math.floor(p / SHIFT)]!.length === p % SHIFT).map((p) => atoms[Math.floor(p / SHIFT)]!));
+  return { dfa: { byteClass, inputClasses, transitions: Uint32Array.from(transitions) }, accepted };
+}
+
+function buildIdentityClasses(policy: NormalPolicy): IdentityClasses {
+  const encoder = new TextEncoder();
+  const isPattern = (atom: number) => policy.identityAtoms[atom]!.pattern.pieces.length > 1;
+
+  // Components: the patterns of non-monotone rules, joined by the rules that use them (union-find).
+  const parent = new Map<number, number>();
+  const find = (a: number): number => {
+    let root = a;
+    while (parent.get(root)! !== root) root = parent.get(root)!;
+    parent.set(a, root);
+    return root;
   };
-  const accepted = (s: number): number[] => states[s]!.filter((p) => atoms[Math.floor(p / SHIFT)]!.length === p % SHIFT).map((p) => patternAtoms[Math.floor(p / SHIFT)]!.atom);
-  const stateClass = new Uint32Array(states.length);
-  states.forEach((_set, s) => {
-    const matched = accepted(s);
-    stateClass[s] = classOf(`P${matched.join(",")}`, matched);
+  const nonMonotone = policy.rules.filter((r) => r.terms === undefined && r.patterns.length > 0);
+  for (const r of nonMonotone) for (const a of r.patterns) if (!parent.has(a)) parent.set(a, a);
+  for (const r of nonMonotone) for (const a of r.patterns.slice(1)) parent.set(find(a), find(r.patterns[0]!));
+  const roots = [...new Set([...parent.keys()].map(find))].sort((a, b) => a - b);
+  const componentOfRoot = new Map(roots.map((root, i) => [root, i]));
+  const componentAtoms = roots.map((root) => [...parent.keys()].filter((a) => find(a) === root).sort((a, b) => a - b));
+  const ruleComponent = policy.rules.map((r) => (r.terms === undefined && r.patterns.length > 0 ? componentOfRoot.get(find(r.patterns[0]!))! : NO_COMPONENT));
+
+  const classAtoms: Set<number>[] = [new Set()];
+  const classComponent: number[] = [ALL_RULES];
+  const newClass = (atoms: Iterable<number>, component: number): number => {
+    classAtoms.push(new Set(atoms));
+    classComponent.push(component);
+    return classAtoms.length - 1;
+  };
+
+  const built = componentAtoms.map((atoms) => buildComponentDfa(atoms, policy));
+  const components: Component[] = built.map(({ dfa, accepted }, c) => {
+    const byAccepted = new Map<string, number>();
+    const stateClass = Uint32Array.from(
+      accepted.map((atoms) => {
+        const key = atoms.join(",");
+        let cls = byAccepted.get(key);
+        if (cls === undefined) {
+          cls = newClass(atoms, c);
+          byAccepted.set(key, cls);
+        }
+        return cls;
+      }),
+    );
+    return { ...dfa, stateClass };
   });
-  const tablesSoFar = { byteClass, inputClasses, transitions: Uint32Array.from(transitions) };
+
+  // Terms of the monotone rules, each a class; their patterns are tested one by one.
+  const termKeys = new Map<string, readonly number[]>();
+  for (const r of policy.rules) for (const t of r.terms ?? []) if (t.length > 0) termKeys.set(t.join(","), t);
+  const terms = [...termKeys.values()].sort((a, b) => a.length - b.length || a.join(",").localeCompare(b.join(",")));
+  const termAtoms = [...new Set(terms.flat())].sort((a, b) => a - b);
+  const patternIndex = new Map(termAtoms.map((a, i) => [a, i]));
+  const termPatterns = termAtoms.map((a) => policy.identityAtoms[a]!.pattern.pieces);
+  const emptyTermClass = newClass([], NO_COMPONENT);
+  const termsByFirst: { patterns: number[]; cls: number }[][] = termAtoms.map(() => []);
+  for (const t of terms) {
+    const patterns = t.map((a) => patternIndex.get(a)!);
+    termsByFirst[patterns[0]!]!.push({ patterns, cls: newClass(t, NO_COMPONENT) });
+  }
+
+  // An exact ID's class holds every pattern it matches: its rows evaluate every rule directly.
+  const patternAtoms = policy.identityAtoms.map((_a, i) => i).filter(isPattern);
+  const patternBytes = patternAtoms.map((a) => policy.identityAtoms[a]!.pattern.pieces.map((p) => encoder.encode(p)));
   const exact = new Map<string, number>();
   policy.identityAtoms.forEach((a, atom) => {
-    if (a.pattern.pieces.length > 1) return;
+    if (isPattern(atom)) return;
     const id = a.pattern.pieces[0]!;
-    const matched = [atom, ...accepted(runStates(tablesSoFar, id))];
-    exact.set(id, classOf(`E${atom}`, matched));
+    const utf8 = encoder.encode(id);
+    exact.set(id, newClass([atom, ...patternAtoms.filter((_p, i) => globMatches(patternBytes[i]!, utf8))], ALL_RULES));
   });
-  return { ...tablesSoFar, stateClass, exact, classAtoms };
-}
-
-function runStates(a: Pick<IdentityAutomaton, "byteClass" | "inputClasses" | "transitions">, id: string): number {
-  let state = 0;
-  for (const byte of new TextEncoder().encode(id)) state = a.transitions[state * a.inputClasses + a.byteClass[byte]!]!;
-  return state;
-}
-
-export function classifyIdentity(a: IdentityAutomaton, id: string): number {
-  return a.exact.get(id) ?? a.stateClass[runStates(a, id)]!;
+  return { components, termPatterns, termsByFirst, emptyTermClass, exact, classAtoms, classComponent, ruleComponent };
 }
 
 // ---------------------------------------------------------------- destinations
@@ -340,7 +431,7 @@ class TableBuilder {
 /** Builds the decision tables of a checked policy set. Throws `LoweringError` past the limits. */
 export function buildDecisionTables(policySet: PolicySet): DecisionTables {
   const policy = normalisePolicy(policySet);
-  const ids = buildIdentityAutomaton(policy);
+  const ids = buildIdentityClasses(policy);
   const dst = buildDestinationClasses(policy.cidrs);
   const builder = new TableBuilder(policy);
 
@@ -356,7 +447,11 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
     const unidentified = cls === 0;
     const applicable = new Set<NormalRule>(anyPrincipal);
     if (!unidentified) for (const a of atoms) for (const r of byAtom.get(a) ?? []) applicable.add(r);
-    const rules = [...applicable].sort((a, b) => a.index - b.index);
+    // A part's class holds no other component's rules (they are decided in that component's class).
+    const component = ids.classComponent[cls]!;
+    const rules = [...applicable]
+      .filter((r) => component === ALL_RULES || ids.ruleComponent[r.index] === NO_COMPONENT || ids.ruleComponent[r.index] === component)
+      .sort((a, b) => a.index - b.index);
     // Destinations no applicable rule names behave as "no CIDR": only resource-any rules can apply.
     defaultRow[cls] = builder.row(
       rules.filter((r) => r.resourceCidrs === undefined),
@@ -366,15 +461,25 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
     );
     const relevant = new Set<number>();
     for (const r of rules) for (const c of r.mentionedCidrs) for (const d of dst.inside[c]!) relevant.add(d);
+    // A row depends only on the rules that apply here and on which of their CIDRs contain
+    // the destination: destinations that agree on both share it.
+    const memo = new Map<string, number>();
     for (const d of [...relevant].sort((a, b) => a - b)) {
       const destination = dst.classCidrs[d]!;
       const here = rules.filter((r) => r.resourceCidrs === undefined || r.resourceCidrs.some((c) => destination.has(c)));
-      pairs.push([cls, d, builder.row(here, atoms, unidentified, destination)]);
+      const seen = [...new Set(here.flatMap((r) => r.mentionedCidrs.filter((c) => destination.has(c))))].sort((a, b) => a - b);
+      const key = `${here.map((r) => r.index).join(",")}|${seen.join(",")}`;
+      let row = memo.get(key);
+      if (row === undefined) {
+        row = builder.row(here, atoms, unidentified, destination);
+        memo.set(key, row);
+      }
+      pairs.push([cls, d, row]);
     }
   });
 
   const words = encode(policy, ids, dst, builder, pairs, defaultRow);
-  const workloadClasses = new Map(policySet.workloads.map((w) => [w.name, classifyIdentity(ids, w.id)]));
+  const workloadClasses = new Map(policySet.workloads.map((w) => [w.name, ids.exact.get(w.id)!]));
   return {
     words,
     ruleIds: policy.rules.map((r) => r.id),
@@ -382,7 +487,7 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
     stats: {
       identityClasses: ids.classAtoms.length,
       destinationClasses: dst.classCidrs.length,
-      dfaStates: ids.stateClass.length,
+      dfaStates: ids.components.reduce((n, c) => n + c.stateClass.length, 0),
       pairs: pairs.length,
       rows: builder.rows.length,
       verdicts: builder.verdicts.length,
@@ -393,6 +498,69 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
 }
 
 // ---------------------------------------------------------------- encoding
+
+/**
+ * COMPONENTS: per component `(inputClasses, states, byteClassAt, transitionsAt,
+ * stateClassAt)`, word offsets into DFA_DATA, which holds each component's 256-word
+ * byte-class map, its `states × inputClasses` transitions and its state → class map.
+ */
+function encodeComponents(components: readonly Component[], sections: Map<number, number[]>): void {
+  const index: number[] = [];
+  const data: number[] = [];
+  for (const c of components) {
+    const states = c.stateClass.length;
+    index.push(c.inputClasses, states, data.length, data.length + 256, data.length + 256 + states * c.inputClasses);
+    for (const part of [c.byteClass, c.transitions, c.stateClass]) for (const w of part) data.push(w);
+  }
+  sections.set(SECTION.COMPONENTS, index);
+  sections.set(SECTION.DFA_DATA, data);
+}
+
+/**
+ * Terms by their first pattern: TERM_INDEX holds, per pattern, a word offset into
+ * TERM_DATA (plus a final offset); there, `size, pattern…, class` per term.
+ */
+function encodeTerms(termsByFirst: readonly (readonly { patterns: readonly number[]; cls: number }[])[], sections: Map<number, number[]>): void {
+  const index: number[] = [];
+  const data: number[] = [];
+  for (const group of termsByFirst) {
+    index.push(data.length);
+    for (const t of group) data.push(t.patterns.length, ...t.patterns, t.cls);
+  }
+  index.push(data.length);
+  sections.set(SECTION.TERM_INDEX, index);
+  sections.set(SECTION.TERM_DATA, data);
+}
+
+/** Packs bytes 4 per word, little-endian. */
+function packBytes(bytes: Uint8Array, into: number[]): void {
+  for (let b = 0; b < bytes.length; b += 4) into.push((bytes[b]! | ((bytes[b + 1] ?? 0) << 8) | ((bytes[b + 2] ?? 0) << 16) | ((bytes[b + 3] ?? 0) << 24)) >>> 0);
+}
+
+/**
+ * Term patterns: PATTERN_INDEX holds, per pattern, a word offset into PATTERN_DATA
+ * (plus a final offset); PATTERN_DATA holds `nPieces, (byteOffset, byteLength)…` into
+ * PATTERN_BYTES, where each piece starts on a word boundary.
+ */
+function encodePatterns(patterns: readonly (readonly string[])[], sections: Map<number, number[]>): void {
+  const encoder = new TextEncoder();
+  const index: number[] = [];
+  const data: number[] = [];
+  const bytes: number[] = [];
+  for (const pieces of patterns) {
+    index.push(data.length);
+    data.push(pieces.length);
+    for (const piece of pieces) {
+      const utf8 = encoder.encode(piece);
+      data.push(bytes.length * 4, utf8.length);
+      packBytes(utf8, bytes);
+    }
+  }
+  index.push(data.length);
+  sections.set(SECTION.PATTERN_INDEX, index);
+  sections.set(SECTION.PATTERN_DATA, data);
+  sections.set(SECTION.PATTERN_BYTES, bytes);
+}
 
 /**
  * The exact-ID hash table: capacity (a power of two), then per slot (hash, byte offset,
@@ -412,7 +580,7 @@ function encodeExactIds(exact: ReadonlyMap<string, number>, sections: Map<number
     let i = hash & (capacity - 1);
     while (slots[i * 4 + 2] !== EMPTY_SLOT) i = (i + 1) & (capacity - 1);
     slots.splice(i * 4, 4, hash, bytes.length * 4, utf8.length, cls);
-    for (let b = 0; b < utf8.length; b += 4) bytes.push((utf8[b]! | ((utf8[b + 1] ?? 0) << 8) | ((utf8[b + 2] ?? 0) << 16) | ((utf8[b + 3] ?? 0) << 24)) >>> 0);
+    packBytes(utf8, bytes);
   }
   sections.set(SECTION.EXACT_IDS, [capacity, ...slots]);
   sections.set(SECTION.EXACT_BYTES, bytes);
@@ -422,7 +590,7 @@ export function pairHash(s: number, d: number, capacity: number): number {
   return ((Math.imul(s, 0x9e3779b1) ^ Math.imul(d, 0x85ebca77)) >>> 0) & (capacity - 1);
 }
 
-function encode(policy: NormalPolicy, ids: IdentityAutomaton, dst: DestinationClasses, b: TableBuilder, pairs: [number, number, number][], defaultRow: number[]): Uint32Array {
+function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClasses, b: TableBuilder, pairs: [number, number, number][], defaultRow: number[]): Uint32Array {
   const sections = new Map<number, number[]>();
   sections.set(SECTION.META, [
     ids.classAtoms.length,
@@ -431,12 +599,13 @@ function encode(policy: NormalPolicy, ids: IdentityAutomaton, dst: DestinationCl
     b.verdicts.length,
     b.reasonSets.length,
     policy.rules.length,
-    ids.stateClass.length,
-    ids.inputClasses,
+    ids.components.length,
+    ids.termPatterns.length,
+    ids.emptyTermClass,
   ]);
-  sections.set(SECTION.BYTE_CLASS, [...ids.byteClass]);
-  sections.set(SECTION.DFA, [...ids.transitions]);
-  sections.set(SECTION.STATE_CLASS, [...ids.stateClass]);
+  encodeComponents(ids.components, sections);
+  encodePatterns(ids.termPatterns, sections);
+  encodeTerms(ids.termsByFirst, sections);
   encodeExactIds(ids.exact, sections);
 
   const v4: number[][] = [];

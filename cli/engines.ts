@@ -1,0 +1,33 @@
+// Owns `--engine`: the evaluators a command can decide with, and what each needs (policy
+// sources or a bundle). One source of truth for the engine names.
+import type { Bundle } from "../compiler/bundle.js";
+import type { PolicySet } from "../compiler/model.js";
+import { ReferenceEvaluator } from "../compiler/reference.js";
+import { TableEvaluator } from "../compiler/table-eval.js";
+import { buildDecisionTables } from "../compiler/tables.js";
+import type { Evaluator } from "../compiler/tests.js";
+import { UsageError } from "./report.js";
+
+export const ENGINES = ["reference", "tables", "cedar"] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+export function parseEngine(value: string): EngineName {
+  if (!(ENGINES as readonly string[]).includes(value)) throw new UsageError(`unknown engine \`${value}\`; expected one of ${ENGINES.join(", ")}`);
+  return value as EngineName;
+}
+
+export interface EngineInput {
+  readonly policy: PolicySet | undefined;
+  readonly bundle: Bundle | undefined;
+}
+
+export async function makeEvaluator(name: EngineName, input: EngineInput): Promise<Evaluator> {
+  if (name === "tables") {
+    if (input.bundle !== undefined) return new TableEvaluator(input.bundle);
+    return new TableEvaluator(buildDecisionTables(input.policy!));
+  }
+  if (input.policy === undefined) throw new UsageError(`the \`${name}\` engine needs policy sources, not a bundle; use \`--engine tables\` with \`--bundle\``);
+  if (name === "reference") return new ReferenceEvaluator(input.policy);
+  const { CedarEvaluator } = await import("../compiler/cedar.js");
+  return new CedarEvaluator(input.policy);
+}

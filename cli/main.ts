@@ -1,0 +1,167 @@
+// Owns the `portcullis` command line: commander wiring, exit codes, and the guarantee that
+// nothing a user types ends in a stack trace (PORTCULLIS_DEBUG=1 shows internal ones).
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Command, CommanderError, Option } from "commander";
+import { runCheck } from "./check.js";
+import { ENGINES, parseEngine } from "./engines.js";
+import { CommandFailed, runCompile, runEval, runExplain, runInspect, runTest } from "./policy-commands.js";
+import { runDemo } from "./demo.js";
+import { ExitCode } from "./exit-codes.js";
+import { runExportCedar } from "./export.js";
+import { runFmt } from "./fmt.js";
+import { packageRoot } from "./paths.js";
+import { parseFormat, UsageError } from "./report.js";
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+export interface Io {
+  readonly out: (s: string) => void;
+  readonly err: (s: string) => void;
+}
+
+const defaultIo: Io = {
+  out: (s) => process.stdout.write(`${s}\n`),
+  err: (s) => process.stderr.write(`${s}\n`),
+};
+
+function engineOption(fallback: string): Option {
+  return new Option("--engine <engine>", `evaluator: ${ENGINES.join(", ")}`).default(fallback);
+}
+
+function formatOption(): Option {
+  return new Option("--format <format>", "output format: human or json").default("human");
+}
+
+export function buildProgram(io: Io, setExit: (code: number) => void): Command {
+  const program = new Command("portcullis")
+    .description("Policy-as-code for workload connections: check, format, test and compile .policy files")
+    .version(packageVersion(), "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, "")), writeErr: (s) => io.err(s.replace(/\n$/, "")) })
+    .exitOverride();
+
+  program
+    .command("check")
+    .description("parse and check a policy set (files, or directories searched for *.policy)")
+    .argument("<paths...>", "policy files or directories")
+    .addOption(formatOption())
+    .action((paths: string[], opts: { format: string }) => {
+      setExit(runCheck(paths, { format: parseFormat(opts.format) }, io.out));
+    });
+
+  program
+    .command("fmt")
+    .description("format .policy files in the canonical layout (prints to stdout by default)")
+    .argument("<paths...>", "policy files or directories")
+    .option("-w, --write", "rewrite files in place")
+    .option("-c, --check", "exit 1 when a file is not formatted, change nothing")
+    .addOption(formatOption())
+    .action((paths: string[], opts: { write?: boolean; check?: boolean; format: string }) => {
+      if (opts.write && opts.check) throw new UsageError("`--write` and `--check` cannot be used together");
+      setExit(runFmt(paths, { write: opts.write === true, check: opts.check === true, format: parseFormat(opts.format) }, io.out));
+    });
+
+  program
+    .command("compile")
+    .description("compile a policy set into a bundle of decision tables")
+    .argument("<paths...>", "policy files or directories")
+    .requiredOption("-o, --output <file>", "the bundle file to write")
+    .action((paths: string[], opts: { output: string }) => {
+      setExit(runCompile(paths, opts.output, packageVersion(), io.out));
+    });
+
+  program
+    .command("inspect")
+    .description("show a bundle's manifest and table statistics")
+    .argument("<bundle>", "a compiled bundle")
+    .option("--json", "print the whole manifest as JSON")
+    .action((bundle: string, opts: { json?: boolean }) => {
+      setExit(runInspect(bundle, opts.json === true, io.out));
+    });
+
+  program
+    .command("test")
+    .description("run the `test` blocks of a policy set; the last line is `N passed, M failed`")
+    .argument("<paths...>", "policy files or directories")
+    .addOption(engineOption("tables"))
+    .action(async (paths: string[], opts: { engine: string }) => {
+      setExit(await runTest(paths, parseEngine(opts.engine), io.out));
+    });
+
+  program
+    .command("eval")
+    .description("decide requests: one from --from/--to, or one per line of --requests (JSONL)")
+    .argument("[paths...]", "policy files or directories (or use --bundle)")
+    .option("--bundle <file>", "a compiled bundle instead of policy sources")
+    .option("--from <principal>", "spiffe://…, workload:NAME or unidentified")
+    .option("--uid <n>", "the caller's uid (default: the workload's uid selector, else 1000)")
+    .option("--gid <n>", "the caller's gid (default: the workload's gid selector, else 1000)")
+    .option("--to <endpoint>", "ip:port/proto or [ipv6]:port/proto")
+    .option("--requests <file>", "JSONL requests, one result line each")
+    .addOption(engineOption("tables"))
+    .action(async (paths: string[], opts: { bundle?: string; from?: string; uid?: string; gid?: string; to?: string; requests?: string; engine: string }) => {
+      setExit(await runEval(paths, { ...opts, engine: parseEngine(opts.engine) }, io.out));
+    });
+
+  program
+    .command("explain")
+    .description("why a request is allowed or denied: which rules matched, which scope or condition excluded the others")
+    .argument("<paths...>", "policy files or directories")
+    .requiredOption("--from <principal>", "spiffe://…, workload:NAME or unidentified")
+    .option("--uid <n>", "the caller's uid")
+    .option("--gid <n>", "the caller's gid")
+    .requiredOption("--to <endpoint>", "ip:port/proto or [ipv6]:port/proto")
+    .option("--all", "also list every rule whose scope does not match")
+    .action((paths: string[], opts: { from: string; uid?: string; gid?: string; to: string; all?: boolean }) => {
+      setExit(runExplain(paths, { ...opts, all: opts.all === true }, io.out));
+    });
+
+  program
+    .command("export")
+    .description("export a policy set as Cedar policies and schema that decide exactly as Portcullis does")
+    .argument("<paths...>", "policy files or directories")
+    .requiredOption("--cedar", "write Cedar (the only export format)")
+    .requiredOption("-o, --output <dir>", "the directory to write")
+    .action((paths: string[], opts: { output: string }) => {
+      setExit(runExportCedar(paths, opts.output, io.out));
+    });
+
+  program
+    .command("demo")
+    .description("run the built-in example end to end (check the example policies)")
+    .action(() => {
+      setExit(runDemo(io.out));
+    });
+
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function main(argv: readonly string[], io: Io = defaultIo): Promise<number> {
+  let code: number = ExitCode.Ok;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv as string[], { from: "user" });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return ExitCode.Ok;
+      return ExitCode.Usage;
+    }
+    if (e instanceof CommandFailed) return e.code;
+    if (e instanceof UsageError) {
+      io.err(`error: ${e.message}`);
+      return ExitCode.Usage;
+    }
+    const err = e as Error;
+    io.err(`internal error: ${err.message} (this is a bug in portcullis; rerun with PORTCULLIS_DEBUG=1 for details)`);
+    if (process.env["PORTCULLIS_DEBUG"] === "1") io.err(err.stack ?? "");
+    return ExitCode.Internal;
+  }
+}
