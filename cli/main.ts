@@ -132,9 +132,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
 
   program
     .command("demo")
-    .description("run the built-in example end to end (check the example policies)")
-    .action(() => {
-      setExit(runDemo(io.out));
+    .description("run the built-in example end to end: check, format, compile, test and decide")
+    .action(async () => {
+      setExit(await runDemo(packageVersion(), io.out));
     });
 
   return program;

@@ -54,6 +54,8 @@ export interface NormalRule {
   readonly terms: readonly Term[] | undefined;
   /** Every pattern atom the rule names. */
   readonly patterns: readonly number[];
+  /** Every identity atom the rule names (scope and conditions): what it can tell identities apart by. */
+  readonly identityAtoms: readonly number[];
 }
 
 /** A set of pattern atoms, sorted. */
@@ -160,6 +162,7 @@ class Normaliser {
       checks.push(condition.polarity === "when" ? p : (cell) => !p(cell));
     }
     const terms = this.ruleTerms(ast, principalAtoms);
+    const named = [...(principalAtoms ?? []), ...ast.conditions.flatMap((c) => this.atomsIn(c.expr))];
     const matches: Predicate = checks.length === 0 ? ALWAYS : (cell) => checks.every((p) => p(cell));
     return {
       index,
@@ -171,7 +174,8 @@ class Normaliser {
       matches,
       cuts: this.cuts,
       terms,
-      patterns: [...this.patternAtoms([...(principalAtoms ?? []), ...ast.conditions.flatMap((c) => this.atomsIn(c.expr))])].sort((a, b) => a - b),
+      patterns: [...this.patternAtoms(named)].sort((a, b) => a - b),
+      identityAtoms: [...new Set(named)].sort((a, b) => a - b),
     };
   }
 

@@ -184,7 +184,7 @@ function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy): { df
         t = states.length;
         if (t >= MAX_DFA_STATES) {
           const shown = atoms.slice(0, 3).map((a) => `\`${policy.identityAtoms[a]!.pattern.text}\``);
-          throw new LoweringError(`${atoms.length} identity patterns used under a negation or together (${shown.join(", ")}, …) need more than ${MAX_DFA_STATES} automaton states`);
+          throw new LoweringError(`${atoms.length} identity patterns used under a negation (${shown.join(", ")}, …) need more than ${MAX_DFA_STATES} automaton states`);
         }
         states.push(target);
         index.set(key, t);
@@ -368,6 +368,9 @@ class TableBuilder {
     return index;
   }
 
+  /** Verdict by the cell's outcome (matched rule indices, default kind): sorting and interning happen once. */
+  private readonly outcomes = new Map<string, number>();
+
   /** Resolves one cell: forbid > permit > default (spec §5). */
   private decide(rules: readonly NormalRule[], cell: Cell): number {
     const forbids: number[] = [];
@@ -376,11 +379,19 @@ class TableBuilder {
       if (!r.matches(cell)) continue;
       (r.effect === "forbid" ? forbids : permits).push(r.index);
     }
-    const sortById = (xs: number[]) => xs.sort((a, b) => this.rank[a]! - this.rank[b]!);
-    if (forbids.length > 0) return this.verdict({ flags: 0, reasons: sortById(forbids) });
-    if (permits.length > 0) return this.verdict({ flags: VERDICT_ALLOW, reasons: sortById(permits) });
-    const allow = cell.unidentified && this.policy.defaultUnidentified === "allow";
-    return this.verdict({ flags: VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), reasons: [] });
+    const key = forbids.length > 0 ? `f${forbids.join(",")}` : permits.length > 0 ? `p${permits.join(",")}` : cell.unidentified ? "u" : "d";
+    let verdict = this.outcomes.get(key);
+    if (verdict === undefined) {
+      const byId = (xs: number[]) => xs.sort((a, b) => this.rank[a]! - this.rank[b]!);
+      if (forbids.length > 0) verdict = this.verdict({ flags: 0, reasons: byId(forbids) });
+      else if (permits.length > 0) verdict = this.verdict({ flags: VERDICT_ALLOW, reasons: byId(permits) });
+      else {
+        const allow = cell.unidentified && this.policy.defaultUnidentified === "allow";
+        verdict = this.verdict({ flags: VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), reasons: [] });
+      }
+      this.outcomes.set(key, verdict);
+    }
+    return verdict;
   }
 
   /**
@@ -440,6 +451,26 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
   const byAtom = new Map<number, NormalRule[]>();
   for (const r of policy.rules) for (const a of r.principalAtoms ?? []) byAtom.set(a, [...(byAtom.get(a) ?? []), r]);
 
+  // A row depends only on the rules that apply, which of their CIDRs hold the destination,
+  // which of their identity atoms the class matches, and whether it is unidentified:
+  // pairs (of any class) that agree on these share one evaluation.
+  const rowMemo = new Map<string, number>();
+  const memoRow = (here: readonly NormalRule[], atoms: ReadonlySet<number>, unidentified: boolean, destination: ReadonlySet<number>): number => {
+    const seenCidrs = new Set<number>();
+    const seenAtoms = new Set<number>();
+    for (const r of here) {
+      for (const c of r.mentionedCidrs) if (destination.has(c)) seenCidrs.add(c);
+      for (const a of r.identityAtoms) if (atoms.has(a)) seenAtoms.add(a);
+    }
+    const sorted = (xs: Set<number>) => [...xs].sort((a, b) => a - b).join(",");
+    const key = `${unidentified ? "u" : "i"}|${here.map((r) => r.index).join(",")}|${sorted(seenCidrs)}|${sorted(seenAtoms)}`;
+    let row = rowMemo.get(key);
+    if (row === undefined) {
+      row = builder.row(here, atoms, unidentified, destination);
+      rowMemo.set(key, row);
+    }
+    return row;
+  };
   const pairs: [number, number, number][] = [];
   const defaultRow: number[] = [];
   const emptyDestination = new Set<number>();
@@ -453,7 +484,7 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
       .filter((r) => component === ALL_RULES || ids.ruleComponent[r.index] === NO_COMPONENT || ids.ruleComponent[r.index] === component)
       .sort((a, b) => a.index - b.index);
     // Destinations no applicable rule names behave as "no CIDR": only resource-any rules can apply.
-    defaultRow[cls] = builder.row(
+    defaultRow[cls] = memoRow(
       rules.filter((r) => r.resourceCidrs === undefined),
       atoms,
       unidentified,
@@ -461,20 +492,10 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
     );
     const relevant = new Set<number>();
     for (const r of rules) for (const c of r.mentionedCidrs) for (const d of dst.inside[c]!) relevant.add(d);
-    // A row depends only on the rules that apply here and on which of their CIDRs contain
-    // the destination: destinations that agree on both share it.
-    const memo = new Map<string, number>();
     for (const d of [...relevant].sort((a, b) => a - b)) {
       const destination = dst.classCidrs[d]!;
       const here = rules.filter((r) => r.resourceCidrs === undefined || r.resourceCidrs.some((c) => destination.has(c)));
-      const seen = [...new Set(here.flatMap((r) => r.mentionedCidrs.filter((c) => destination.has(c))))].sort((a, b) => a - b);
-      const key = `${here.map((r) => r.index).join(",")}|${seen.join(",")}`;
-      let row = memo.get(key);
-      if (row === undefined) {
-        row = builder.row(here, atoms, unidentified, destination);
-        memo.set(key, row);
-      }
-      pairs.push([cls, d, row]);
+      pairs.push([cls, d, memoRow(here, atoms, unidentified, destination)]);
     }
   });
 
