@@ -74,11 +74,13 @@ export class AstBuilder extends BaseVisitor {
     return { kind: "ident", name: t.image, span: this.tokenSpan(t) };
   }
 
-  /** All tokens of a CST node, in source order (for rules whose children interleave). */
-  private allTokens(c: Children): IToken[] {
-    const out: IToken[] = [];
-    for (const list of Object.values(c)) for (const x of list ?? []) if (isToken(x)) out.push(x);
-    return out.sort((a, b) => a.startOffset - b.startOffset);
+  /** The key and first element of the one non-empty child list (for rules that are one choice). */
+  private only(c: Children): [string, CstNode | IToken] {
+    for (const key in c) {
+      const list = c[key];
+      if (list !== undefined && list.length > 0) return [key, list[0]!];
+    }
+    throw new Error("empty CST node");
   }
 
   // ---------------------------------------------------------------- file and items
@@ -96,9 +98,8 @@ export class AstBuilder extends BaseVisitor {
   }
 
   item(n: CstNode): A.Item {
-    const c = n.children as Children;
-    const [key, child] = Object.entries(c).find(([, v]) => v !== undefined && v.length > 0)!;
-    const inner = child![0] as CstNode;
+    const [key, first] = this.only(n.children as Children);
+    const inner = first as CstNode;
     switch (key) {
       case "workloadDecl":
         return this.workloadDecl(inner);
@@ -262,8 +263,11 @@ export class AstBuilder extends BaseVisitor {
     if (rightNode === undefined) return left;
     const right = this.primary(rightNode);
     const span = this.join(left.span, right.span);
-    const opToken = this.allTokens(c)[0]!;
-    const op = opToken.image;
+    let op = "";
+    for (const key of ["EqEq", "NotEq", "LtEq", "GtEq", "Lt", "Gt", "In", "Like"]) {
+      const t = c[key];
+      if (t !== undefined && t.length > 0) op = (t[0] as IToken).image;
+    }
     if (op === "in") return { kind: "in", left, right, span };
     if (op === "like") return { kind: "like", left, pattern: right, span };
     return { kind: "compare", op: op as A.CompareOp, left, right, span };
@@ -277,9 +281,7 @@ export class AstBuilder extends BaseVisitor {
   }
 
   value(n: CstNode): A.Value {
-    const c = n.children as Children;
-    const [key, child] = Object.entries(c).find(([, v]) => v !== undefined && v.length > 0)!;
-    const first = child![0]!;
+    const [key, first] = this.only(n.children as Children);
     if (!isToken(first)) {
       switch (key) {
         case "ref":
@@ -311,8 +313,9 @@ export class AstBuilder extends BaseVisitor {
 
   ref(n: CstNode): A.RefExpr {
     const c = n.children as Children;
-    const [kindToken, nameToken] = this.allTokens(c);
-    return { kind: "ref", refKind: kindToken!.image as A.RefKind, name: this.ident(nameToken!), span: this.nodeSpan(n) };
+    // The kind keyword is also an Identifier (category), so it is filed under its own name.
+    const kindToken = (this.tokens(c, "Workload")[0] ?? this.tokens(c, "Group")[0] ?? this.tokens(c, "Net")[0] ?? this.tokens(c, "Ports")[0] ?? this.token(c, "Service"))!;
+    return { kind: "ref", refKind: kindToken.image as A.RefKind, name: this.ident(this.token(c, "Identifier")), span: this.nodeSpan(n) };
   }
 
   intOrRange(n: CstNode): A.IntLit | A.RangeLit {
@@ -350,6 +353,7 @@ export class AstBuilder extends BaseVisitor {
     const span = this.tokenSpan(t);
     const closed = t.tokenType !== UnterminatedString;
     const body = closed ? t.image.slice(1, -1) : t.image.slice(1);
+    if (!body.includes("\\")) return { kind: "string", value: body, span };
     let value = "";
     for (let i = 0; i < body.length; i++) {
       const ch = body[i]!;

@@ -69,6 +69,8 @@ export function parsePolicy(text: string, file: string): ParseResult {
   policyParser.input = lexed.tokens;
   const cst = policyParser.file();
   for (const e of policyParser.errors) diagnostics.push(syntaxDiagnostic(file, text, e));
+  // The shared parser would otherwise keep this file's tokens alive until the next parse.
+  policyParser.input = [];
 
   if (diagnostics.length > 0) return { ast: undefined, diagnostics, tokens: lexed.tokens };
 

@@ -6,7 +6,7 @@
 // better given later: any value may stand on either side of an operator (the checker
 // reports `port == tcp`), any `key = value` may stand in a declaration body (the checker
 // reports an unknown key), any name may follow `default`.
-import { CstParser, EOF, type IRecognitionException, type IParserErrorMessageProvider, type TokenType, type IToken } from "chevrotain";
+import { CstParser, EOF, type IOrAlt, type IRecognitionException, type IParserErrorMessageProvider, type OrMethodOpts, type TokenType, type IToken } from "chevrotain";
 import * as T from "./tokens.js";
 
 function describeTokenType(t: TokenType): string {
@@ -67,7 +67,23 @@ export function syntaxErrorText(e: IRecognitionException): SyntaxErrorText {
   return JSON.parse(e.message) as SyntaxErrorText;
 }
 
+type Alternatives = IOrAlt<unknown>[];
+
 export class PolicyParser extends CstParser {
+  // Alternatives of each OR, built once (chevrotain's advice: a new array per call is the
+  // parser's largest allocation).
+  private itemAlts?: Alternatives;
+  private entryAlts?: Alternatives;
+  private unaryAlts?: Alternatives;
+  private primaryAlts?: Alternatives;
+  private refAlts?: Alternatives;
+  private scopeOpAlts?: Alternatives;
+  private conditionAlts?: Alternatives;
+  private effectAlts?: Alternatives;
+  private operatorAlts?: Alternatives;
+  private valueAlts?: OrMethodOpts<unknown>;
+  private testFromAlts?: OrMethodOpts<unknown>;
+
   constructor() {
     super(T.allTokens as TokenType[], {
       recoveryEnabled: true,
@@ -83,7 +99,7 @@ export class PolicyParser extends CstParser {
   });
 
   private item = this.RULE("item", () => {
-    this.OR([
+    this.OR((this.itemAlts ??= [
       { ALT: () => this.SUBRULE(this.workloadDecl) },
       { ALT: () => this.SUBRULE(this.groupDecl) },
       { ALT: () => this.SUBRULE(this.netDecl) },
@@ -92,7 +108,7 @@ export class PolicyParser extends CstParser {
       { ALT: () => this.SUBRULE(this.defaultDecl) },
       { ALT: () => this.SUBRULE(this.rule) },
       { ALT: () => this.SUBRULE(this.testBlock) },
-    ]);
+    ]));
   });
 
   // workload NAME { id = "…"; match { key = value, … } }
@@ -112,10 +128,10 @@ export class PolicyParser extends CstParser {
   private declBody = this.RULE("declBody", () => {
     this.CONSUME(T.LBrace);
     this.MANY(() =>
-      this.OR([
+      this.OR((this.entryAlts ??= [
         { ALT: () => this.SUBRULE(this.matchEntry) },
         { ALT: () => this.SUBRULE(this.keyEntry) },
-      ]),
+      ])),
     );
     this.CONSUME(T.RBrace);
   });
@@ -177,7 +193,7 @@ export class PolicyParser extends CstParser {
   // @id("…") permit ( principal …, action …, resource … ) when { … } unless { … };
   private rule = this.RULE("rule", () => {
     this.MANY(() => this.SUBRULE(this.annotation));
-    this.OR([{ ALT: () => this.CONSUME(T.Permit) }, { ALT: () => this.CONSUME(T.Forbid) }]);
+    this.OR((this.effectAlts ??= [{ ALT: () => this.CONSUME(T.Permit) }, { ALT: () => this.CONSUME(T.Forbid) }]));
     this.CONSUME(T.LParen);
     this.SUBRULE(this.principalScope);
     this.CONSUME1(T.Comma);
@@ -212,16 +228,16 @@ export class PolicyParser extends CstParser {
   });
 
   private scopeTail = this.RULE("scopeTail", () => {
-    this.OR([
+    this.OR((this.scopeOpAlts ??= [
       { ALT: () => this.CONSUME(T.EqEq) },
       { ALT: () => this.CONSUME(T.In) },
       { ALT: () => this.CONSUME(T.Like) },
-    ]);
+    ]));
     this.SUBRULE(this.value);
   });
 
   private condition = this.RULE("condition", () => {
-    this.OR([{ ALT: () => this.CONSUME(T.When) }, { ALT: () => this.CONSUME(T.Unless) }]);
+    this.OR((this.conditionAlts ??= [{ ALT: () => this.CONSUME(T.When) }, { ALT: () => this.CONSUME(T.Unless) }]));
     this.CONSUME(T.LBrace);
     this.SUBRULE(this.expr);
     this.CONSUME(T.RBrace);
@@ -247,7 +263,7 @@ export class PolicyParser extends CstParser {
   });
 
   private unaryExpr = this.RULE("unaryExpr", () => {
-    this.OR([
+    this.OR((this.unaryAlts ??= [
       {
         ALT: () => {
           this.CONSUME(T.Bang);
@@ -255,13 +271,13 @@ export class PolicyParser extends CstParser {
         },
       },
       { ALT: () => this.SUBRULE(this.relExpr) },
-    ]);
+    ]));
   });
 
   private relExpr = this.RULE("relExpr", () => {
     this.SUBRULE(this.primary);
     this.OPTION(() => {
-      this.OR([
+      this.OR((this.operatorAlts ??= [
         { ALT: () => this.CONSUME(T.EqEq) },
         { ALT: () => this.CONSUME(T.NotEq) },
         { ALT: () => this.CONSUME(T.LtEq) },
@@ -270,13 +286,13 @@ export class PolicyParser extends CstParser {
         { ALT: () => this.CONSUME(T.Gt) },
         { ALT: () => this.CONSUME(T.In) },
         { ALT: () => this.CONSUME(T.Like) },
-      ]);
+      ]));
       this.SUBRULE2(this.primary);
     });
   });
 
   private primary = this.RULE("primary", () => {
-    this.OR([
+    this.OR((this.primaryAlts ??= [
       {
         ALT: () => {
           this.CONSUME(T.LParen);
@@ -285,11 +301,11 @@ export class PolicyParser extends CstParser {
         },
       },
       { ALT: () => this.SUBRULE(this.value) },
-    ]);
+    ]));
   });
 
   private value = this.RULE("value", () => {
-    this.OR({
+    this.OR((this.valueAlts ??= {
       IGNORE_AMBIGUITIES: true,
       DEF: [
         { ALT: () => this.SUBRULE(this.ref) },
@@ -304,18 +320,18 @@ export class PolicyParser extends CstParser {
         { ALT: () => this.SUBRULE(this.list) },
         { ALT: () => this.SUBRULE(this.name) },
       ],
-    });
+    }));
   });
 
   // INVARIANT: tried before `name`, so `workload x` is a reference and a bare `workload` a name.
   private ref = this.RULE("ref", () => {
-    this.OR([
+    this.OR((this.refAlts ??= [
       { ALT: () => this.CONSUME(T.Workload) },
       { ALT: () => this.CONSUME(T.Group) },
       { ALT: () => this.CONSUME(T.Net) },
       { ALT: () => this.CONSUME(T.Ports) },
       { ALT: () => this.CONSUME(T.Service) },
-    ]);
+    ]));
     this.CONSUME(T.Identifier);
   });
 
@@ -386,7 +402,7 @@ export class PolicyParser extends CstParser {
   });
 
   private testFrom = this.RULE("testFrom", () => {
-    this.OR({
+    this.OR((this.testFromAlts ??= {
       IGNORE_AMBIGUITIES: true,
       DEF: [
       {
@@ -398,7 +414,7 @@ export class PolicyParser extends CstParser {
       { ALT: () => this.CONSUME(T.StringLiteral) },
       { ALT: () => this.CONSUME2(T.Identifier) },
       ],
-    });
+    }));
   });
 }
 
