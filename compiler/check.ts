@@ -270,34 +270,27 @@ class Checker {
     return { name: decl.name.name, id, endpoints: endpoints ?? [], decl };
   }
 
-  private resolveGroup(decl: A.GroupDecl, at: A.Span = decl.name.span): IdentityMember[] {
-    const done = this.groups.get(decl.name.name);
+  /** Resolves a list declaration once (memoised in `cache`), refusing cycles through nested references. */
+  private resolveList<T>(decl: A.GroupDecl | A.NetDecl | A.PortsDecl, at: A.Span, cache: Map<string, T[]>, items: () => T[]): T[] {
+    const done = cache.get(decl.name.name);
     if (done !== undefined) return done;
     if (!this.enter(decl, at)) return [];
-    const members = this.identityMembers(decl.members.items, "a group");
+    const resolved = items();
     this.resolving.pop();
-    this.groups.set(decl.name.name, members);
-    return members;
+    cache.set(decl.name.name, resolved);
+    return resolved;
+  }
+
+  private resolveGroup(decl: A.GroupDecl, at: A.Span = decl.name.span): IdentityMember[] {
+    return this.resolveList(decl, at, this.groups, () => this.identityMembers(decl.members.items, "a group"));
   }
 
   private resolveNet(decl: A.NetDecl, at: A.Span = decl.name.span): Cidr[] {
-    const done = this.nets.get(decl.name.name);
-    if (done !== undefined) return done;
-    if (!this.enter(decl, at)) return [];
-    const cidrs = this.cidrItems(decl.items.items, "a net");
-    this.resolving.pop();
-    this.nets.set(decl.name.name, cidrs);
-    return cidrs;
+    return this.resolveList(decl, at, this.nets, () => this.cidrItems(decl.items.items, "a net"));
   }
 
   private resolvePorts(decl: A.PortsDecl, at: A.Span = decl.name.span): PortRange[] {
-    const done = this.ports.get(decl.name.name);
-    if (done !== undefined) return done;
-    if (!this.enter(decl, at)) return [];
-    const ranges = this.portItems(decl.items.items, "a ports set");
-    this.resolving.pop();
-    this.ports.set(decl.name.name, ranges);
-    return ranges;
+    return this.resolveList(decl, at, this.ports, () => this.portItems(decl.items.items, "a ports set"));
   }
 
   // ---------------------------------------------------------------- sets of identities, addresses, ports
