@@ -85,16 +85,9 @@ export class AstBuilder extends BaseVisitor {
 
   // ---------------------------------------------------------------- file and items
 
-  file(n: CstNode, text: string): A.PolicyFile {
-    const c = n.children as Children;
-    const items = this.nodes(c, "item").map((i) => this.item(i));
-    return {
-      kind: "file",
-      path: this.fileName,
-      items,
-      comments: [],
-      span: { file: this.fileName, line: 1, column: 1, offset: 0, length: text.length },
-    };
+  /** The items of a `file` CST (a whole file, or a run of its items). */
+  items(n: CstNode): A.Item[] {
+    return this.nodes(n.children as Children, "item").map((i) => this.item(i));
   }
 
   item(n: CstNode): A.Item {

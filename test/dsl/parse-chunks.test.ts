@@ -1,0 +1,33 @@
+// Large files are parsed in runs of whole items (dsl/parse.ts). Whatever the run size, the
+// AST and the diagnostics must be exactly those of parsing the file in one piece.
+import { describe, expect, it } from "vitest";
+import { parsePolicy } from "../../dsl/parse.js";
+import { generatePolicySet } from "../support/generate.js";
+
+const whole = Number.MAX_SAFE_INTEGER;
+
+describe("parsing in runs of items", () => {
+  const text = generatePolicySet({ rules: 400, seed: 7 });
+
+  it("gives the same AST as one piece, for any run size", () => {
+    const one = parsePolicy(text, "big.policy", { chunkTokens: whole });
+    expect(one.ast?.items.length).toBeGreaterThan(400);
+    for (const size of [1, 50, 999, 4096]) {
+      const runs = parsePolicy(text, "big.policy", { chunkTokens: size });
+      expect(runs.diagnostics).toEqual(one.diagnostics);
+      expect(runs.ast).toEqual(one.ast);
+    }
+  });
+
+  it("reports syntax errors in several runs with the same positions as one piece", () => {
+    // Misspell `action` in two rules far apart: brackets stay balanced, so the runs are used.
+    const lines = text.split("\n");
+    const ruleLines = lines.map((l, i) => (/\baction\b/.test(l) ? i : -1)).filter((i) => i >= 0);
+    const targets = new Set([ruleLines[Math.floor(ruleLines.length / 3)], ruleLines[Math.floor((2 * ruleLines.length) / 3)]]);
+    const brokenText = lines.map((l, i) => (targets.has(i) ? l.replace(/\baction\b/, "acton") : l)).join("\n");
+    const one = parsePolicy(brokenText, "big.policy", { chunkTokens: whole });
+    const runs = parsePolicy(brokenText, "big.policy", { chunkTokens: 200 });
+    expect(one.diagnostics.length).toBeGreaterThanOrEqual(2);
+    expect(runs.diagnostics.map((d) => [d.code, d.span?.line, d.span?.column])).toEqual(one.diagnostics.map((d) => [d.code, d.span?.line, d.span?.column]));
+  });
+});
