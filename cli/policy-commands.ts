@@ -8,7 +8,7 @@ import type { PolicySet } from "../compiler/model.js";
 import { loadPolicySet } from "../compiler/program.js";
 import { ReferenceEvaluator } from "../compiler/reference.js";
 import { decisionJson, parseEndpointText, parseRequestObject, RequestError, resolvePrincipal, type Request } from "../compiler/request.js";
-import { LoweringError } from "../compiler/tables.js";
+import { buildDecisionTables, LoweringError } from "../compiler/tables.js";
 import { describeFailure, runPolicyTests, testSummary } from "../compiler/tests.js";
 import { makeEvaluator, type EngineName } from "./engines.js";
 import { ExitCode } from "./exit-codes.js";
@@ -65,16 +65,16 @@ function lower<T>(f: () => T, out: Out): T {
 
 export function runCompile(paths: readonly string[], output: string, version: string, out: Out): ExitCode {
   const policy = loadChecked(paths, out);
-  const bytes = lower(() => writeBundle(policy, version), out);
+  const tables = lower(() => buildDecisionTables(policy), out);
+  const bytes = writeBundle(policy, version, tables);
   try {
     writeFileSync(output, bytes);
   } catch (e) {
     out(formatDiagnostic(diag("FileNotFound", undefined, output, (e as Error).message), undefined));
     return ExitCode.Usage;
   }
-  const b = readBundle(bytes, output);
-  const counts = b.ok ? b.bundle.manifest.counts : undefined;
-  out(`compiled ${policy.rules.length} rules from ${policy.sources.length} files into ${output} (${bytes.length} bytes${counts ? `, ${counts.rows} rows, ${counts.pairs} pairs` : ""})`);
+  const { rows, pairs } = tables.stats;
+  out(`compiled ${policy.rules.length} rules from ${policy.sources.length} files into ${output} (${bytes.length} bytes, ${rows} rows, ${pairs} pairs)`);
   return ExitCode.Ok;
 }
 

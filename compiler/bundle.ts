@@ -38,6 +38,8 @@ export interface Bundle {
   readonly manifest: BundleManifest;
   readonly words: Uint32Array;
   readonly ruleIds: readonly string[];
+  /** The tables, validated once at load. */
+  readonly reader: DecisionTableReader;
 }
 
 function sha256(data: Uint8Array | string): string {
@@ -129,11 +131,12 @@ export function readBundle(file: Buffer, name: string): BundleResult {
   const words = new Uint32Array(tablesLength / 4);
   for (let i = 0; i < words.length; i++) words[i] = file.readUInt32LE(start + i * 4);
   const ruleIds = manifest.rules.map((r) => r.id);
+  let reader: DecisionTableReader;
   try {
-    new DecisionTableReader(words, ruleIds);
+    reader = new DecisionTableReader(words, ruleIds);
   } catch (e) {
     if (e instanceof TableError) return refuse(diag("BundleTables", undefined, name, e.message));
     throw e;
   }
-  return { ok: true, bundle: { manifest, words, ruleIds } };
+  return { ok: true, bundle: { manifest, words, ruleIds, reader } };
 }

@@ -346,8 +346,9 @@ function readPatterns(s: Sections, count: number): Uint8Array[][] {
 export class TableEvaluator implements Evaluator {
   private readonly reader: DecisionTableReader;
 
-  constructor(tables: { words: Uint32Array; ruleIds: readonly string[] }) {
-    this.reader = new DecisionTableReader(tables.words, tables.ruleIds);
+  /** Tables as built or read; a bundle's already validated reader is reused. */
+  constructor(tables: { words: Uint32Array; ruleIds: readonly string[]; reader?: DecisionTableReader }) {
+    this.reader = tables.reader ?? new DecisionTableReader(tables.words, tables.ruleIds);
   }
 
   decide(r: Request): Decision {
