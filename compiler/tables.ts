@@ -320,6 +320,17 @@ function buildDestinationClasses(cidrs: readonly Cidr[]): DestinationClasses {
 
 // ---------------------------------------------------------------- rows
 
+/** Merges two increasing lists of rule indices. */
+function mergeSorted(a: readonly number[], b: readonly number[]): readonly number[] {
+  if (b.length === 0) return a;
+  if (a.length === 0) return b;
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) out.push(j >= b.length || (i < a.length && a[i]! < b[j]!) ? a[i++]! : b[j++]!);
+  return out;
+}
+
 /** Sorted interval starts covering [0, max]: 0 plus every cut within range. */
 function intervalStarts(cuts: Iterable<number>, max: number): number[] {
   const starts = new Set<number>([0]);
@@ -371,22 +382,19 @@ class TableBuilder {
   /** Verdict by the cell's outcome (matched rule indices, default kind): sorting and interning happen once. */
   private readonly outcomes = new Map<string, number>();
 
-  /** Resolves one cell: forbid > permit > default (spec §5). */
-  private decide(rules: readonly NormalRule[], cell: Cell): number {
-    const forbids: number[] = [];
-    const permits: number[] = [];
-    for (const r of rules) {
-      if (!r.matches(cell)) continue;
-      (r.effect === "forbid" ? forbids : permits).push(r.index);
-    }
-    const key = forbids.length > 0 ? `f${forbids.join(",")}` : permits.length > 0 ? `p${permits.join(",")}` : cell.unidentified ? "u" : "d";
+  /**
+   * Resolves one cell: forbid > permit > default (spec §5), from the indices of its
+   * matching forbids and permits, each in increasing order (as rows list rules).
+   */
+  private decide(forbids: readonly number[], permits: readonly number[], unidentified: boolean): number {
+    const key = forbids.length > 0 ? `f${forbids.join(",")}` : permits.length > 0 ? `p${permits.join(",")}` : unidentified ? "u" : "d";
     let verdict = this.outcomes.get(key);
     if (verdict === undefined) {
-      const byId = (xs: number[]) => xs.sort((a, b) => this.rank[a]! - this.rank[b]!);
+      const byId = (xs: readonly number[]) => [...xs].sort((a, b) => this.rank[a]! - this.rank[b]!);
       if (forbids.length > 0) verdict = this.verdict({ flags: 0, reasons: byId(forbids) });
       else if (permits.length > 0) verdict = this.verdict({ flags: VERDICT_ALLOW, reasons: byId(permits) });
       else {
-        const allow = cell.unidentified && this.policy.defaultUnidentified === "allow";
+        const allow = unidentified && this.policy.defaultUnidentified === "allow";
         verdict = this.verdict({ flags: VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), reasons: [] });
       }
       this.outcomes.set(key, verdict);
@@ -403,6 +411,20 @@ class TableBuilder {
     const uids = intervalStarts(rules.flatMap((r) => [...r.cuts.uid]), 0xffffffff);
     const gids = intervalStarts(rules.flatMap((r) => [...r.cuts.gid]), 0xffffffff);
     const ports = intervalStarts(rules.flatMap((r) => [...r.cuts.port]), 65535);
+    // Rules that cut neither the uid nor the gid axis never read them: they are evaluated
+    // once per (protocol, port), not once per uid × gid cell.
+    const deep = rules.filter((r) => r.cuts.uid.size > 0 || r.cuts.gid.size > 0);
+    const flat = rules.filter((r) => r.cuts.uid.size === 0 && r.cuts.gid.size === 0);
+    const flatMatches = (["tcp", "udp"] as Protocol[]).map((protocol) =>
+      ports.map((port) => {
+        const cell: Cell = { identity, unidentified, destination, uid: 0, gid: 0, port, protocol };
+        const matching = flat.filter((r) => r.matches(cell));
+        const forbids = matching.filter((r) => r.effect === "forbid").map((r) => r.index);
+        const permits = matching.filter((r) => r.effect === "permit").map((r) => r.index);
+        // `verdict`: the cell's verdict when no uid/gid-dependent rule matches, computed on first use.
+        return { forbids, permits, verdict: undefined as number | undefined };
+      }),
+    );
     const words: number[] = [uids.length];
     const uidSlots = words.length;
     for (const uid of uids) words.push(uid, 0);
@@ -419,11 +441,20 @@ class TableBuilder {
           words[protoSlots + pi] = words.length;
           const list: number[] = [];
           let previous = -1;
-          for (const port of ports) {
-            const v = this.decide(rules, { identity, unidentified, destination, uid, gid, port, protocol });
+          ports.forEach((port, k) => {
+            const cell: Cell = { identity, unidentified, destination, uid, gid, port, protocol };
+            const flatHere = flatMatches[pi]![k]!;
+            const deepMatches = deep.filter((r) => r.matches(cell));
+            let v: number;
+            if (deepMatches.length === 0) v = flatHere.verdict ??= this.decide(flatHere.forbids, flatHere.permits, unidentified);
+            else {
+              const forbids = mergeSorted(flatHere.forbids, deepMatches.filter((r) => r.effect === "forbid").map((r) => r.index));
+              const permits = forbids.length > 0 ? [] : mergeSorted(flatHere.permits, deepMatches.filter((r) => r.effect === "permit").map((r) => r.index));
+              v = this.decide(forbids, permits, unidentified);
+            }
             if (v !== previous) list.push(port, v);
             previous = v;
-          }
+          });
           words.push(list.length / 2, ...list);
         });
       });
