@@ -709,7 +709,9 @@ class Checker {
           const value = spec[key];
           if (value === undefined) continue;
           const k = `${key}=${value}`;
-          byKeyValue.set(k, [...(byKeyValue.get(k) ?? []), block]);
+          const list = byKeyValue.get(k);
+          if (list === undefined) byKeyValue.set(k, [block]);
+          else list.push(block);
         }
       });
     });
