@@ -20,8 +20,9 @@ import type * as CedarWasm from "@cedar-policy/cedar-wasm/nodejs";
 import type * as A from "../dsl/ast.js";
 import { formatIp, isV4Mapped } from "../dsl/ip.js";
 import type { Cidr, Endpoint, IdentityMember, PolicySet, PortRange, Protocol, RuleInfo } from "./model.js";
+import { endpointOf } from "./model.js";
 import type { Decision, Request } from "./request.js";
-import { checkSpiffeId, normalisePattern, type IdentityPattern } from "./spiffe.js";
+import { checkedSpiffeId, normalisePattern, type IdentityPattern } from "./spiffe.js";
 import type { Evaluator } from "./tests.js";
 
 const require = createRequire(import.meta.url);
@@ -241,16 +242,6 @@ type Operand =
   | { readonly kind: "identities"; readonly members: readonly IdentityMember[] }
   | { readonly kind: "endpoints"; readonly endpoints: readonly Endpoint[] };
 
-function exactId(text: string): string {
-  const checked = checkSpiffeId(text);
-  if (!checked.ok) throw new Error(`invalid SPIFFE ID \`${text}\` in a checked policy set`);
-  return checked.id;
-}
-
-function endpointOf(e: A.EndpointLit): Endpoint {
-  return { family: e.ip.family, bytes: e.ip.bytes, port: e.port.value, protocol: e.protocol.name === "udp" ? "udp" : "tcp" };
-}
-
 /** Translates one rule; mirrors `ReferenceEvaluator` construct by construct. */
 class RuleEmitter {
   constructor(private readonly policy: PolicySet) {}
@@ -291,7 +282,7 @@ class RuleEmitter {
 
   private identityOf(e: A.Expr): string {
     if (e.kind === "ref") return this.policy.workloadsByName.get(e.name.name)!.id;
-    return exactId((e as A.StringLit).value);
+    return checkedSpiffeId((e as A.StringLit).value);
   }
 
   /** The members of a group reference or an identity list. */
@@ -330,7 +321,7 @@ class RuleEmitter {
   private compare(op: A.CompareOp, left: Operand, right: Operand): Cx {
     const side = (o: Operand): Cx => {
       if (o.kind === "identity") return o.subject.kind === "principal" ? PRINCIPAL : workloadEntity(o.subject.id);
-      if (o.kind === "string") return workloadEntity(exactId(o.value));
+      if (o.kind === "string") return workloadEntity(checkedSpiffeId(o.value));
       if (o.kind === "scalar") return o.cx;
       throw new Error(`cannot compare ${o.kind}`);
     };
@@ -454,7 +445,7 @@ class RuleEmitter {
     if (item.kind === "ref" && item.refKind === "group") return this.policy.groups.get(item.name.name)!;
     if (item.kind === "string") {
       const pattern = normalisePattern(item.value);
-      return pattern.pieces.length > 1 ? [{ kind: "pattern", pattern }] : [{ kind: "exact", id: exactId(item.value) }];
+      return pattern.pieces.length > 1 ? [{ kind: "pattern", pattern }] : [{ kind: "exact", id: checkedSpiffeId(item.value) }];
     }
     throw new Error(`unexpected identity list item ${item.kind}`);
   }

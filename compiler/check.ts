@@ -9,6 +9,7 @@ import { diag, didYouMean, hasErrors, type Diagnostic } from "../dsl/diagnostics
 import { formatIp, maskBytes } from "../dsl/ip.js";
 import { bindPolicySet, describeKind, type Bindings } from "./bind.js";
 import type { Cidr, Endpoint, IdentityMember, MatchSpec, PolicySet, PolicySource, PortRange, RuleInfo, ServiceInfo, WorkloadInfo } from "./model.js";
+import { endpointOf } from "./model.js";
 import { checkSpiffeId, hasWildcard, normalisePattern, patternNeverMatches } from "./spiffe.js";
 
 /** The types of the language. `*set` types are what `in` tests against. */
@@ -412,7 +413,7 @@ class Checker {
 
   private endpoint(lit: A.EndpointLit): Endpoint | undefined {
     if (!this.port(lit.port)) return undefined;
-    return { family: lit.ip.family, bytes: lit.ip.bytes, port: lit.port.value, protocol: lit.protocol.name === "udp" ? "udp" : "tcp" };
+    return endpointOf(lit);
   }
 
   // ---------------------------------------------------------------- rules

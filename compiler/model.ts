@@ -1,6 +1,7 @@
 // Owns the checked policy set: the AST of every file plus everything the checker
 // resolved (declarations by name with references flattened, normalised SPIFFE IDs,
-// rule ids, the unidentified default). The reference interpreter and the decision-table
+// rule ids, the unidentified default), and the one conversion every stage shares: an
+// endpoint literal to an `Endpoint`. The reference interpreter and the decision-table
 // builder read this; nothing here is evaluated.
 import type * as A from "../dsl/ast.js";
 import type { IdentityPattern } from "./spiffe.js";
@@ -32,6 +33,10 @@ export interface Endpoint {
   readonly bytes: readonly number[];
   readonly port: number;
   readonly protocol: Protocol;
+}
+
+export function endpointOf(lit: A.EndpointLit): Endpoint {
+  return { family: lit.ip.family, bytes: lit.ip.bytes, port: lit.port.value, protocol: lit.protocol.name === "udp" ? "udp" : "tcp" };
 }
 
 /** One `match { … }` block: every present key must hold (AND). */

@@ -8,8 +8,9 @@
 // INVARIANT: only called on a policy set without errors (every name resolves, every
 // expression is well typed, no attribute is compared with another: PC3001).
 import type * as A from "../dsl/ast.js";
-import type { Cidr, IdentityMember, PolicySet, PortRange, Protocol } from "./model.js";
-import { checkSpiffeId, normalisePattern, type IdentityPattern } from "./spiffe.js";
+import type { Cidr, Endpoint, IdentityMember, PolicySet, PortRange, Protocol } from "./model.js";
+import { endpointOf } from "./model.js";
+import { checkedSpiffeId, normalisePattern, type IdentityPattern } from "./spiffe.js";
 
 /** What a predicate sees: one point of the request space, with atoms pre-resolved. */
 export interface Cell {
@@ -278,8 +279,7 @@ class Normaliser {
   // ---------------------------------------------------------------- constants
 
   private exactId(text: string): IdentityMember {
-    const checked = checkSpiffeId(text);
-    return { kind: "exact", id: checked.ok ? checked.id : text };
+    return { kind: "exact", id: checkedSpiffeId(text) };
   }
 
   private constant(e: A.Expr): Const {
@@ -293,10 +293,7 @@ class Normaliser {
       case "cidr":
         return { kind: "cidrs", cidrs: [{ family: e.family, bytes: e.bytes, prefix: e.prefix }] };
       case "endpoint":
-        return {
-          kind: "endpoints",
-          endpoints: [{ cidr: { family: e.ip.family, bytes: e.ip.bytes, prefix: e.ip.family === 4 ? 32 : 128 }, port: e.port.value, protocol: e.protocol.name === "udp" ? "udp" : "tcp" }],
-        };
+        return { kind: "endpoints", endpoints: [hostEndpoint(endpointOf(e))] };
       case "string":
         return { kind: "identity", members: [this.exactId(e.value)] };
       case "bool":
@@ -328,7 +325,7 @@ class Normaliser {
       case "service":
         return {
           kind: "endpoints",
-          endpoints: this.policy.services.get(name)!.endpoints.map((ep) => ({ cidr: { family: ep.family, bytes: ep.bytes, prefix: ep.family === 4 ? 32 : 128 }, port: ep.port, protocol: ep.protocol })),
+          endpoints: this.policy.services.get(name)!.endpoints.map(hostEndpoint),
         };
     }
   }
@@ -503,6 +500,11 @@ class Normaliser {
     }
     return false;
   }
+}
+
+/** An endpoint with its address as a one-host CIDR (/32, /128). */
+function hostEndpoint(ep: Endpoint): { cidr: Cidr; port: number; protocol: Protocol } {
+  return { cidr: { family: ep.family, bytes: ep.bytes, prefix: ep.family === 4 ? 32 : 128 }, port: ep.port, protocol: ep.protocol };
 }
 
 function cidrsOf(c: Const): readonly Cidr[] {

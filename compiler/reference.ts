@@ -7,8 +7,9 @@
 import type * as A from "../dsl/ast.js";
 import { maskBytes } from "../dsl/ip.js";
 import type { Cidr, Endpoint, IdentityMember, PolicySet, PortRange, RuleInfo } from "./model.js";
+import { endpointOf } from "./model.js";
 import type { Decision, Request } from "./request.js";
-import { checkSpiffeId, matchesPattern, normalisePattern } from "./spiffe.js";
+import { checkedSpiffeId, matchesPattern, normalisePattern } from "./spiffe.js";
 
 /** A runtime value of the language. Sets are kept as the lists they were written as. */
 type Value =
@@ -122,7 +123,7 @@ export class ReferenceEvaluator {
       case "cidr":
         return { kind: "cidrs", cidrs: [{ family: e.family, bytes: e.bytes, prefix: e.prefix }] };
       case "endpoint":
-        return { kind: "endpoints", endpoints: [{ family: e.ip.family, bytes: e.ip.bytes, port: e.port.value, protocol: e.protocol.name === "udp" ? "udp" : "tcp" }] };
+        return { kind: "endpoints", endpoints: [endpointOf(e)] };
       case "string":
         return { kind: "string", value: e.value };
       case "bool":
@@ -217,13 +218,7 @@ export class ReferenceEvaluator {
   private identityString(lit: A.StringLit): Value {
     const pattern = normalisePattern(lit.value);
     if (pattern.pieces.length > 1) return { kind: "identities", members: [{ kind: "pattern", pattern }] };
-    return { kind: "identities", members: [{ kind: "exact", id: this.exactId(lit.value) }] };
-  }
-
-  private exactId(text: string): string {
-    const checked = checkSpiffeId(text);
-    if (!checked.ok) throw new Error(`invalid SPIFFE ID ${text}`);
-    return checked.id;
+    return { kind: "identities", members: [{ kind: "exact", id: checkedSpiffeId(lit.value) }] };
   }
 
   // ---------------------------------------------------------------- operators
@@ -238,7 +233,7 @@ export class ReferenceEvaluator {
 
   /** `==`: identities compare as normalised SPIFFE IDs; unidentified equals nothing. */
   private equal(a: Value, b: Value): boolean {
-    const identity = (v: Value): string | null | undefined => (v.kind === "identity" ? v.id : v.kind === "string" ? this.exactId(v.value) : undefined);
+    const identity = (v: Value): string | null | undefined => (v.kind === "identity" ? v.id : v.kind === "string" ? checkedSpiffeId(v.value) : undefined);
     const ia = identity(a);
     const ib = identity(b);
     if (ia !== undefined || ib !== undefined) return ia !== null && ib !== null && ia === ib;

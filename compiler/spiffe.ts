@@ -37,6 +37,16 @@ export function checkSpiffeId(text: string): SpiffeCheck {
   return { ok: true, id: `spiffe://${trustDomain}${path}` };
 }
 
+/**
+ * The normalised form of an ID the checker accepted.
+ * INVARIANT: only called after checking; an invalid ID here is a bug, so it throws.
+ */
+export function checkedSpiffeId(text: string): string {
+  const checked = checkSpiffeId(text);
+  if (!checked.ok) throw new Error(`invalid SPIFFE ID \`${text}\` in a checked policy set`);
+  return checked.id;
+}
+
 // ---------------------------------------------------------------- patterns
 
 /** A parsed `like` pattern: literal pieces between wildcards. */

@@ -3,8 +3,9 @@
 // `because` id among the reasons).
 import type * as A from "../dsl/ast.js";
 import type { PolicySet } from "./model.js";
+import { endpointOf } from "./model.js";
 import { DEFAULT_UID, workloadPrincipal, type Decision, type Request } from "./request.js";
-import { checkSpiffeId } from "./spiffe.js";
+import { checkedSpiffeId } from "./spiffe.js";
 
 export interface Evaluator {
   decide(request: Request): Decision;
@@ -31,19 +32,10 @@ export function assertionRequest(a: A.Assertion, policy: PolicySet): Request {
     uid = resolved.defaultUid;
     gid = resolved.defaultGid;
   } else if (a.from.kind === "from-id") {
-    const checked = checkSpiffeId(a.from.id.value);
-    principal = checked.ok ? checked.id : a.from.id.value;
+    principal = checkedSpiffeId(a.from.id.value);
   }
-  const to = a.to as A.EndpointLit;
-  return {
-    principal,
-    uid: a.uid?.value ?? uid,
-    gid: a.gid?.value ?? gid,
-    family: to.ip.family,
-    ip: to.ip.bytes,
-    port: to.port.value,
-    protocol: to.protocol.name === "udp" ? "udp" : "tcp",
-  };
+  const to = endpointOf(a.to as A.EndpointLit);
+  return { principal, uid: a.uid?.value ?? uid, gid: a.gid?.value ?? gid, family: to.family, ip: to.bytes, port: to.port, protocol: to.protocol };
 }
 
 export function runPolicyTests(policy: PolicySet, evaluator: Evaluator): AssertionResult[] {
