@@ -203,14 +203,19 @@ class RandomPolicyWriter {
     ])();
   }
 
-  private identityList(): string {
+  /** A list literal of 0, 1, 2 or 4 items (mostly 1 or 2). */
+  private list(item: () => string): string {
     const size = this.rng.weighted([
       [1, 0],
       [4, 1],
       [4, 2],
       [2, 4],
     ] as const);
-    return `[${Array.from({ length: size }, () => this.identityItem()).join(", ")}]`;
+    return `[${Array.from({ length: size }, item).join(", ")}]`;
+  }
+
+  private identityList(): string {
+    return this.list(() => this.identityItem());
   }
 
   // ---------------------------------------------------------------- addresses
@@ -286,13 +291,7 @@ class RandomPolicyWriter {
   }
 
   private addressList(): string {
-    const size = this.rng.weighted([
-      [1, 0],
-      [4, 1],
-      [4, 2],
-      [2, 4],
-    ] as const);
-    return `[${Array.from({ length: size }, () => this.addressItem()).join(", ")}]`;
+    return this.list(() => this.addressItem());
   }
 
   private protocol(): Protocol {
