@@ -200,21 +200,25 @@ function buildIdentityClasses(policy: NormalPolicy): IdentityClasses {
   const encoder = new TextEncoder();
   const isPattern = (atom: number) => policy.identityAtoms[atom]!.pattern.pieces.length > 1;
 
-  // Components: the patterns of non-monotone rules, joined by the rules that use them (union-find).
-  const parent = new Map<number, number>();
-  const find = (a: number): number => {
-    let root = a;
-    while (parent.get(root)! !== root) root = parent.get(root)!;
-    parent.set(a, root);
-    return root;
-  };
+  // Components: each non-monotone rule needs one part that knows every pattern it reads,
+  // so rules are grouped by their pattern sets (a set inside a larger one joins that one's
+  // component). Rules that share some patterns need not share a component: a pattern may
+  // be in several, and keeping components small keeps their DFAs small.
   const nonMonotone = policy.rules.filter((r) => r.terms === undefined && r.patterns.length > 0);
-  for (const r of nonMonotone) for (const a of r.patterns) if (!parent.has(a)) parent.set(a, a);
-  for (const r of nonMonotone) for (const a of r.patterns.slice(1)) parent.set(find(a), find(r.patterns[0]!));
-  const roots = [...new Set([...parent.keys()].map(find))].sort((a, b) => a - b);
-  const componentOfRoot = new Map(roots.map((root, i) => [root, i]));
-  const componentAtoms = roots.map((root) => [...parent.keys()].filter((a) => find(a) === root).sort((a, b) => a - b));
-  const ruleComponent = policy.rules.map((r) => (r.terms === undefined && r.patterns.length > 0 ? componentOfRoot.get(find(r.patterns[0]!))! : NO_COMPONENT));
+  const patternSets = [...new Map(nonMonotone.map((r) => {
+    const set = [...new Set(r.patterns)].sort((a, b) => a - b);
+    return [set.join(","), set] as const;
+  })).values()].sort((a, b) => b.length - a.length || a.join(",").localeCompare(b.join(",")));
+  const componentAtoms: number[][] = [];
+  const componentOfSet = new Map<string, number>();
+  for (const set of patternSets) {
+    let c = componentAtoms.findIndex((atoms) => set.every((a) => atoms.includes(a)));
+    if (c < 0) c = componentAtoms.push(set) - 1;
+    componentOfSet.set(set.join(","), c);
+  }
+  const ruleComponent = policy.rules.map((r) =>
+    r.terms === undefined && r.patterns.length > 0 ? componentOfSet.get([...new Set(r.patterns)].sort((a, b) => a - b).join(","))! : NO_COMPONENT,
+  );
 
   const classAtoms: Set<number>[] = [new Set()];
   const classComponent: number[] = [ALL_RULES];
@@ -470,6 +474,42 @@ class TableBuilder {
   }
 }
 
+/** Past this many cells, `needsIdentityAtom` answers "no" (the rule then applies to every class: slower, still exact). */
+const MAX_RESIDUAL_CELLS = 4096;
+
+/**
+ * Whether an any-principal rule that reads identity atoms can only match a principal that
+ * matches one of them: false in every cell of its own grid (its destination classes, its
+ * uid/gid/port cuts, both protocols) with no identity atom true. The rule's predicate
+ * reads nothing else, so the answer is exact.
+ */
+function needsIdentityAtom(r: NormalRule, dst: DestinationClasses): boolean {
+  const destinations = new Map<string, ReadonlySet<number>>([["", new Set()]]);
+  for (const c of r.mentionedCidrs) {
+    for (const d of dst.inside[c]!) {
+      const seen = r.mentionedCidrs.filter((m) => dst.classCidrs[d]!.has(m));
+      destinations.set(seen.join(","), new Set(seen));
+    }
+  }
+  const uids = intervalStarts(r.cuts.uid, 0xffffffff);
+  const gids = intervalStarts(r.cuts.gid, 0xffffffff);
+  const ports = intervalStarts(r.cuts.port, 65535);
+  if (destinations.size * uids.length * gids.length * ports.length * 2 > MAX_RESIDUAL_CELLS) return false;
+  const identity = new Set<number>();
+  for (const destination of destinations.values()) {
+    for (const uid of uids) {
+      for (const gid of gids) {
+        for (const port of ports) {
+          for (const protocol of ["tcp", "udp"] as const) {
+            if (r.matches({ identity, unidentified: false, destination, uid, gid, port, protocol })) return false;
+          }
+        }
+      }
+    }
+  }
+  return true;
+}
+
 /** Builds the decision tables of a checked policy set. Throws `LoweringError` past the limits. */
 export function buildDecisionTables(policySet: PolicySet): DecisionTables {
   const policy = normalisePolicy(policySet);
@@ -477,10 +517,23 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
   const dst = buildDestinationClasses(policy.cidrs);
   const builder = new TableBuilder(policy);
 
-  // Rules by identity atom of their principal scope; rules with no principal scope apply to all.
-  const anyPrincipal = policy.rules.filter((r) => r.principalAtoms === undefined);
+  // Which rules a class's rows hold. A rule with a principal scope applies to the classes
+  // of its scope's atoms; an any-principal rule that cannot match without one of its
+  // identity atoms, to the classes of those atoms; any other rule, to every class.
   const byAtom = new Map<number, NormalRule[]>();
-  for (const r of policy.rules) for (const a of r.principalAtoms ?? []) byAtom.set(a, [...(byAtom.get(a) ?? []), r]);
+  const addByAtoms = (r: NormalRule, atoms: readonly number[]) => {
+    for (const a of atoms) {
+      const list = byAtom.get(a);
+      if (list === undefined) byAtom.set(a, [r]);
+      else list.push(r);
+    }
+  };
+  const anyPrincipal: NormalRule[] = [];
+  for (const r of policy.rules) {
+    if (r.principalAtoms !== undefined) addByAtoms(r, r.principalAtoms);
+    else if (r.identityAtoms.length > 0 && needsIdentityAtom(r, dst)) addByAtoms(r, r.identityAtoms);
+    else anyPrincipal.push(r);
+  }
 
   // A row depends only on the rules that apply, which of their CIDRs hold the destination,
   // which of their identity atoms the class matches, and whether it is unidentified:
@@ -509,10 +562,12 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
     const unidentified = cls === 0;
     const applicable = new Set<NormalRule>(anyPrincipal);
     if (!unidentified) for (const a of atoms) for (const r of byAtom.get(a) ?? []) applicable.add(r);
-    // A part's class holds no other component's rules (they are decided in that component's class).
+    // A part's class holds only its own rules: a component's class its component's
+    // non-monotone rules; a term's (or the empty term's) class the other rules, which are
+    // monotone in patterns. Exact IDs and unidentified have one class holding every rule.
     const component = ids.classComponent[cls]!;
     const rules = [...applicable]
-      .filter((r) => component === ALL_RULES || ids.ruleComponent[r.index] === NO_COMPONENT || ids.ruleComponent[r.index] === component)
+      .filter((r) => component === ALL_RULES || ids.ruleComponent[r.index] === component)
       .sort((a, b) => a.index - b.index);
     // Destinations no applicable rule names behave as "no CIDR": only resource-any rules can apply.
     defaultRow[cls] = memoRow(
