@@ -342,6 +342,25 @@ function intervalStarts(cuts: Iterable<number>, max: number): number[] {
   return [...starts].sort((a, b) => a - b);
 }
 
+/** A node of a trie over increasing rule-index lists. */
+class OutcomeTrie {
+  private readonly next = new Map<number, OutcomeTrie>();
+  verdict: number | undefined;
+
+  at(path: readonly number[]): OutcomeTrie {
+    let node: OutcomeTrie = this;
+    for (const step of path) {
+      let child = node.next.get(step);
+      if (child === undefined) {
+        child = new OutcomeTrie();
+        node.next.set(step, child);
+      }
+      node = child;
+    }
+    return node;
+  }
+}
+
 interface Verdict {
   readonly flags: number;
   readonly reasons: readonly number[];
@@ -383,27 +402,26 @@ class TableBuilder {
     return index;
   }
 
-  /** Verdict by the cell's outcome (matched rule indices, default kind): sorting and interning happen once. */
-  private readonly outcomes = new Map<string, number>();
+  /**
+   * Verdicts by the cell's outcome, a trie over the matched rule indices (one for forbids,
+   * one for permits), so that sorting and interning happen once per outcome and a cell
+   * costs one map step per matched rule.
+   */
+  private readonly forbidOutcomes = new OutcomeTrie();
+  private readonly permitOutcomes = new OutcomeTrie();
+  private defaultOutcomes: [number | undefined, number | undefined] = [undefined, undefined];
 
   /**
    * Resolves one cell: forbid > permit > default (spec §5), from the indices of its
    * matching forbids and permits, each in increasing order (as rows list rules).
    */
   private decide(forbids: readonly number[], permits: readonly number[], unidentified: boolean): number {
-    const key = forbids.length > 0 ? `f${forbids.join(",")}` : permits.length > 0 ? `p${permits.join(",")}` : unidentified ? "u" : "d";
-    let verdict = this.outcomes.get(key);
-    if (verdict === undefined) {
-      const byId = (xs: readonly number[]) => [...xs].sort((a, b) => this.rank[a]! - this.rank[b]!);
-      if (forbids.length > 0) verdict = this.verdict({ flags: 0, reasons: byId(forbids) });
-      else if (permits.length > 0) verdict = this.verdict({ flags: VERDICT_ALLOW, reasons: byId(permits) });
-      else {
-        const allow = unidentified && this.policy.defaultUnidentified === "allow";
-        verdict = this.verdict({ flags: VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), reasons: [] });
-      }
-      this.outcomes.set(key, verdict);
-    }
-    return verdict;
+    const byId = (xs: readonly number[]) => [...xs].sort((a, b) => this.rank[a]! - this.rank[b]!);
+    if (forbids.length > 0) return (this.forbidOutcomes.at(forbids).verdict ??= this.verdict({ flags: 0, reasons: byId(forbids) }));
+    if (permits.length > 0) return (this.permitOutcomes.at(permits).verdict ??= this.verdict({ flags: VERDICT_ALLOW, reasons: byId(permits) }));
+    const kind = unidentified ? 1 : 0;
+    const allow = unidentified && this.policy.defaultUnidentified === "allow";
+    return (this.defaultOutcomes[kind] ??= this.verdict({ flags: VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), reasons: [] }));
   }
 
   /**
