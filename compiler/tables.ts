@@ -555,24 +555,12 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
 
   // A row depends only on the rules that apply, which of their CIDRs hold the destination,
   // which of their identity atoms the class matches, and whether it is unidentified:
-  // pairs (of any class) that agree on these share one evaluation.
+  // pairs (of any class) that agree on these share one evaluation. A pair's rules are its
+  // class's resource-any rules (`base`, the same for all its pairs, interned once per
+  // class) and the rules whose resource CIDRs hold the destination (`extra`, few).
   const rowMemo = new Map<string, number>();
-  const memoRow = (here: readonly NormalRule[], atoms: ReadonlySet<number>, unidentified: boolean, destination: ReadonlySet<number>): number => {
-    const seenCidrs = new Set<number>();
-    const seenAtoms = new Set<number>();
-    for (const r of here) {
-      for (const c of r.mentionedCidrs) if (destination.has(c)) seenCidrs.add(c);
-      for (const a of r.identityAtoms) if (atoms.has(a)) seenAtoms.add(a);
-    }
-    const sorted = (xs: Set<number>) => [...xs].sort((a, b) => a - b).join(",");
-    const key = `${unidentified ? "u" : "i"}|${here.map((r) => r.index).join(",")}|${sorted(seenCidrs)}|${sorted(seenAtoms)}`;
-    let row = rowMemo.get(key);
-    if (row === undefined) {
-      row = builder.row(here, atoms, unidentified, destination);
-      rowMemo.set(key, row);
-    }
-    return row;
-  };
+  const baseIds = new Map<string, number>();
+  const sortedKey = (xs: Iterable<number>) => [...xs].sort((a, b) => a - b).join(",");
   const pairs: [number, number, number][] = [];
   const defaultRow: number[] = [];
   const emptyDestination = new Set<number>();
@@ -587,19 +575,35 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
     const rules = [...applicable]
       .filter((r) => component === ALL_RULES || ids.ruleComponent[r.index] === component)
       .sort((a, b) => a.index - b.index);
+    const base = rules.filter((r) => r.resourceCidrs === undefined);
+    const baseMentioned = new Set(base.flatMap((r) => r.mentionedCidrs));
+    const seenAtomsOf = (rs: readonly NormalRule[]) => sortedKey(new Set(rs.flatMap((r) => r.identityAtoms.filter((a) => atoms.has(a)))));
+    const baseKey = `${unidentified ? "u" : "i"}|${base.map((r) => r.index).join(",")}|${seenAtomsOf(base)}`;
+    let baseId = baseIds.get(baseKey);
+    if (baseId === undefined) baseIds.set(baseKey, (baseId = baseIds.size));
+    const memoRow = (extra: readonly NormalRule[], destination: ReadonlySet<number>): number => {
+      const seenCidrs: number[] = [];
+      for (const c of destination) if (baseMentioned.has(c) || extra.some((r) => r.mentionedCidrs.includes(c))) seenCidrs.push(c);
+      const key = `${baseId}|${extra.map((r) => r.index).join(",")}|${seenAtomsOf(extra)}|${sortedKey(seenCidrs)}`;
+      let row = rowMemo.get(key);
+      if (row === undefined) {
+        const here = [...base, ...extra].sort((a, b) => a.index - b.index);
+        row = builder.row(here, atoms, unidentified, destination);
+        rowMemo.set(key, row);
+      }
+      return row;
+    };
     // Destinations no applicable rule names behave as "no CIDR": only resource-any rules can apply.
-    defaultRow[cls] = memoRow(
-      rules.filter((r) => r.resourceCidrs === undefined),
-      atoms,
-      unidentified,
-      emptyDestination,
-    );
+    defaultRow[cls] = memoRow([], emptyDestination);
+    const byCidr = new Map<number, NormalRule[]>();
+    for (const r of rules) for (const c of r.resourceCidrs ?? []) byCidr.set(c, [...(byCidr.get(c) ?? []), r]);
     const relevant = new Set<number>();
     for (const r of rules) for (const c of r.mentionedCidrs) for (const d of dst.inside[c]!) relevant.add(d);
     for (const d of [...relevant].sort((a, b) => a - b)) {
       const destination = dst.classCidrs[d]!;
-      const here = rules.filter((r) => r.resourceCidrs === undefined || r.resourceCidrs.some((c) => destination.has(c)));
-      pairs.push([cls, d, memoRow(here, atoms, unidentified, destination)]);
+      const extra = new Set<NormalRule>();
+      for (const c of destination) for (const r of byCidr.get(c) ?? []) extra.add(r);
+      pairs.push([cls, d, memoRow([...extra].sort((a, b) => a.index - b.index), destination)]);
     }
   });
 
