@@ -175,9 +175,10 @@ function lowerIdentities(t: Tables, input: IdentityInput): { entries: MapEntry[]
       refuse(`workload \`${w.name}\` names identity class ${w.identityClass}, which the tables do not have`);
     }
     for (const block of w.match) {
-      for (const field of ["uid", "gid"] as const) {
-        if (block[field] === ANY_ID) refuse(`workload \`${w.name}\`: a \`${field}\` selector of ${ANY_ID} cannot be enforced in the kernel (it is (${field}_t)-1, which the identity map uses for "any ${field}")`);
-      }
+      // INVARIANT: no process has uid or gid 4294967295 ((uid_t)-1 is INVALID_UID, which
+      // Linux never assigns), so such a block matches no process and has no entry; the
+      // value could not be keyed anyway, as the identity map uses it for "any".
+      if (block.uid === ANY_ID || block.gid === ANY_ID) continue;
       const path = blockCgroup(input.managedRoot, w.name, block);
       let cgroupId = ANY_CGROUP;
       if (path !== undefined) {
