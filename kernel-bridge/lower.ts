@@ -117,6 +117,15 @@ export function managedCgroupPath(managedRoot: string, workload: string, block: 
   return `${parent === "/" ? "" : parent}/portcullis.${workload}`;
 }
 
+/**
+ * Can a process match the block? No process has uid or gid 4294967295: (uid_t)-1 is
+ * INVALID_UID, which Linux never assigns. Such a block gets no identity entry (the value
+ * could not be keyed anyway: the identity map uses it for "any").
+ */
+function matchesSomeProcess(block: Block): boolean {
+  return block.uid !== ANY_ID && block.gid !== ANY_ID;
+}
+
 /** The cgroup a block's identity entry is keyed by, or undefined for "any cgroup". */
 function blockCgroup(managedRoot: string, workload: string, block: Block): string | undefined {
   if (needsAttestation(block)) return managedCgroupPath(managedRoot, workload, block);
@@ -127,7 +136,7 @@ function blockCgroup(managedRoot: string, workload: string, block: Block): strin
 export function requiredCgroupPaths(workloads: readonly WorkloadIdentity[], managedRoot: string): string[] {
   const paths = new Set<string>();
   for (const w of workloads) {
-    for (const block of w.match) {
+    for (const block of w.match.filter(matchesSomeProcess)) {
       const path = blockCgroup(managedRoot, w.name, block);
       if (path !== undefined) paths.add(path);
     }
@@ -174,11 +183,7 @@ function lowerIdentities(t: Tables, input: IdentityInput): { entries: MapEntry[]
     if (!Number.isInteger(w.identityClass) || w.identityClass <= 0 || w.identityClass >= t.identityClasses) {
       refuse(`workload \`${w.name}\` names identity class ${w.identityClass}, which the tables do not have`);
     }
-    for (const block of w.match) {
-      // INVARIANT: no process has uid or gid 4294967295 ((uid_t)-1 is INVALID_UID, which
-      // Linux never assigns), so such a block matches no process and has no entry; the
-      // value could not be keyed anyway, as the identity map uses it for "any".
-      if (block.uid === ANY_ID || block.gid === ANY_ID) continue;
+    for (const block of w.match.filter(matchesSomeProcess)) {
       const path = blockCgroup(input.managedRoot, w.name, block);
       let cgroupId = ANY_CGROUP;
       if (path !== undefined) {
