@@ -6,8 +6,8 @@ import { manifestWorkloads } from "../../compiler/bundle.js";
 import type { PolicySet } from "../../compiler/model.js";
 import { checkSources } from "../../compiler/program.js";
 import { buildDecisionTables } from "../../compiler/tables.js";
-import { MAP_NAMES, MAX_CGROUP_LEVELS } from "../../kernel-bridge/layout.js";
-import { KernelLoweringError, lowerToMapImages, prefixCover, requiredCgroupPaths, type Prefix } from "../../kernel-bridge/lower.js";
+import { keySize, MAP_NAMES, MAX_CGROUP_LEVELS, valueSize } from "../../kernel-bridge/layout.js";
+import { KernelLoweringError, lowerToMapImages, packEntries, prefixCover, requiredCgroupPaths, type Prefix } from "../../kernel-bridge/lower.js";
 import { SIM_MANAGED_ROOT, SyntheticCgroups } from "../../kernel-bridge/sim.js";
 import { Random } from "../support/random.js";
 
@@ -135,6 +135,11 @@ describe("lowerToMapImages", () => {
     for (const m of MAP_NAMES) {
       expect(images.counts[m]).toBe(images.maps[m].length);
       expect(images.capacity[m]).toBeGreaterThanOrEqual(Math.max(1, images.counts[m]));
+      const packed = packEntries(m, images.maps[m]);
+      images.maps[m].forEach((e, i) => {
+        expect(packed.keys.subarray(i * keySize(m), (i + 1) * keySize(m))).toEqual(e.key);
+        expect(packed.values.subarray(i * valueSize(m), (i + 1) * valueSize(m))).toEqual(e.value);
+      });
     }
     // /x/y (2), /x/y/z (3), the managed /portcullis/portcullis.a (2).
     expect(images.levels).toEqual([2, 3]);
