@@ -93,7 +93,7 @@ class ArrayMapSim {
  * kernel's trie, and two entries with the same prefix are a duplicate.
  */
 class LpmTrieSim {
-  /** prefixlen → masked data (hex) → value; prefixlens longest first. */
+  /** prefixlen → the data's first prefixlen bits (`leadingBits`) → value; prefixlens longest first. */
   private readonly byLength = new Map<number, Map<string, Uint8Array>>();
   private readonly lengths: number[];
   private readonly dataBits: number;
@@ -107,7 +107,7 @@ class LpmTrieSim {
       checkSizes(name, e);
       const prefixlen = new DataView(e.key.buffer, e.key.byteOffset, 4).getUint32(0, true);
       if (prefixlen > this.dataBits) throw new SimulatorError(`${name} holds prefixlen ${prefixlen} > ${this.dataBits}`);
-      const k = hex(masked(e.key.subarray(4), prefixlen));
+      const k = leadingBits(hex(e.key.subarray(4)), prefixlen);
       let level = this.byLength.get(prefixlen);
       if (level === undefined) this.byLength.set(prefixlen, (level = new Map()));
       if (level.has(k)) throw new SimulatorError(`${name} holds prefix ${k}/${prefixlen} twice`);
@@ -119,18 +119,21 @@ class LpmTrieSim {
   lookup(key: Uint8Array): Uint8Array | undefined {
     const prefixlen = new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true);
     if (prefixlen !== this.dataBits) throw new SimulatorError(`${this.name} lookups use full-length keys`);
-    const data = key.subarray(4);
+    const data = hex(key.subarray(4));
     for (const length of this.lengths) {
-      const value = this.byLength.get(length)!.get(hex(masked(data, length)));
+      const value = this.byLength.get(length)!.get(leadingBits(data, length));
       if (value !== undefined) return value;
     }
     return undefined;
   }
 }
 
-/** `data` with every bit past the first `bits` cleared. */
-function masked(data: Uint8Array, bits: number): Uint8Array {
-  return data.map((b, i) => b & ((0xff00 >> Math.max(0, Math.min(8, bits - i * 8))) & 0xff));
+/** The first `bits` bits of data given in hex, as hex: whole nibbles, then the partial one masked. */
+function leadingBits(dataHex: string, bits: number): string {
+  const whole = bits >> 2;
+  const rest = bits & 3;
+  if (rest === 0) return dataHex.slice(0, whole);
+  return dataHex.slice(0, whole) + (parseInt(dataHex[whole]!, 16) & (0xf0 >> rest) & 0xf).toString(16);
 }
 
 function checkSizes(name: MapName, e: MapEntry): void {
