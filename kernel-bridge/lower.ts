@@ -65,8 +65,12 @@ export function prefixCover(low: number, high: number, width: number): Prefix[] 
   if (!Number.isInteger(low) || !Number.isInteger(high) || low < 0 || high > max || low > high) throw new RangeError(`bad interval ${low}..${high} in ${width} bits`);
   const out: Prefix[] = [];
   for (let at = low; at <= high; ) {
-    let free = 0;
-    while (free < width && at % 2 ** (free + 1) === 0 && at + 2 ** (free + 1) - 1 <= high) free++;
+    // The block's free (host) bits: no more than `at`'s trailing zeros (alignment) and
+    // than log2 of what is left of the interval.
+    const aligned = at === 0 ? width : 31 - Math.clz32(at & -at);
+    const left = high - at + 1;
+    const fits = left >= 2 ** 32 ? 32 : 31 - Math.clz32(left);
+    const free = Math.min(aligned, fits);
     out.push({ value: at, bits: width - free });
     at += 2 ** free;
   }
