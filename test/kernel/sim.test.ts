@@ -6,7 +6,8 @@
 //   uid/gid, attested in its managed cgroup when it needs exe/sha256) at the boundary
 //   destinations; the simulated kernel's identity is the first matching workload (the
 //   oracle in test/support/processes.ts), its allow/deny the reference's for that
-//   workload, and its rule the first of the reference's reasons;
+//   workload, and its rule the first of the reference's reasons (half of the IPv4
+//   destinations given as v4-mapped IPv6, as connect6 sees them);
 // - the verdict map holds each verdict's flags and first rule.
 //
 // Requests per run: fixtures 2,777 + 16,191 + 565 boundary + 500 random each; random sets
@@ -110,7 +111,9 @@ function processDisagreements(policy: PolicySet, destinations: readonly Request[
     const index = firstWorkload(workloads, facts);
     const principal = index === undefined ? null : workloads[index]!.id;
     const expected = reference.decide({ ...d, principal, uid: facts.uid, gid: facts.gid });
-    const outcome = sim.kernel.decideProcess({ ...d, cgroupAncestors: sim.cgroups.ancestors(facts.cgroup), uid: facts.uid, gid: facts.gid });
+    // Every other IPv4 destination as the v4-mapped IPv6 address a dual-stack socket passes to connect6.
+    const destination = d.family === 4 && i % 2 === 1 ? { family: 6 as const, ip: [...new Array<number>(10).fill(0), 0xff, 0xff, ...d.ip] } : { family: d.family, ip: d.ip };
+    const outcome = sim.kernel.decideProcess({ ...d, ...destination, cgroupAncestors: sim.cgroups.ancestors(facts.cgroup), uid: facts.uid, gid: facts.gid });
     decided++;
     const expectedRule = expected.reasons.length === 0 ? NO_RULE : tables.ruleIds.indexOf(expected.reasons[0]!);
     const problems = [
