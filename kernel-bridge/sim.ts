@@ -174,7 +174,8 @@ export interface KernelOutcome {
   readonly rule: number;
 }
 
-const FULL = { uid: 64, gid: 64, port: 64 } as const;
+/** The prefixlen of a lookup key: all of its data bits (a uid, gid or port key has 8 data bytes). */
+const FULL_KEY_BITS = 64;
 
 export class KernelSimulator {
   private readonly maps: Record<MapName, MapSim>;
@@ -245,9 +246,9 @@ export class KernelSimulator {
 
   /** 4. row, uid → gid block; gid → protocol block; protocol, port → verdict (three LPM lookups). */
   verdict(row: number, uid: number, gid: number, protocol: "tcp" | "udp", port: number): number {
-    const gidBlock = decodeBlockVal(this.must("uid_lpm", encodeUidKey({ prefixlen: FULL.uid, scope: row, value: uid })));
-    const protoBlock = decodeBlockVal(this.must("gid_lpm", encodeGidKey({ prefixlen: FULL.gid, scope: gidBlock, value: gid })));
-    return decodeVerdictRef(this.must("port_lpm", encodePortKey({ prefixlen: FULL.port, block: protoBlock, protocol: protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, port })));
+    const gidBlock = decodeBlockVal(this.must("uid_lpm", encodeUidKey({ prefixlen: FULL_KEY_BITS, scope: row, value: uid })));
+    const protoBlock = decodeBlockVal(this.must("gid_lpm", encodeGidKey({ prefixlen: FULL_KEY_BITS, scope: gidBlock, value: gid })));
+    return decodeVerdictRef(this.must("port_lpm", encodePortKey({ prefixlen: FULL_KEY_BITS, block: protoBlock, protocol: protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, port })));
   }
 
   /** 5. verdict → flags and first rule. */
