@@ -3,11 +3,11 @@
 // - `eval` requests: kernel-sim = reference = tables (decision, sorted reasons, default)
 //   on every boundary point of the example sets and on seeded random policy sets;
 // - processes: one placed for each match block of each workload (in its cgroup, with its
-//   uid/gid, attested in its managed cgroup when it needs exe/sha256) at the boundary
-//   destinations; the simulated kernel's identity is the first matching workload (the
-//   oracle in test/support/processes.ts), its allow/deny the reference's for that
-//   workload, and its rule the first of the reference's reasons (half of the IPv4
-//   destinations given as v4-mapped IPv6, as connect6 sees them);
+//   uid/gid or boundary ones, attested in its managed cgroup when it needs exe/sha256)
+//   at the boundary destinations; the simulated kernel's identity is the first matching
+//   workload (the oracle in test/support/processes.ts), its allow/deny the reference's
+//   for that workload, and its rule the first of the reference's reasons (half of the
+//   IPv4 destinations given as v4-mapped IPv6, as connect6 sees them);
 // - the verdict map holds each verdict's flags and first rule.
 //
 // Requests per run: fixtures 2,777 + 16,191 + 565 boundary + 500 random each; random sets
@@ -28,7 +28,7 @@ import { NO_RULE } from "../../kernel-bridge/layout.js";
 import { KernelSimEvaluator, SIM_MANAGED_ROOT } from "../../kernel-bridge/sim.js";
 import { repoRoot } from "../support/baselines.js";
 import { boundaryRequests } from "../support/boundary.js";
-import { blockProcesses, firstWorkload } from "../support/processes.js";
+import { blockProcesses, firstWorkload, INVALID_ID } from "../support/processes.js";
 import { Random } from "../support/random.js";
 import { randomPolicySet, randomRequests } from "../support/random-policy.js";
 
@@ -107,7 +107,11 @@ function processDisagreements(policy: PolicySet, destinations: readonly Request[
   let decided = 0;
   destinations.forEach((d, i) => {
     if (processes.length === 0) return;
-    const { facts } = processes[i % processes.length]!;
+    const placed = processes[i % processes.length]!;
+    // Two in three unattested processes take the destination's boundary uid/gid instead
+    // of their block's (no process has 4294967295; exec sets an attested one's ids).
+    const ownIds = placed.attested || i % 3 === 0 || d.uid === INVALID_ID || d.gid === INVALID_ID;
+    const facts = ownIds ? placed.facts : { ...placed.facts, uid: d.uid, gid: d.gid };
     const index = firstWorkload(workloads, facts);
     const principal = index === undefined ? null : workloads[index]!.id;
     const expected = reference.decide({ ...d, principal, uid: facts.uid, gid: facts.gid });
