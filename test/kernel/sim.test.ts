@@ -12,7 +12,7 @@
 //
 // Requests per run: fixtures 2,777 + 16,191 + 565 boundary + 500 random each; random sets
 // 40 × (500 boundary + 300 random) = 32,000; processes: up to 400 destinations in each of
-// the 43 sets. About 10 s on an idle 2-core machine. Reproduce a failure with
+// the 43 sets. About 25 s on this 2-core machine at a load average of 9. Reproduce with
 // PORTCULLIS_KSIM_SEED=<seed> npx vitest run test/kernel/sim.test.ts.
 import path from "node:path";
 import { describe, expect, it } from "vitest";
