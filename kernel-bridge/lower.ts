@@ -262,7 +262,6 @@ export interface MapImages {
 /** The section words and META counts lowering reads. */
 interface Tables {
   readonly identityClasses: number;
-  readonly destinationClasses: number;
   readonly rows: number;
   readonly verdictCount: number;
   readonly s: ReturnType<typeof readSections>;
@@ -430,7 +429,7 @@ export function lowerToMapImages(tables: Uint32Array, ruleIds: readonly string[]
   new DecisionTableReader(tables, ruleIds);
   const s = readSections(tables);
   const meta = s[SECTION.META]!;
-  const t: Tables = { identityClasses: meta[0]!, destinationClasses: meta[1]!, rows: meta[2]!, verdictCount: meta[3]!, s };
+  const t: Tables = { identityClasses: meta[0]!, rows: meta[2]!, verdictCount: meta[3]!, s };
   const ident = lowerIdentities(t, identity);
   const { dst4, dst6 } = lowerDestinations(t);
   const { pairs, defaultRow } = lowerPairs(t);
