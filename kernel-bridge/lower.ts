@@ -9,7 +9,7 @@
 // gives what the tables give; a construct the maps cannot hold exactly throws
 // `KernelLoweringError`, never an approximation.
 import type { BundleManifest } from "../compiler/bundle.js";
-import { DecisionTableReader, readSections } from "../compiler/table-eval.js";
+import { DecisionTableReader, readSections, type Sections } from "../compiler/table-eval.js";
 import { EMPTY_SLOT, LoweringError, SECTION } from "../compiler/tables.js";
 import {
   ANY_CGROUP,
@@ -264,7 +264,7 @@ interface Tables {
   readonly identityClasses: number;
   readonly rows: number;
   readonly verdictCount: number;
-  readonly s: ReturnType<typeof readSections>;
+  readonly s: Sections;
 }
 
 function lowerIdentities(t: Tables, input: IdentityInput): { entries: MapEntry[]; levels: number[] } {
