@@ -9,7 +9,7 @@ import { loadPolicySet } from "../compiler/program.js";
 import { ReferenceEvaluator } from "../compiler/reference.js";
 import { decisionJson, parseEndpointText, parseRequestObject, RequestError, resolvePrincipal, type Request } from "../compiler/request.js";
 import { buildDecisionTables, LoweringError } from "../compiler/tables.js";
-import { describeFailure, runPolicyTests, testSummary } from "../compiler/tests.js";
+import { describeBundleFailure, describeFailure, runBundleTests, runPolicyTests, testSummary } from "../compiler/tests.js";
 import { makeEvaluator, type EngineName } from "./engines.js";
 import { ExitCode } from "./exit-codes.js";
 import { renderDiagnostics, UsageError } from "./report.js";
@@ -53,12 +53,17 @@ function lower<T>(f: () => T, out: Out): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof LoweringError) {
-      out(formatDiagnostic(diag("LoweringLimit", undefined, e.message), undefined));
-      throw new CommandFailed(ExitCode.Failure);
-    }
-    throw e;
+    return refuseLowering(e, out);
   }
+}
+
+/** Ends the command with PC3002 for a policy that cannot be lowered (tables or kernel maps); rethrows anything else. */
+function refuseLowering(e: unknown, out: Out): never {
+  if (e instanceof LoweringError) {
+    out(formatDiagnostic(diag("LoweringLimit", undefined, e.message), undefined));
+    throw new CommandFailed(ExitCode.Failure);
+  }
+  throw e;
 }
 
 // ---------------------------------------------------------------- compile, inspect
@@ -98,9 +103,19 @@ export function runInspect(file: string, json: boolean, out: Out): ExitCode {
 
 // ---------------------------------------------------------------- test
 
-export async function runTest(paths: readonly string[], engine: EngineName, out: Out): Promise<ExitCode> {
+/** Runs the tests of policy sources, or with `bundleFile` the tests compiled into a bundle. */
+export async function runTest(paths: readonly string[], engine: EngineName, out: Out, bundleFile?: string): Promise<ExitCode> {
+  if ((paths.length > 0) === (bundleFile !== undefined)) throw new UsageError("give either policy paths or `--bundle <file>`");
+  if (bundleFile !== undefined) {
+    const bundle = loadBundleFile(bundleFile, out);
+    const evaluator = await makeEvaluator(engine, { policy: undefined, bundle }).catch((e: unknown) => refuseLowering(e, out));
+    const results = runBundleTests(bundle.manifest.tests, evaluator);
+    for (const r of results) if (!r.passed) out(describeBundleFailure(r));
+    out(testSummary(results));
+    return results.every((r) => r.passed) ? ExitCode.Ok : ExitCode.Failure;
+  }
   const policy = loadChecked(paths, out, true);
-  const evaluator = await makeEvaluator(engine, { policy, bundle: undefined });
+  const evaluator = await makeEvaluator(engine, { policy, bundle: undefined }).catch((e: unknown) => refuseLowering(e, out));
   const results = runPolicyTests(policy, evaluator);
   for (const r of results) if (!r.passed) out(describeFailure(r));
   out(testSummary(results));
@@ -152,7 +167,7 @@ export async function runEval(paths: readonly string[], o: EvalOptions, out: Out
   const policy = paths.length > 0 ? loadChecked(paths, out, true) : undefined;
   const bundle = o.bundle !== undefined ? loadBundleFile(o.bundle, out) : undefined;
   const workloads = workloadsOf(policy, bundle);
-  const evaluator = await makeEvaluator(o.engine, { policy, bundle });
+  const evaluator = await makeEvaluator(o.engine, { policy, bundle }).catch((e: unknown) => refuseLowering(e, out));
   if (o.requests === undefined) {
     out(decisionJson(evaluator.decide(requestFromOptions(o, workloads))));
     return ExitCode.Ok;
