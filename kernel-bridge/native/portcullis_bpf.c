@@ -98,6 +98,9 @@ static napi_value load_object(napi_env env, napi_callback_info info)
 	}
 	struct bpf_object *obj = bpf_object__open_file(path, NULL);
 	if (!obj) return throw_errno(env, "cannot open the BPF object", errno);
+	/* An outer map's inner template is replaced by a map created with the wanted capacity
+	 * (libbpf 1.1 cannot resize the template itself); closed once the object is loaded. */
+	int templates[16], template_count = 0;
 	struct bpf_map *map;
 	bpf_object__for_each_map(map, obj)
 	{
@@ -108,13 +111,23 @@ static napi_value load_object(napi_env env, napi_callback_info info)
 		int64_t entries;
 		if (!arg_i64(env, cap, &entries)) continue;
 		struct bpf_map *inner = bpf_map__inner_map(map);
-		int err = bpf_map__set_max_entries(inner ? inner : map, (uint32_t)entries);
+		int err;
+		if (inner && template_count < 16) {
+			LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = bpf_map__map_flags(inner));
+			int fd = bpf_map_create(bpf_map__type(inner), "pc_template", bpf_map__key_size(inner), bpf_map__value_size(inner), (uint32_t)entries, &opts);
+			err = fd < 0 ? -errno : bpf_map__set_inner_map_fd(map, fd);
+			if (fd >= 0) templates[template_count++] = fd;
+		} else {
+			err = bpf_map__set_max_entries(map, (uint32_t)entries);
+		}
 		if (err) {
+			for (int i = 0; i < template_count; i++) close(templates[i]);
 			bpf_object__close(obj);
 			return throw_errno(env, "cannot size a map", -err);
 		}
 	}
 	int err = bpf_object__load(obj);
+	for (int i = 0; i < template_count; i++) close(templates[i]);
 	if (err) {
 		bpf_object__close(obj);
 		return throw_errno(env, "the kernel refused the BPF object", -err);
@@ -273,6 +286,17 @@ static napi_value map_count(napi_env env, napi_callback_info info)
 	}
 	free(a);
 	return num(env, n);
+}
+
+/* mapFdById(id) -> fd of the map with that id (an inner map found through its outer slot). */
+static napi_value map_fd_by_id(napi_env env, napi_callback_info info)
+{
+	ARGS(1);
+	int64_t id;
+	if (!arg_i64(env, argv[0], &id)) return NULL;
+	int fd = bpf_map_get_fd_by_id((uint32_t)id);
+	if (fd < 0) return throw_errno(env, "map by id", errno);
+	return num(env, fd);
 }
 
 /* possibleCpus() -> the number of per-CPU value copies. */
@@ -476,13 +500,21 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "mapLookup", map_lookup }, { "mapCount", map_count }, { "possibleCpus", possible_cpus },
 		{ "objInfo", obj_info }, { "progAttach", prog_attach }, { "progDetach", prog_detach },
 		{ "progQuery", prog_query }, { "synchronizeRcu", synchronize_rcu }, { "ringbufRead", ringbuf_read },
-		{ "btfStructs", btf_structs }, { "connectLoop", connect_loop },
+		{ "btfStructs", btf_structs }, { "connectLoop", connect_loop }, { "mapFdById", map_fd_by_id },
 	};
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
 		napi_value f;
 		napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
 		napi_set_named_property(env, exports, fns[i].name, f);
 	}
+	/* The uapi numbers the loader needs, from the headers rather than copied by hand. */
+	struct { const char *name; int value; } consts[] = {
+		{ "MAP_HASH", BPF_MAP_TYPE_HASH }, { "MAP_ARRAY", BPF_MAP_TYPE_ARRAY }, { "MAP_LPM_TRIE", BPF_MAP_TYPE_LPM_TRIE },
+		{ "F_NO_PREALLOC", BPF_F_NO_PREALLOC }, { "ATTACH_CONNECT4", BPF_CGROUP_INET4_CONNECT },
+		{ "ATTACH_CONNECT6", BPF_CGROUP_INET6_CONNECT }, { "ATTACH_SENDMSG4", BPF_CGROUP_UDP4_SENDMSG },
+		{ "ATTACH_SENDMSG6", BPF_CGROUP_UDP6_SENDMSG },
+	};
+	for (size_t i = 0; i < sizeof(consts) / sizeof(consts[0]); i++) napi_set_named_property(env, exports, consts[i].name, num(env, consts[i].value));
 	const char *debug = getenv("PORTCULLIS_DEBUG");
 	libbpf_set_print(debug && strcmp(debug, "1") == 0 ? print_debug : NULL);
 	return exports;
