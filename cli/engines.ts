@@ -1,6 +1,6 @@
 // Owns `--engine`: the evaluators a command can decide with, and what each needs (policy
 // sources or a bundle). One source of truth for the engine names.
-import type { Bundle } from "../compiler/bundle.js";
+import { manifestWorkloads, type Bundle } from "../compiler/bundle.js";
 import type { PolicySet } from "../compiler/model.js";
 import { ReferenceEvaluator } from "../compiler/reference.js";
 import { TableEvaluator } from "../compiler/table-eval.js";
@@ -8,7 +8,7 @@ import { buildDecisionTables } from "../compiler/tables.js";
 import type { Evaluator } from "../compiler/tests.js";
 import { UsageError } from "./report.js";
 
-export const ENGINES = ["reference", "tables", "cedar"] as const;
+export const ENGINES = ["reference", "tables", "cedar", "kernel-sim"] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 export function parseEngine(value: string): EngineName {
@@ -25,6 +25,12 @@ export async function makeEvaluator(name: EngineName, input: EngineInput): Promi
   if (name === "tables") {
     if (input.bundle !== undefined) return new TableEvaluator(input.bundle);
     return new TableEvaluator(buildDecisionTables(input.policy!));
+  }
+  if (name === "kernel-sim") {
+    const { KernelSimEvaluator } = await import("../kernel-bridge/sim.js");
+    if (input.bundle !== undefined) return new KernelSimEvaluator({ ...input.bundle, workloads: input.bundle.manifest.workloads });
+    const tables = buildDecisionTables(input.policy!);
+    return new KernelSimEvaluator({ ...tables, workloads: manifestWorkloads(input.policy!, tables) });
   }
   if (input.policy === undefined) throw new UsageError(`the \`${name}\` engine needs policy sources, not a bundle; use \`--engine tables\` with \`--bundle\``);
   if (name === "reference") return new ReferenceEvaluator(input.policy);

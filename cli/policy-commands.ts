@@ -53,12 +53,17 @@ function lower<T>(f: () => T, out: Out): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof LoweringError) {
-      out(formatDiagnostic(diag("LoweringLimit", undefined, e.message), undefined));
-      throw new CommandFailed(ExitCode.Failure);
-    }
-    throw e;
+    return refuseLowering(e, out);
   }
+}
+
+/** Ends the command with PC3002 for a policy that cannot be lowered (tables or kernel maps); rethrows anything else. */
+function refuseLowering(e: unknown, out: Out): never {
+  if (e instanceof LoweringError) {
+    out(formatDiagnostic(diag("LoweringLimit", undefined, e.message), undefined));
+    throw new CommandFailed(ExitCode.Failure);
+  }
+  throw e;
 }
 
 // ---------------------------------------------------------------- compile, inspect
@@ -100,7 +105,7 @@ export function runInspect(file: string, json: boolean, out: Out): ExitCode {
 
 export async function runTest(paths: readonly string[], engine: EngineName, out: Out): Promise<ExitCode> {
   const policy = loadChecked(paths, out, true);
-  const evaluator = await makeEvaluator(engine, { policy, bundle: undefined });
+  const evaluator = await makeEvaluator(engine, { policy, bundle: undefined }).catch((e: unknown) => refuseLowering(e, out));
   const results = runPolicyTests(policy, evaluator);
   for (const r of results) if (!r.passed) out(describeFailure(r));
   out(testSummary(results));
@@ -152,7 +157,7 @@ export async function runEval(paths: readonly string[], o: EvalOptions, out: Out
   const policy = paths.length > 0 ? loadChecked(paths, out, true) : undefined;
   const bundle = o.bundle !== undefined ? loadBundleFile(o.bundle, out) : undefined;
   const workloads = workloadsOf(policy, bundle);
-  const evaluator = await makeEvaluator(o.engine, { policy, bundle });
+  const evaluator = await makeEvaluator(o.engine, { policy, bundle }).catch((e: unknown) => refuseLowering(e, out));
   if (o.requests === undefined) {
     out(decisionJson(evaluator.decide(requestFromOptions(o, workloads))));
     return ExitCode.Ok;

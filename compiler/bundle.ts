@@ -46,6 +46,11 @@ function sha256(data: Uint8Array | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
+/** The manifest's workloads: each with its identity class and `match` blocks, in policy-set order. */
+export function manifestWorkloads(policy: PolicySet, tables: DecisionTables): BundleManifest["workloads"] {
+  return policy.workloads.map((w) => ({ name: w.name, id: w.id, identityClass: tables.workloadClasses.get(w.name)!, match: w.matches }));
+}
+
 export function buildManifest(policy: PolicySet, tables: DecisionTables, compilerVersion: string): BundleManifest {
   const relPathOf = new Map(policy.sources.map((s) => [s.path, s.relPath]));
   return {
@@ -61,7 +66,7 @@ export function buildManifest(policy: PolicySet, tables: DecisionTables, compile
       line: r.ast.span.line,
       annotations: Object.fromEntries(r.annotations.map((a) => [a.name, a.value])),
     })),
-    workloads: policy.workloads.map((w) => ({ name: w.name, id: w.id, identityClass: tables.workloadClasses.get(w.name)!, match: w.matches })),
+    workloads: manifestWorkloads(policy, tables),
     tests: policy.tests.flatMap((t) =>
       t.ast.assertions.map((a) => {
         const r = assertionRequest(a, policy);

@@ -12,11 +12,12 @@ function fail(message: string): never {
   throw new TableError(message);
 }
 
-interface Sections {
+export interface Sections {
   readonly [id: number]: Uint32Array;
 }
 
-function readSections(words: Uint32Array): Sections {
+/** The sections of encoded tables by id, with the directory's bounds checked (not their contents). */
+export function readSections(words: Uint32Array): Sections {
   if (words.length < 1) fail("the tables are empty");
   const count = words[0]!;
   if (count > 64 || 1 + count * 3 > words.length) fail("the table directory is truncated");

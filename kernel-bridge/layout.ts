@@ -44,6 +44,11 @@ export type StructName = keyof typeof LAYOUT;
 export const ANY_ID = 0xffffffff;
 /** `cgroup_id` 0 in an identity key: the entry matches any cgroup. */
 export const ANY_CGROUP = 0n;
+/**
+ * At most this many cgroup levels are probed per lookup (the length of `pc_levels`); the
+ * BPF program's loop bound. A policy needing more is refused by the lowering.
+ */
+export const MAX_CGROUP_LEVELS = 16;
 /** `pc_verdict.rule` of a verdict without reasons (a default). */
 export const NO_RULE = 0xffffffff;
 /** `pc_verdict.flags` bits, as in the tables' VERDICTS section. */

@@ -1,0 +1,324 @@
+// Owns lowering one bundle's decision tables (docs/bundle-format.md) into the eBPF map
+// images of one policy generation (docs/kernel-maps.md, /work/kernel-contract.md): the
+// identity map from the workloads' `match` blocks, the destination LPM tries, the pairs
+// and default rows, the uid/gid/port LPM tries (intervals as exact prefix covers) and the
+// verdicts. Pure: no kernel, no I/O. Reads only the validated tables and the manifest's
+// workloads, never the AST.
+//
+// INVARIANT: exact or refused (DESIGN.md, invariant 5). Every lookup over the images
+// gives what the tables give; a construct the maps cannot hold exactly throws
+// `KernelLoweringError`, never an approximation.
+import type { BundleManifest } from "../compiler/bundle.js";
+import { DecisionTableReader, readSections } from "../compiler/table-eval.js";
+import { EMPTY_SLOT, LoweringError, SECTION } from "../compiler/tables.js";
+import {
+  ANY_CGROUP,
+  ANY_ID,
+  encodeArrayKey,
+  encodeBlockVal,
+  encodeClassVal,
+  encodeDst4Key,
+  encodeDst6Key,
+  encodeGidKey,
+  encodeIdentKey,
+  encodeIdentVal,
+  encodePairKey,
+  encodePortKey,
+  encodeRowVal,
+  encodeUidKey,
+  encodeVerdict,
+  encodeVerdictRef,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  LPM_FIXED_BITS,
+  MAP_NAMES,
+  MAX_CGROUP_LEVELS,
+  NO_RULE,
+  type MapName,
+} from "./layout.js";
+
+/** A policy that the kernel maps cannot hold exactly; the CLI reports it as PC3002. */
+export class KernelLoweringError extends LoweringError {}
+
+function refuse(message: string): never {
+  throw new KernelLoweringError(message);
+}
+
+// ---------------------------------------------------------------- prefix covers
+
+/** The `bits` leading bits of `value` (a `width`-bit number, the rest zero) form a prefix. */
+export interface Prefix {
+  readonly value: number;
+  readonly bits: number;
+}
+
+/**
+ * The minimal set of aligned prefixes whose union is exactly `low..high` (inclusive) in a
+ * `width`-bit space (at most 32): greedily the largest aligned block starting at `low`
+ * that stays inside the interval. The blocks are disjoint, so over a partition of the
+ * space into intervals every value is covered by exactly one prefix.
+ */
+export function prefixCover(low: number, high: number, width: number): Prefix[] {
+  const max = 2 ** width - 1;
+  if (!Number.isInteger(low) || !Number.isInteger(high) || low < 0 || high > max || low > high) throw new RangeError(`bad interval ${low}..${high} in ${width} bits`);
+  const out: Prefix[] = [];
+  for (let at = low; at <= high; ) {
+    let free = 0;
+    while (free < width && at % 2 ** (free + 1) === 0 && at + 2 ** (free + 1) - 1 <= high) free++;
+    out.push({ value: at, bits: width - free });
+    at += 2 ** free;
+  }
+  return out;
+}
+
+/** The intervals of a list `n, (start, x)…` (starts ascending from 0): `[start, next start − 1]`, the last up to `max`. */
+function intervals(rowData: Uint32Array, at: number, max: number): { low: number; high: number; target: number }[] {
+  const n = rowData[at]!;
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const low = rowData[at + 1 + i * 2]!;
+    const high = i + 1 < n ? rowData[at + 3 + i * 2]! - 1 : max;
+    if (high < low || high > max) refuse(`a row's interval list is not ascending within 0..${max}`);
+    out.push({ low, high, target: rowData[at + 2 + i * 2]! });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- identities
+
+/** A workload as the manifest holds it, in policy-set order (its index is its `order`). */
+export type WorkloadIdentity = Pick<BundleManifest["workloads"][number], "name" | "identityClass" | "match">;
+type Block = WorkloadIdentity["match"][number];
+
+export interface IdentityInput {
+  /** The manifest's workloads, in policy-set order. */
+  readonly workloads: readonly WorkloadIdentity[];
+  /**
+   * Cgroup v2 id (the directory's inode number) of every path `requiredCgroupPaths` names:
+   * paths below the cgroup2 mount, written `/a/b`.
+   */
+  readonly cgroupIds: ReadonlyMap<string, bigint>;
+  /** Path below the cgroup2 mount under which managed per-workload cgroups live (the attach point). */
+  readonly managedRoot: string;
+}
+
+/** Does a match block need attestation by `portcullis exec` (selectors the kernel cannot see)? */
+export function needsAttestation(block: Block): boolean {
+  return block.exe !== undefined || block.sha256 !== undefined;
+}
+
+/**
+ * The managed cgroup in which `portcullis exec --as <workload>` places a process it has
+ * attested for `block` (its `exe`/`sha256` checked): a child of the block's `cgroup` path
+ * when it has one (so the process is also inside that path), else of `managedRoot`.
+ */
+export function managedCgroupPath(managedRoot: string, workload: string, block: Block): string {
+  const parent = block.cgroup ?? managedRoot;
+  return `${parent === "/" ? "" : parent}/portcullis.${workload}`;
+}
+
+/** The cgroup a block's identity entry is keyed by, or undefined for "any cgroup". */
+function blockCgroup(managedRoot: string, workload: string, block: Block): string | undefined {
+  if (needsAttestation(block)) return managedCgroupPath(managedRoot, workload, block);
+  return block.cgroup === "/" ? undefined : block.cgroup;
+}
+
+/** Every cgroup path whose id the lowering needs, sorted (the caller creates or stats them). */
+export function requiredCgroupPaths(workloads: readonly WorkloadIdentity[], managedRoot: string): string[] {
+  const paths = new Set<string>();
+  for (const w of workloads) {
+    for (const block of w.match) {
+      const path = blockCgroup(managedRoot, w.name, block);
+      if (path !== undefined) paths.add(path);
+    }
+  }
+  return [...paths].sort();
+}
+
+/** The level of a cgroup below the cgroup2 mount: the number of its path segments (`/` is 0). */
+export function cgroupLevel(path: string): number {
+  return path === "/" ? 0 : path.split("/").length - 1;
+}
+
+// ---------------------------------------------------------------- images
+
+export interface MapEntry {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+/** One generation of policy as map contents (layout.ts `MAPS`). */
+export interface MapImages {
+  readonly maps: Readonly<Record<MapName, readonly MapEntry[]>>;
+  /** The cgroup levels the program probes (`pc_levels`), ascending, at most MAX_CGROUP_LEVELS. */
+  readonly levels: readonly number[];
+  /** Entries per map. */
+  readonly counts: Readonly<Record<MapName, number>>;
+  /** The `max_entries` each map needs to hold this generation (arrays: exactly their length; at least 1). */
+  readonly capacity: Readonly<Record<MapName, number>>;
+}
+
+/** The section words and META counts lowering reads. */
+interface Tables {
+  readonly identityClasses: number;
+  readonly destinationClasses: number;
+  readonly rows: number;
+  readonly verdictCount: number;
+  readonly s: ReturnType<typeof readSections>;
+}
+
+function lowerIdentities(t: Tables, input: IdentityInput): { entries: MapEntry[]; levels: number[] } {
+  const best = new Map<string, { key: Uint8Array; order: number; cls: number }>();
+  const levels = new Set<number>();
+  input.workloads.forEach((w, order) => {
+    if (!Number.isInteger(w.identityClass) || w.identityClass <= 0 || w.identityClass >= t.identityClasses) {
+      refuse(`workload \`${w.name}\` names identity class ${w.identityClass}, which the tables do not have`);
+    }
+    for (const block of w.match) {
+      for (const field of ["uid", "gid"] as const) {
+        if (block[field] === ANY_ID) refuse(`workload \`${w.name}\`: a \`${field}\` selector of ${ANY_ID} cannot be enforced in the kernel (it is (${field}_t)-1, which the identity map uses for "any ${field}")`);
+      }
+      const path = blockCgroup(input.managedRoot, w.name, block);
+      let cgroupId = ANY_CGROUP;
+      if (path !== undefined) {
+        const id = input.cgroupIds.get(path);
+        if (id === undefined) refuse(`workload \`${w.name}\` needs the id of cgroup \`${path}\`, which was not given (does the cgroup exist?)`);
+        if (id === ANY_CGROUP) refuse(`cgroup \`${path}\` has id 0, which the identity map uses for "any cgroup"`);
+        cgroupId = id;
+        levels.add(cgroupLevel(path));
+      }
+      const key = encodeIdentKey({ cgroupId, uid: block.uid ?? ANY_ID, gid: block.gid ?? ANY_ID });
+      const hex = Buffer.from(key).toString("hex");
+      // INVARIANT: the first workload in policy-set order wins, so an equal key keeps the lower order.
+      if (!best.has(hex)) best.set(hex, { key, order, cls: w.identityClass });
+    }
+  });
+  if (levels.size > MAX_CGROUP_LEVELS) refuse(`the workloads' cgroups lie at ${levels.size} different levels; the kernel probes at most ${MAX_CGROUP_LEVELS}`);
+  const entries = [...best.values()].map((e) => ({ key: e.key, value: encodeIdentVal({ order: e.order, identityClass: e.cls }) }));
+  return { entries, levels: [...levels].sort((a, b) => a - b) };
+}
+
+function lowerDestinations(t: Tables): { dst4: MapEntry[]; dst6: MapEntry[] } {
+  const v4 = t.s[SECTION.DST_V4]!;
+  const v6 = t.s[SECTION.DST_V6]!;
+  const bytesOf = (words: Uint32Array, prefix: number): number[] => {
+    const out: number[] = [];
+    for (const w of words) out.push(w >>> 24, (w >>> 16) & 255, (w >>> 8) & 255, w & 255);
+    // INVARIANT: bits past the prefix are zero, so equal prefixes give equal keys.
+    return out.map((b, i) => {
+      const keep = Math.max(0, Math.min(8, prefix - i * 8));
+      return b & ((0xff00 >> keep) & 0xff);
+    });
+  };
+  const dst4: MapEntry[] = [];
+  for (let i = 0; i < v4.length; i += 3) dst4.push({ key: encodeDst4Key({ prefixlen: v4[i + 1]!, addr: bytesOf(v4.subarray(i, i + 1), v4[i + 1]!) }), value: encodeClassVal(v4[i + 2]!) });
+  const dst6: MapEntry[] = [];
+  for (let i = 0; i < v6.length; i += 6) dst6.push({ key: encodeDst6Key({ prefixlen: v6[i + 4]!, addr: bytesOf(v6.subarray(i, i + 4), v6[i + 4]!) }), value: encodeClassVal(v6[i + 5]!) });
+  return { dst4, dst6 };
+}
+
+function lowerPairs(t: Tables): { pairs: MapEntry[]; defaultRow: MapEntry[] } {
+  const section = t.s[SECTION.PAIRS]!;
+  const capacity = section[0]!;
+  const pairs: MapEntry[] = [];
+  for (let i = 0; i < capacity; i++) {
+    const slot = 1 + i * 3;
+    if (section[slot] === EMPTY_SLOT) continue;
+    pairs.push({ key: encodePairKey({ identityClass: section[slot]!, destinationClass: section[slot + 1]! }), value: encodeRowVal(section[slot + 2]!) });
+  }
+  const defaults = t.s[SECTION.DEFAULT_ROW]!;
+  const defaultRow = [...defaults].map((row, cls) => ({ key: encodeArrayKey(cls), value: encodeRowVal(row) }));
+  return { pairs, defaultRow };
+}
+
+const U32_MAX = 0xffffffff;
+const PORT_MAX = 0xffff;
+
+/**
+ * The uid/gid/port tries. Gid blocks and protocol blocks are numbered densely in order of
+ * first use (rows in order, lists in order), the same numbering for one set of tables.
+ */
+function lowerRows(t: Tables): { uid: MapEntry[]; gid: MapEntry[]; port: MapEntry[] } {
+  const rowIndex = t.s[SECTION.ROW_INDEX]!;
+  const rowData = t.s[SECTION.ROW_DATA]!;
+  const gidBlocks = new Map<number, number>();
+  const protoBlocks = new Map<number, number>();
+  const uid: MapEntry[] = [];
+  const gid: MapEntry[] = [];
+  const port: MapEntry[] = [];
+  const number = (blocks: Map<number, number>, offset: number): { id: number; isNew: boolean } => {
+    const known = blocks.get(offset);
+    if (known !== undefined) return { id: known, isNew: false };
+    blocks.set(offset, blocks.size);
+    return { id: blocks.size - 1, isNew: true };
+  };
+  for (let row = 0; row < t.rows; row++) {
+    for (const u of intervals(rowData, rowIndex[row]!, U32_MAX)) {
+      const gidBlock = number(gidBlocks, u.target);
+      for (const p of prefixCover(u.low, u.high, 32)) {
+        uid.push({ key: encodeUidKey({ prefixlen: LPM_FIXED_BITS.uid + p.bits, scope: row, value: p.value }), value: encodeBlockVal(gidBlock.id) });
+      }
+      if (!gidBlock.isNew) continue;
+      for (const g of intervals(rowData, u.target, U32_MAX)) {
+        const protoBlock = number(protoBlocks, g.target);
+        for (const p of prefixCover(g.low, g.high, 32)) {
+          gid.push({ key: encodeGidKey({ prefixlen: LPM_FIXED_BITS.gid + p.bits, scope: gidBlock.id, value: p.value }), value: encodeBlockVal(protoBlock.id) });
+        }
+        if (!protoBlock.isNew) continue;
+        ([IPPROTO_TCP, IPPROTO_UDP] as const).forEach((protocol, k) => {
+          for (const ports of intervals(rowData, rowData[g.target + k]!, PORT_MAX)) {
+            if (ports.target >= t.verdictCount) refuse(`a row names verdict ${ports.target} of ${t.verdictCount}`);
+            for (const p of prefixCover(ports.low, ports.high, 16)) {
+              port.push({ key: encodePortKey({ prefixlen: LPM_FIXED_BITS.port + p.bits, block: protoBlock.id, protocol, port: p.value }), value: encodeVerdictRef(ports.target) });
+            }
+          }
+        });
+      }
+    }
+  }
+  return { uid, gid, port };
+}
+
+function lowerVerdicts(t: Tables): MapEntry[] {
+  const verdicts = t.s[SECTION.VERDICTS]!;
+  const reasonIndex = t.s[SECTION.REASON_INDEX]!;
+  const reasonData = t.s[SECTION.REASON_DATA]!;
+  const out: MapEntry[] = [];
+  for (let v = 0; v < t.verdictCount; v++) {
+    const set = verdicts[v * 2 + 1]!;
+    const first = reasonIndex[set]! < reasonIndex[set + 1]! ? reasonData[reasonIndex[set]!]! : NO_RULE;
+    out.push({ key: encodeArrayKey(v), value: encodeVerdict({ flags: verdicts[v * 2]!, rule: first }) });
+  }
+  return out;
+}
+
+/**
+ * Lowers validated decision tables (the bundle's table words and rule ids) and the
+ * workloads' identities into the map images of one generation. Throws `TableError` for
+ * corrupt tables and `KernelLoweringError` for what the maps cannot hold exactly.
+ */
+export function lowerToMapImages(tables: Uint32Array, ruleIds: readonly string[], identity: IdentityInput): MapImages {
+  // Validates every section and stored index before anything is read below.
+  new DecisionTableReader(tables, ruleIds);
+  const s = readSections(tables);
+  const meta = s[SECTION.META]!;
+  const t: Tables = { identityClasses: meta[0]!, destinationClasses: meta[1]!, rows: meta[2]!, verdictCount: meta[3]!, s };
+  const ident = lowerIdentities(t, identity);
+  const { dst4, dst6 } = lowerDestinations(t);
+  const { pairs, defaultRow } = lowerPairs(t);
+  const rows = lowerRows(t);
+  const maps: Record<MapName, readonly MapEntry[]> = {
+    ident: ident.entries,
+    dst4,
+    dst6,
+    pairs,
+    default_row: defaultRow,
+    uid_lpm: rows.uid,
+    gid_lpm: rows.gid,
+    port_lpm: rows.port,
+    verdicts: lowerVerdicts(t),
+  };
+  const counts = Object.fromEntries(MAP_NAMES.map((m) => [m, maps[m].length])) as Record<MapName, number>;
+  const capacity = Object.fromEntries(MAP_NAMES.map((m) => [m, Math.max(1, maps[m].length)])) as Record<MapName, number>;
+  return { maps, levels: ident.levels, counts, capacity };
+}

@@ -1,0 +1,365 @@
+// Owns the kernel simulator: the BPF programs' lookup sequence (docs/kernel-maps.md) run in
+// TypeScript over the map images of one generation, with the kernel's map semantics —
+// hash lookups of encoded keys, longest-prefix match over encoded LPM keys (prefixlen +
+// data bits, most significant first), arrays by index. Two entry points:
+// - `decideProcess`: what the kernel does at connect()/sendmsg() for a process (cgroup
+//   ancestry, uid, gid) and a destination;
+// - `KernelSimEvaluator.decide`: an `eval` request, with the same output as every other
+//   engine. A workload's SPIFFE ID is its class; any other ID is classified as the agent
+//   classifies a peer (the tables' user-space classification, possibly several classes),
+//   then each class goes through the simulated lookups and the verdicts combine as in
+//   compiler/table-eval.ts.
+import type { BundleManifest } from "../compiler/bundle.js";
+import type { Decision, Request } from "../compiler/request.js";
+import { DecisionTableReader } from "../compiler/table-eval.js";
+import type { Evaluator } from "../compiler/tests.js";
+import {
+  ANY_CGROUP,
+  ANY_ID,
+  decodeBlockVal,
+  decodeClassVal,
+  decodeIdentVal,
+  decodeRowVal,
+  decodeVerdict,
+  decodeVerdictRef,
+  encodeArrayKey,
+  encodeDst4Key,
+  encodeDst6Key,
+  encodeGidKey,
+  encodeIdentKey,
+  encodePairKey,
+  encodePortKey,
+  encodeUidKey,
+  FLAG_ALLOW,
+  FLAG_DEFAULT,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  keySize,
+  MAPS,
+  MAP_NAMES,
+  valueSize,
+  type MapName,
+} from "./layout.js";
+import { cgroupLevel, lowerToMapImages, requiredCgroupPaths, type MapEntry, type MapImages } from "./lower.js";
+
+/** The images broke a kernel expectation (a missing entry, a duplicate key): a lowering bug. */
+export class SimulatorError extends Error {}
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");
+
+// ---------------------------------------------------------------- map semantics
+
+/** BPF_MAP_TYPE_HASH: exact match of the whole encoded key. */
+class HashMapSim {
+  private readonly values = new Map<string, Uint8Array>();
+
+  constructor(name: MapName, entries: readonly MapEntry[]) {
+    for (const e of entries) {
+      checkSizes(name, e);
+      const k = hex(e.key);
+      if (this.values.has(k)) throw new SimulatorError(`${name} holds key ${k} twice`);
+      this.values.set(k, e.value);
+    }
+  }
+
+  lookup(key: Uint8Array): Uint8Array | undefined {
+    return this.values.get(hex(key));
+  }
+}
+
+/** BPF_MAP_TYPE_ARRAY: `capacity` zeroed slots, indexed by a __u32 key. */
+class ArrayMapSim {
+  private readonly slots: Uint8Array[];
+
+  constructor(name: MapName, entries: readonly MapEntry[], capacity: number) {
+    this.slots = Array.from({ length: capacity }, () => new Uint8Array(valueSize(name)));
+    for (const e of entries) {
+      checkSizes(name, e);
+      const index = new DataView(e.key.buffer, e.key.byteOffset, 4).getUint32(0, true);
+      if (index >= capacity) throw new SimulatorError(`${name} index ${index} is past its capacity ${capacity}`);
+      this.slots[index] = e.value;
+    }
+  }
+
+  lookup(key: Uint8Array): Uint8Array | undefined {
+    return this.slots[new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true)];
+  }
+}
+
+/**
+ * BPF_MAP_TYPE_LPM_TRIE: a key is `__u32 prefixlen` (host order) then data bytes. A lookup
+ * with a full-length key finds the entry with the longest prefixlen whose first prefixlen
+ * data bits equal the key's; bits of an entry past its prefixlen are ignored, as in the
+ * kernel's trie, and two entries with the same prefix are a duplicate.
+ */
+class LpmTrieSim {
+  /** prefixlen → masked data (hex) → value; prefixlens longest first. */
+  private readonly byLength = new Map<number, Map<string, Uint8Array>>();
+  private readonly lengths: number[];
+  private readonly dataBits: number;
+
+  constructor(
+    private readonly name: MapName,
+    entries: readonly MapEntry[],
+  ) {
+    this.dataBits = (keySize(name) - 4) * 8;
+    for (const e of entries) {
+      checkSizes(name, e);
+      const prefixlen = new DataView(e.key.buffer, e.key.byteOffset, 4).getUint32(0, true);
+      if (prefixlen > this.dataBits) throw new SimulatorError(`${name} holds prefixlen ${prefixlen} > ${this.dataBits}`);
+      const k = hex(masked(e.key.subarray(4), prefixlen));
+      let level = this.byLength.get(prefixlen);
+      if (level === undefined) this.byLength.set(prefixlen, (level = new Map()));
+      if (level.has(k)) throw new SimulatorError(`${name} holds prefix ${k}/${prefixlen} twice`);
+      level.set(k, e.value);
+    }
+    this.lengths = [...this.byLength.keys()].sort((a, b) => b - a);
+  }
+
+  lookup(key: Uint8Array): Uint8Array | undefined {
+    const prefixlen = new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true);
+    if (prefixlen !== this.dataBits) throw new SimulatorError(`${this.name} lookups use full-length keys`);
+    const data = key.subarray(4);
+    for (const length of this.lengths) {
+      const value = this.byLength.get(length)!.get(hex(masked(data, length)));
+      if (value !== undefined) return value;
+    }
+    return undefined;
+  }
+}
+
+/** `data` with every bit past the first `bits` cleared. */
+function masked(data: Uint8Array, bits: number): Uint8Array {
+  return data.map((b, i) => b & ((0xff00 >> Math.max(0, Math.min(8, bits - i * 8))) & 0xff));
+}
+
+function checkSizes(name: MapName, e: MapEntry): void {
+  if (e.key.byteLength !== keySize(name) || e.value.byteLength !== valueSize(name)) {
+    throw new SimulatorError(`${name} entry is ${e.key.byteLength}+${e.value.byteLength} bytes, not ${keySize(name)}+${valueSize(name)}`);
+  }
+}
+
+type MapSim = HashMapSim | ArrayMapSim | LpmTrieSim;
+
+// ---------------------------------------------------------------- the lookup sequence
+
+/** What the kernel sees at connect()/sendmsg(). */
+export interface ProcessRequest {
+  /** `bpf_get_current_ancestor_cgroup_id(L)` for L = 0 (the root) .. the process's own cgroup. */
+  readonly cgroupAncestors: readonly bigint[];
+  readonly uid: number;
+  readonly gid: number;
+  readonly family: 4 | 6;
+  /** 4 or 16 bytes; a v4-mapped IPv6 address is decided as IPv4. */
+  readonly ip: readonly number[];
+  readonly port: number;
+  readonly protocol: "tcp" | "udp";
+}
+
+/** The kernel's verdict and every intermediate value (what the decision events carry). */
+export interface KernelOutcome {
+  readonly allow: boolean;
+  readonly identityClass: number;
+  /** The winning identity entry's workload order; undefined when unidentified. */
+  readonly order: number | undefined;
+  readonly destinationClass: number;
+  readonly row: number;
+  /** The tables' verdict index. */
+  readonly verdict: number;
+  readonly flags: number;
+  /** First rule index of the reason set, or NO_RULE. */
+  readonly rule: number;
+}
+
+const FULL = { uid: 64, gid: 64, port: 64 } as const;
+
+export class KernelSimulator {
+  private readonly maps: Record<MapName, MapSim>;
+  readonly levels: readonly number[];
+
+  constructor(images: MapImages) {
+    const built = {} as Record<MapName, MapSim>;
+    for (const name of MAP_NAMES) {
+      const type = MAPS[name].type;
+      const entries = images.maps[name];
+      if (entries.length > images.capacity[name]) throw new SimulatorError(`${name} holds ${entries.length} entries, more than its capacity ${images.capacity[name]}`);
+      built[name] = type === "hash" ? new HashMapSim(name, entries) : type === "array" ? new ArrayMapSim(name, entries, images.capacity[name]) : new LpmTrieSim(name, entries);
+    }
+    this.maps = built;
+    this.levels = images.levels;
+  }
+
+  private get(name: MapName, key: Uint8Array): Uint8Array | undefined {
+    return this.maps[name].lookup(key);
+  }
+
+  private must(name: MapName, key: Uint8Array): Uint8Array {
+    const value = this.get(name, key);
+    if (value === undefined) throw new SimulatorError(`${name} has no entry for ${hex(key)}`);
+    return value;
+  }
+
+  /**
+   * 1. process → identity class: for each level L in `levels`, the key {ancestor(L), uid,
+   * gid} with each of uid/gid replaced by ANY (4 variants), then the same with cgroup 0;
+   * the lowest `order` among all hits wins; no hit is class 0 (unidentified).
+   */
+  identify(cgroupAncestors: readonly bigint[], uid: number, gid: number): { identityClass: number; order: number | undefined } {
+    let best: { identityClass: number; order: number } | undefined;
+    const cgroups = [...this.levels.map((level) => cgroupAncestors[level] ?? ANY_CGROUP), ANY_CGROUP];
+    for (const cgroupId of cgroups) {
+      for (const [u, g] of [
+        [uid, gid],
+        [uid, ANY_ID],
+        [ANY_ID, gid],
+        [ANY_ID, ANY_ID],
+      ] as const) {
+        const hit = this.get("ident", encodeIdentKey({ cgroupId, uid: u, gid: g }));
+        if (hit === undefined) continue;
+        const v = decodeIdentVal(hit);
+        if (best === undefined || v.order < best.order) best = v;
+      }
+    }
+    return best === undefined ? { identityClass: 0, order: undefined } : best;
+  }
+
+  /** 2. destination → destination class (LPM); a v4-mapped IPv6 address is looked up in dst4. */
+  destinationClass(family: 4 | 6, ip: readonly number[]): number {
+    const mapped = family === 6 && ip.slice(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff;
+    const hit =
+      family === 4 || mapped
+        ? this.get("dst4", encodeDst4Key({ prefixlen: 32, addr: family === 4 ? ip : ip.slice(12) }))
+        : this.get("dst6", encodeDst6Key({ prefixlen: 128, addr: ip }));
+    return hit === undefined ? 0 : decodeClassVal(hit);
+  }
+
+  /** 3. (identity class, destination class) → row; a miss uses the class's default row. */
+  row(identityClass: number, destinationClass: number): number {
+    const hit = this.get("pairs", encodePairKey({ identityClass, destinationClass }));
+    return decodeRowVal(hit ?? this.must("default_row", encodeArrayKey(identityClass)));
+  }
+
+  /** 4. row, uid → gid block; gid → protocol block; protocol, port → verdict (three LPM lookups). */
+  verdict(row: number, uid: number, gid: number, protocol: "tcp" | "udp", port: number): number {
+    const gidBlock = decodeBlockVal(this.must("uid_lpm", encodeUidKey({ prefixlen: FULL.uid, scope: row, value: uid })));
+    const protoBlock = decodeBlockVal(this.must("gid_lpm", encodeGidKey({ prefixlen: FULL.gid, scope: gidBlock, value: gid })));
+    return decodeVerdictRef(this.must("port_lpm", encodePortKey({ prefixlen: FULL.port, block: protoBlock, protocol: protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, port })));
+  }
+
+  /** 5. verdict → flags and first rule. */
+  verdictRecord(verdict: number): { flags: number; rule: number } {
+    return decodeVerdict(this.must("verdicts", encodeArrayKey(verdict)));
+  }
+
+  /** The whole sequence for one process, as the BPF program runs it. */
+  decideProcess(p: ProcessRequest): KernelOutcome {
+    const { identityClass, order } = this.identify(p.cgroupAncestors, p.uid, p.gid);
+    const destinationClass = this.destinationClass(p.family, p.ip);
+    const row = this.row(identityClass, destinationClass);
+    const verdict = this.verdict(row, p.uid, p.gid, p.protocol, p.port);
+    const { flags, rule } = this.verdictRecord(verdict);
+    return { allow: (flags & FLAG_ALLOW) !== 0, identityClass, order, destinationClass, row, verdict, flags, rule };
+  }
+}
+
+// ---------------------------------------------------------------- made-up cgroups
+
+/** Where the simulator's managed per-workload cgroups live (the attach point). */
+export const SIM_MANAGED_ROOT = "/portcullis";
+const SIM_ROOT_ID = 1n;
+const SIM_FIRST_ID = 0x1000n;
+
+/**
+ * A cgroup2 hierarchy with made-up ids (the root is 1, as its inode is): every path gets
+ * an id on first use, so the lowering's input and a process's ancestry agree.
+ */
+export class SyntheticCgroups {
+  private readonly ids = new Map<string, bigint>([["/", SIM_ROOT_ID]]);
+
+  idOf(path: string): bigint {
+    let id = this.ids.get(path);
+    if (id === undefined) this.ids.set(path, (id = SIM_FIRST_ID + BigInt(this.ids.size)));
+    return id;
+  }
+
+  /** `bpf_get_current_ancestor_cgroup_id(L)` for L = 0 .. level(path), for a process in `path`. */
+  ancestors(path: string): bigint[] {
+    const segments = path === "/" ? [] : path.split("/").slice(1);
+    return [this.idOf("/"), ...segments.map((_, i) => this.idOf(`/${segments.slice(0, i + 1).join("/")}`))];
+  }
+
+  /** The lowering's `cgroupIds` input for these paths. */
+  idsFor(paths: readonly string[]): Map<string, bigint> {
+    const out = new Map(paths.map((p) => [p, this.idOf(p)] as const));
+    for (const p of paths) if (this.ancestors(p).length !== cgroupLevel(p) + 1) throw new SimulatorError(`bad cgroup path ${p}`);
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------- the eval engine
+
+export type ManifestWorkload = BundleManifest["workloads"][number];
+
+export interface KernelSimInput {
+  /** The tables' words and rule ids, with their validated reader when the caller has one. */
+  readonly words: Uint32Array;
+  readonly ruleIds: readonly string[];
+  readonly reader?: DecisionTableReader;
+  /** The manifest's workloads, in policy-set order. */
+  readonly workloads: readonly ManifestWorkload[];
+}
+
+/**
+ * `--engine kernel-sim`: lowers the tables with made-up cgroup ids, then decides each
+ * request by the simulated kernel lookups. The reasons of a verdict index are resolved
+ * in user space from the tables, as `portcullis kernel events` resolves rule ids.
+ */
+export class KernelSimEvaluator implements Evaluator {
+  readonly cgroups = new SyntheticCgroups();
+  readonly images: MapImages;
+  readonly kernel: KernelSimulator;
+  private readonly reader: DecisionTableReader;
+  private readonly workloadClass = new Map<string, number>();
+
+  constructor(input: KernelSimInput) {
+    this.reader = input.reader ?? new DecisionTableReader(input.words, input.ruleIds);
+    const cgroupIds = this.cgroups.idsFor(requiredCgroupPaths(input.workloads, SIM_MANAGED_ROOT));
+    this.images = lowerToMapImages(input.words, input.ruleIds, { workloads: input.workloads, cgroupIds, managedRoot: SIM_MANAGED_ROOT });
+    this.kernel = new KernelSimulator(this.images);
+    for (const w of input.workloads) if (!this.workloadClass.has(w.id)) this.workloadClass.set(w.id, w.identityClass);
+  }
+
+  /** A workload's ID is its class; unidentified is class 0; any other ID is classified as a peer's. */
+  identityClasses(principal: string | null): readonly number[] {
+    if (principal === null) return [0];
+    const cls = this.workloadClass.get(principal);
+    return cls !== undefined ? [cls] : this.reader.identityClasses(principal);
+  }
+
+  decide(r: Request): Decision {
+    const d = this.kernel.destinationClass(r.family, r.ip);
+    const verdicts = this.identityClasses(r.principal).map((s) => this.kernel.verdict(this.kernel.row(s, d), r.uid, r.gid, r.protocol, r.port));
+    return this.combine(verdicts);
+  }
+
+  private reasons(verdict: number): readonly string[] {
+    return this.reader.decision(verdict).reasons;
+  }
+
+  /**
+   * One class: its verdict record. Several (a peer ID in several classes): any forbid
+   * decides with the union of the forbids' reasons, else any permit with the union of
+   * theirs, else the identified default, deny (compiler/table-eval.ts `combine`).
+   */
+  private combine(verdicts: readonly number[]): Decision {
+    const flags = verdicts.map((v) => this.kernel.verdictRecord(v).flags);
+    if (verdicts.length === 1) return { decision: flags[0]! & FLAG_ALLOW ? "allow" : "deny", reasons: this.reasons(verdicts[0]!), default: (flags[0]! & FLAG_DEFAULT) !== 0 };
+    const deciding = (wanted: number) => verdicts.filter((_, i) => (flags[i]! & (FLAG_ALLOW | FLAG_DEFAULT)) === wanted);
+    const union = (vs: number[]) => [...new Set(vs.flatMap((v) => this.reasons(v)))].sort();
+    const forbidden = deciding(0);
+    if (forbidden.length > 0) return { decision: "deny", reasons: union(forbidden), default: false };
+    const permitted = deciding(FLAG_ALLOW);
+    if (permitted.length > 0) return { decision: "allow", reasons: union(permitted), default: false };
+    return { decision: "deny", reasons: [], default: true };
+  }
+}
