@@ -22,14 +22,15 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync,
 import { createRequire } from "node:module";
 import path from "node:path";
 import { diag, type CatalogKey, type Diagnostic } from "../dsl/diagnostics.js";
-import { keySize, MAP_NAMES, MAPS, valueSize, type MapName } from "./layout.js";
+import { keySize, MAP_NAMES, MAPS, MAX_CGROUP_LEVELS, valueSize, type MapName } from "./layout.js";
+import type { MapImages } from "./lower.js";
 
 export const PIN_ROOT = "/sys/fs/bpf/portcullis";
 export const STATE_ROOT = "/run/portcullis";
 const BTF_FILE = "/sys/kernel/btf/vmlinux";
 
-/** Mirrors portcullis.h. */
-export const MAX_LEVELS = 8;
+/** Mirrors portcullis.h (PC_MAX_LEVELS is layout.ts's MAX_CGROUP_LEVELS). */
+const MAX_LEVELS = MAX_CGROUP_LEVELS;
 export const MAX_RULES = 16384;
 const COUNTER_SLOTS = MAX_RULES + 1;
 const CONTROL_BYTES = 8;
@@ -72,6 +73,7 @@ interface ObjInfo {
   readonly id: number;
   readonly type: number;
   readonly name: string;
+  readonly valueSize?: number;
   readonly maxEntries?: number;
 }
 
@@ -189,17 +191,9 @@ export function checkName(name: string): string {
 
 // ---------------------------------------------------------------- generations
 
-export interface MapEntry {
-  readonly key: Uint8Array;
-  readonly value: Uint8Array;
-}
-
-/** One generation of policy as map images (kernel-bridge/lower.ts produces them). */
-export interface GenerationImage {
-  readonly maps: Readonly<Record<MapName, readonly MapEntry[]>>;
-  /** Absolute cgroup depths the program probes, at most MAX_LEVELS. */
-  readonly levels: readonly number[];
-}
+/** One generation of policy as map images: what lowerToMapImages gives (the bench builds synthetic ones). */
+export type GenerationImage = Pick<MapImages, "maps" | "levels">;
+type MapEntry = GenerationImage["maps"][MapName][number];
 
 /** Entries each map needs: the entry count, or for an ARRAY the highest index + 1. */
 export function requiredCapacity(image: GenerationImage): Record<MapName, number> {
@@ -290,6 +284,11 @@ function openPinned(n: NativeBpf, name: string): { fds: Record<string, number>; 
   } catch (e) {
     close();
     throw refused("open the pinned maps", e);
+  }
+  // A pinned instance from another build of portcullis.h would be written with the wrong layout.
+  if (n.objInfo(fds["pc_config"]!, true).valueSize !== CONFIG_BYTES || n.objInfo(fds["pc_control"]!, true).valueSize !== CONTROL_BYTES) {
+    close();
+    fail("KernelRefused", `use the maps pinned at ${dir}`, "they were created by another build of portcullis.h; unload and load again");
   }
   return { fds, close };
 }
@@ -414,7 +413,13 @@ export function loadPolicy(req: LoadRequest): LoadResult {
   const counts = Object.fromEntries(MAP_NAMES.map((m) => [m, req.image.maps[m].length])) as Record<MapName, number>;
   if (existing !== undefined) {
     if (existing.cgroup !== req.cgroup) fail("KernelOtherCgroup", req.name, existing.cgroup, req.cgroup);
-    const generation = swapGeneration(n, req.name, req.image, existing.capacity, req.audit);
+    let generation: number;
+    try {
+      generation = swapGeneration(n, req.name, req.image, existing.capacity, req.audit);
+    } catch (e) {
+      removeCgroups(req.createdCgroups ?? []);
+      throw e;
+    }
     const generations = [...existing.generations];
     generations[generation] = record(req, generation, counts);
     const createdCgroups = [...existing.createdCgroups, ...(req.createdCgroups ?? []).filter((c) => !existing.createdCgroups.includes(c))];
@@ -468,7 +473,7 @@ function record(req: LoadRequest, generation: number, counts: Record<MapName, nu
 }
 
 /** Removes directories deepest first; one that still holds processes is left (and reported). */
-function removeCgroups(dirs: readonly string[]): string[] {
+export function removeCgroups(dirs: readonly string[]): string[] {
   const left: string[] = [];
   for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
     try {

@@ -14,7 +14,7 @@
 #define PC_NO_VERDICT 0xffffffffu  /* an event whose lookup missed (lowering bug): denied */
 #define PC_VERDICT_ALLOW 1u
 #define PC_VERDICT_DEFAULT 2u
-#define PC_MAX_LEVELS 8            /* cgroup levels probed per call (pc_gen_config.levels) */
+#define PC_MAX_LEVELS 16           /* cgroup levels probed per call (pc_gen_config.levels); layout.ts MAX_CGROUP_LEVELS */
 #define PC_MAX_RULES 16384         /* counter slots per generation; rule >= this counts in the last slot */
 #define PC_COUNTER_SLOTS (PC_MAX_RULES + 1)
 
