@@ -221,7 +221,9 @@ function packed(entries: readonly MapEntry[], pick: "key" | "value", size: numbe
 
 function mapTypeNumber(n: NativeBpf, name: MapName): { type: number; flags: number } {
   const type = MAPS[name].type;
-  if (type === "hash") return { type: n.MAP_HASH, flags: 0 };
+  // Hashes are not preallocated either: a generation's maps are created on every swap, and
+  // preallocating a large capacity each time would cost more than the fill.
+  if (type === "hash") return { type: n.MAP_HASH, flags: n.F_NO_PREALLOC };
   if (type === "array") return { type: n.MAP_ARRAY, flags: 0 };
   return { type: n.MAP_LPM_TRIE, flags: n.F_NO_PREALLOC };
 }

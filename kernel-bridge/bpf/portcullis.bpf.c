@@ -59,10 +59,10 @@ struct pc_layout pc_layout SEC(".pc_layout") __attribute__((used));
 		__array(values, struct inner);             \
 	} name SEC(".maps")
 
-INNER(pc_ident_map, BPF_MAP_TYPE_HASH, struct pc_ident_key, struct pc_ident_val, 0);
+INNER(pc_ident_map, BPF_MAP_TYPE_HASH, struct pc_ident_key, struct pc_ident_val, BPF_F_NO_PREALLOC);
 INNER(pc_dst4_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_dst4_key, struct pc_class_val, BPF_F_NO_PREALLOC);
 INNER(pc_dst6_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_dst6_key, struct pc_class_val, BPF_F_NO_PREALLOC);
-INNER(pc_pair_map, BPF_MAP_TYPE_HASH, struct pc_pair_key, struct pc_row_val, 0);
+INNER(pc_pair_map, BPF_MAP_TYPE_HASH, struct pc_pair_key, struct pc_row_val, BPF_F_NO_PREALLOC);
 INNER(pc_default_row_map, BPF_MAP_TYPE_ARRAY, __u32, struct pc_row_val, 0);
 INNER(pc_uid_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_uid_key, struct pc_block_val, BPF_F_NO_PREALLOC);
 INNER(pc_gid_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_gid_key, struct pc_block_val, BPF_F_NO_PREALLOC);
