@@ -4,7 +4,7 @@
 // the bundle manifest, and prints. Kernel errors are one diagnostic line on stderr.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { readBundle, type Bundle, type BundleManifest } from "../compiler/bundle.js";
 import { LoweringError } from "../compiler/tables.js";
@@ -213,7 +213,8 @@ function resolveCommand(cmd: string): string | undefined {
 
 /**
  * `portcullis exec --as W -- cmd…`: picks W's first match block that the command satisfies
- * (`exe` equal to the resolved command path, `sha256` equal to its hash), then runs it
+ * (`exe` equal to the command's path as found on PATH or to its real path, `sha256` equal
+ * to its hash), then runs it
  * through portcullis_run in that block's cgroup with its uid/gid. Resolves to its exit code.
  */
 export function runExec(command: readonly string[], opts: ExecOptions, err: Out): number {
@@ -241,8 +242,9 @@ export function runExec(command: readonly string[], opts: ExecOptions, err: Out)
   if (resolved === undefined) return refuse(`\`${command[0]}\` is not an executable file`);
   let digest: string | undefined;
   const why: string[] = [];
+  const real = realpathSync(resolved);
   const block = workload.match.find((b) => {
-    if (b.exe !== undefined && b.exe !== resolved) {
+    if (b.exe !== undefined && b.exe !== resolved && b.exe !== real) {
       why.push(`exe is \`${resolved}\`, not \`${b.exe}\``);
       return false;
     }
