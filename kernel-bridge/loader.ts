@@ -237,7 +237,7 @@ function createGeneration(n: NativeBpf, image: GenerationImage, capacity: Readon
       fds[name] = n.mapCreate(type, `pc_${name}`.slice(0, 15), keySize(name), valueSize(name), capacity[name], flags);
       const entries = image.maps[name];
       if (entries.length === 0) continue;
-      n.mapUpdateMany(fds[name], packed(entries, "key", keySize(name)), packed(entries, "value", valueSize(name)), entries.length, type !== n.MAP_LPM_TRIE);
+      n.mapUpdateMany(fds[name], packed(entries, "key", keySize(name)), packed(entries, "value", valueSize(name)), entries.length, true);
     }
     return fds;
   } catch (e) {

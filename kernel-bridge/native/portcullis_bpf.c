@@ -199,8 +199,9 @@ static napi_value map_create(napi_env env, napi_callback_info info)
 }
 
 /* mapUpdateMany(fd, keys, values, count, batch) -> entries written. Keys and values are
- * packed back to back. With batch, one BPF_MAP_UPDATE_BATCH call (hash and array maps);
- * otherwise a tight loop of single updates (LPM tries have no batch operation). */
+ * packed back to back. With batch, one BPF_MAP_UPDATE_BATCH call (falling back to the loop
+ * on a kernel without batch support for the map type); otherwise a tight loop of single
+ * updates. */
 static napi_value map_update_many(napi_env env, napi_callback_info info)
 {
 	ARGS(5);
@@ -223,8 +224,9 @@ static napi_value map_update_many(napi_env env, napi_callback_info info)
 		uint32_t n = (uint32_t)count;
 		LIBBPF_OPTS(bpf_map_batch_opts, opts);
 		int err = bpf_map_update_batch((int)fd, keys, values, &n, &opts);
-		if (err) return throw_errno(env, "batch map update", errno);
-		return num(env, n);
+		if (!err) return num(env, n);
+		/* A kernel without batch support for this map type: fall back to the loop. */
+		if (errno != EOPNOTSUPP && errno != 524 /* ENOTSUPP */) return throw_errno(env, "batch map update", errno);
 	}
 	for (int64_t i = 0; i < count; i++) {
 		if (bpf_map_update_elem((int)fd, (char *)keys + i * key_size, (char *)values + i * value_size, BPF_ANY))
