@@ -30,10 +30,12 @@ import {
   encodeVerdictRef,
   IPPROTO_TCP,
   IPPROTO_UDP,
+  keySize,
   LPM_FIXED_BITS,
   MAP_NAMES,
   MAX_CGROUP_LEVELS,
   NO_RULE,
+  valueSize,
   type MapName,
 } from "./layout.js";
 
@@ -117,6 +119,15 @@ export function managedCgroupPath(managedRoot: string, workload: string, block: 
   return `${parent === "/" ? "" : parent}/portcullis.${workload}`;
 }
 
+/**
+ * Can a process match the block? No process has uid or gid 4294967295: (uid_t)-1 is
+ * INVALID_UID, which Linux never assigns. Such a block gets no identity entry (the value
+ * could not be keyed anyway: the identity map uses it for "any").
+ */
+function matchesSomeProcess(block: Block): boolean {
+  return block.uid !== ANY_ID && block.gid !== ANY_ID;
+}
+
 /** The cgroup a block's identity entry is keyed by, or undefined for "any cgroup". */
 function blockCgroup(managedRoot: string, workload: string, block: Block): string | undefined {
   if (needsAttestation(block)) return managedCgroupPath(managedRoot, workload, block);
@@ -127,7 +138,7 @@ function blockCgroup(managedRoot: string, workload: string, block: Block): strin
 export function requiredCgroupPaths(workloads: readonly WorkloadIdentity[], managedRoot: string): string[] {
   const paths = new Set<string>();
   for (const w of workloads) {
-    for (const block of w.match) {
+    for (const block of w.match.filter(matchesSomeProcess)) {
       const path = blockCgroup(managedRoot, w.name, block);
       if (path !== undefined) paths.add(path);
     }
@@ -142,9 +153,27 @@ export function cgroupLevel(path: string): number {
 
 // ---------------------------------------------------------------- images
 
+/** One map entry, encoded by layout.ts. Entries may share a value's bytes: treat them as read-only. */
 export interface MapEntry {
   readonly key: Uint8Array;
   readonly value: Uint8Array;
+}
+
+/**
+ * A map's entries as two contiguous arrays, entry i's key at `i × keySize(map)` and its
+ * value at `i × valueSize(map)`: the shape `BPF_MAP_UPDATE_BATCH` takes.
+ */
+export function packEntries(map: MapName, entries: readonly MapEntry[]): { keys: Uint8Array; values: Uint8Array } {
+  const k = keySize(map);
+  const v = valueSize(map);
+  const keys = new Uint8Array(entries.length * k);
+  const values = new Uint8Array(entries.length * v);
+  entries.forEach((e, i) => {
+    if (e.key.byteLength !== k || e.value.byteLength !== v) throw new RangeError(`${map} entry ${i} is ${e.key.byteLength}+${e.value.byteLength} bytes, not ${k}+${v}`);
+    keys.set(e.key, i * k);
+    values.set(e.value, i * v);
+  });
+  return { keys, values };
 }
 
 /** One generation of policy as map contents (layout.ts `MAPS`). */
@@ -174,10 +203,7 @@ function lowerIdentities(t: Tables, input: IdentityInput): { entries: MapEntry[]
     if (!Number.isInteger(w.identityClass) || w.identityClass <= 0 || w.identityClass >= t.identityClasses) {
       refuse(`workload \`${w.name}\` names identity class ${w.identityClass}, which the tables do not have`);
     }
-    for (const block of w.match) {
-      for (const field of ["uid", "gid"] as const) {
-        if (block[field] === ANY_ID) refuse(`workload \`${w.name}\`: a \`${field}\` selector of ${ANY_ID} cannot be enforced in the kernel (it is (${field}_t)-1, which the identity map uses for "any ${field}")`);
-      }
+    for (const block of w.match.filter(matchesSomeProcess)) {
       const path = blockCgroup(input.managedRoot, w.name, block);
       let cgroupId = ANY_CGROUP;
       if (path !== undefined) {
@@ -235,45 +261,70 @@ const U32_MAX = 0xffffffff;
 const PORT_MAX = 0xffff;
 
 /**
- * The uid/gid/port tries. Gid blocks and protocol blocks are numbered densely in order of
- * first use (rows in order, lists in order), the same numbering for one set of tables.
+ * The uid/gid/port tries. The tables give every gid block and protocol block its own
+ * offset even when their contents repeat, so blocks are numbered by content, bottom-up:
+ * a protocol block by its (tcp, udp) port lists' contents, a gid block by its intervals
+ * and their protocol blocks' numbers. Numbers are dense, in order of first use (rows in
+ * order, lists in order), so the same tables always give the same images, and each
+ * distinct block's entries are written once.
  */
 function lowerRows(t: Tables): { uid: MapEntry[]; gid: MapEntry[]; port: MapEntry[] } {
   const rowIndex = t.s[SECTION.ROW_INDEX]!;
   const rowData = t.s[SECTION.ROW_DATA]!;
-  const gidBlocks = new Map<number, number>();
-  const protoBlocks = new Map<number, number>();
   const uid: MapEntry[] = [];
   const gid: MapEntry[] = [];
   const port: MapEntry[] = [];
-  const number = (blocks: Map<number, number>, offset: number): { id: number; isNew: boolean } => {
-    const known = blocks.get(offset);
-    if (known !== undefined) return { id: known, isNew: false };
-    blocks.set(offset, blocks.size);
-    return { id: blocks.size - 1, isNew: true };
+  const listKey = (at: number) => rowData.subarray(at, at + 1 + rowData[at]! * 2).join(",");
+
+  const protoByContent = new Map<string, number>();
+  const protoByOffset = new Map<number, number>();
+  const protoBlock = (at: number): number => {
+    const known = protoByOffset.get(at);
+    if (known !== undefined) return known;
+    const lists = [rowData[at]!, rowData[at + 1]!] as const;
+    const content = `${listKey(lists[0])}|${listKey(lists[1])}`;
+    let block = protoByContent.get(content);
+    if (block === undefined) {
+      block = protoByContent.size;
+      protoByContent.set(content, block);
+      ([IPPROTO_TCP, IPPROTO_UDP] as const).forEach((protocol, k) => {
+        for (const ports of intervals(rowData, lists[k], PORT_MAX)) {
+          if (ports.target >= t.verdictCount) refuse(`a row names verdict ${ports.target} of ${t.verdictCount}`);
+          const value = encodeVerdictRef(ports.target);
+          for (const p of prefixCover(ports.low, ports.high, 16)) {
+            port.push({ key: encodePortKey({ prefixlen: LPM_FIXED_BITS.port + p.bits, block: block!, protocol, port: p.value }), value });
+          }
+        }
+      });
+    }
+    protoByOffset.set(at, block);
+    return block;
   };
+
+  const gidByContent = new Map<string, number>();
+  const gidByOffset = new Map<number, number>();
+  const gidBlock = (at: number): number => {
+    const known = gidByOffset.get(at);
+    if (known !== undefined) return known;
+    const gids = intervals(rowData, at, U32_MAX).map((g) => ({ ...g, target: protoBlock(g.target) }));
+    const content = gids.map((g) => `${g.low}:${g.target}`).join(",");
+    let block = gidByContent.get(content);
+    if (block === undefined) {
+      block = gidByContent.size;
+      gidByContent.set(content, block);
+      for (const g of gids) {
+        const value = encodeBlockVal(g.target);
+        for (const p of prefixCover(g.low, g.high, 32)) gid.push({ key: encodeGidKey({ prefixlen: LPM_FIXED_BITS.gid + p.bits, scope: block, value: p.value }), value });
+      }
+    }
+    gidByOffset.set(at, block);
+    return block;
+  };
+
   for (let row = 0; row < t.rows; row++) {
     for (const u of intervals(rowData, rowIndex[row]!, U32_MAX)) {
-      const gidBlock = number(gidBlocks, u.target);
-      for (const p of prefixCover(u.low, u.high, 32)) {
-        uid.push({ key: encodeUidKey({ prefixlen: LPM_FIXED_BITS.uid + p.bits, scope: row, value: p.value }), value: encodeBlockVal(gidBlock.id) });
-      }
-      if (!gidBlock.isNew) continue;
-      for (const g of intervals(rowData, u.target, U32_MAX)) {
-        const protoBlock = number(protoBlocks, g.target);
-        for (const p of prefixCover(g.low, g.high, 32)) {
-          gid.push({ key: encodeGidKey({ prefixlen: LPM_FIXED_BITS.gid + p.bits, scope: gidBlock.id, value: p.value }), value: encodeBlockVal(protoBlock.id) });
-        }
-        if (!protoBlock.isNew) continue;
-        ([IPPROTO_TCP, IPPROTO_UDP] as const).forEach((protocol, k) => {
-          for (const ports of intervals(rowData, rowData[g.target + k]!, PORT_MAX)) {
-            if (ports.target >= t.verdictCount) refuse(`a row names verdict ${ports.target} of ${t.verdictCount}`);
-            for (const p of prefixCover(ports.low, ports.high, 16)) {
-              port.push({ key: encodePortKey({ prefixlen: LPM_FIXED_BITS.port + p.bits, block: protoBlock.id, protocol, port: p.value }), value: encodeVerdictRef(ports.target) });
-            }
-          }
-        });
-      }
+      const value = encodeBlockVal(gidBlock(u.target));
+      for (const p of prefixCover(u.low, u.high, 32)) uid.push({ key: encodeUidKey({ prefixlen: LPM_FIXED_BITS.uid + p.bits, scope: row, value: p.value }), value });
     }
   }
   return { uid, gid, port };

@@ -205,6 +205,7 @@ export class KernelSimulator {
    * the lowest `order` among all hits wins; no hit is class 0 (unidentified).
    */
   identify(cgroupAncestors: readonly bigint[], uid: number, gid: number): { identityClass: number; order: number | undefined } {
+    if (uid === ANY_ID || gid === ANY_ID) throw new RangeError(`no process has uid or gid ${ANY_ID} ((uid_t)-1 is never assigned)`);
     let best: { identityClass: number; order: number } | undefined;
     const cgroups = [...this.levels.map((level) => cgroupAncestors[level] ?? ANY_CGROUP), ANY_CGROUP];
     for (const cgroupId of cgroups) {

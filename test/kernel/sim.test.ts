@@ -1,0 +1,189 @@
+// Differential tests of the kernel simulator (DESIGN.md, invariant 1) over the map images
+// that lower.ts builds:
+// - `eval` requests: kernel-sim = reference = tables (decision, sorted reasons, default)
+//   on every boundary point of the example sets and on seeded random policy sets;
+// - processes: one placed for each match block of each workload (in its cgroup, with its
+//   uid/gid, attested in its managed cgroup when it needs exe/sha256) at the boundary
+//   destinations; the simulated kernel's identity is the first matching workload (the
+//   oracle in test/support/processes.ts), its allow/deny the reference's for that
+//   workload, and its rule the first of the reference's reasons;
+// - the verdict map holds each verdict's flags and first rule.
+//
+// Requests per run: fixtures 2,777 + 16,191 + 565 boundary + 500 random each; random sets
+// 24 × (500 boundary + 300 random) = 19,200; processes ≈ 8,000. Reproduce a failure with
+// PORTCULLIS_KSIM_SEED=<seed> npx vitest run test/kernel/sim.test.ts.
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { manifestWorkloads } from "../../compiler/bundle.js";
+import type { PolicySet } from "../../compiler/model.js";
+import { checkSources, loadPolicySet } from "../../compiler/program.js";
+import { ReferenceEvaluator } from "../../compiler/reference.js";
+import type { Decision, Request } from "../../compiler/request.js";
+import { DecisionTableReader, TableEvaluator } from "../../compiler/table-eval.js";
+import { buildDecisionTables } from "../../compiler/tables.js";
+import { formatIp } from "../../dsl/ip.js";
+import { NO_RULE } from "../../kernel-bridge/layout.js";
+import { KernelSimEvaluator, SIM_MANAGED_ROOT } from "../../kernel-bridge/sim.js";
+import { repoRoot } from "../support/baselines.js";
+import { boundaryRequests } from "../support/boundary.js";
+import { blockProcesses, firstWorkload } from "../support/processes.js";
+import { Random } from "../support/random.js";
+import { randomPolicySet, randomRequests } from "../support/random-policy.js";
+
+const SEED = Number(process.env["PORTCULLIS_KSIM_SEED"] ?? 20261122);
+const RANDOM_SETS = 24;
+const SETS_PER_TEST = 8;
+const BOUNDARY_PER_SET = 500;
+const RANDOM_PER_SET = 300;
+const RANDOM_PER_FIXTURE = 500;
+const PROCESS_DESTINATIONS = 400;
+const REPORTED = 5;
+const FIXTURES = [["test/fixtures/spec-example.policy"], ["policies/shop"], ["policies/demo"]] as const;
+
+function requestJson(r: Request): string {
+  return JSON.stringify({ principal: r.principal, uid: r.uid, gid: r.gid, ip: formatIp(r.family, r.ip), port: r.port, protocol: r.protocol });
+}
+
+function decisionJson(d: Decision): string {
+  return JSON.stringify(d);
+}
+
+function same(a: Decision, b: Decision): boolean {
+  return a.decision === b.decision && a.default === b.default && a.reasons.join("\n") === b.reasons.join("\n") && a.reasons.length === b.reasons.length;
+}
+
+function fixture(paths: readonly string[]): PolicySet {
+  const result = loadPolicySet(paths.map((p) => path.join(repoRoot, p)));
+  expect(result.policySet, result.diagnostics.map((d) => d.message).join("\n")).toBeDefined();
+  return result.policySet!;
+}
+
+function randomSet(index: number): { policy: PolicySet; origin: string; seed: number } {
+  const seed = Random.forItem(SEED, index).uint32();
+  const { text } = randomPolicySet(seed);
+  const file = `random-${seed}.policy`;
+  const result = checkSources([{ path: file, relPath: file, text }]);
+  expect(result.policySet, `randomPolicySet(${seed}) must check:\n${text}`).toBeDefined();
+  return { policy: result.policySet!, origin: `random set ${index}, randomPolicySet(${seed}) (PORTCULLIS_KSIM_SEED=${SEED}):\n${text}`, seed };
+}
+
+function simulatorOf(policy: PolicySet) {
+  const tables = buildDecisionTables(policy);
+  const workloads = manifestWorkloads(policy, tables);
+  return { tables, workloads, sim: new KernelSimEvaluator({ ...tables, workloads }) };
+}
+
+/** Messages for every request where kernel-sim differs from the reference or the tables. */
+function evalDisagreements(policy: PolicySet, requests: readonly Request[], origin: string): string[] {
+  const { tables, sim } = simulatorOf(policy);
+  const reference = new ReferenceEvaluator(policy);
+  const table = new TableEvaluator(tables);
+  const out: string[] = [];
+  let count = 0;
+  for (const r of requests) {
+    const expected = reference.decide(r);
+    const fromTables = table.decide(r);
+    const actual = sim.decide(r);
+    if (same(actual, expected) && same(fromTables, expected)) continue;
+    if (count++ < REPORTED) out.push(`request ${requestJson(r)}\n  reference:  ${decisionJson(expected)}\n  tables:     ${decisionJson(fromTables)}\n  kernel-sim: ${decisionJson(actual)}`);
+  }
+  if (count > 0) out.push(`${count} disagreement(s) on ${origin}`);
+  return out;
+}
+
+/**
+ * Processes placed for every match block, each at `destinations` (the destinations of
+ * boundary requests): the simulated kernel's identity, verdict and rule against the
+ * oracle identity and the reference's decision for it.
+ */
+function processDisagreements(policy: PolicySet, destinations: readonly Request[], origin: string): { messages: string[]; decided: number; attested: number } {
+  const { tables, workloads, sim } = simulatorOf(policy);
+  const reference = new ReferenceEvaluator(policy);
+  const processes = blockProcesses(workloads, SIM_MANAGED_ROOT);
+  const out: string[] = [];
+  let count = 0;
+  let decided = 0;
+  destinations.forEach((d, i) => {
+    if (processes.length === 0) return;
+    const { facts } = processes[i % processes.length]!;
+    const index = firstWorkload(workloads, facts);
+    const principal = index === undefined ? null : workloads[index]!.id;
+    const expected = reference.decide({ ...d, principal, uid: facts.uid, gid: facts.gid });
+    const outcome = sim.kernel.decideProcess({ ...d, cgroupAncestors: sim.cgroups.ancestors(facts.cgroup), uid: facts.uid, gid: facts.gid });
+    decided++;
+    const expectedRule = expected.reasons.length === 0 ? NO_RULE : tables.ruleIds.indexOf(expected.reasons[0]!);
+    const problems = [
+      outcome.order !== index ? `identity order ${outcome.order}, expected ${index}` : "",
+      outcome.identityClass !== (index === undefined ? 0 : workloads[index]!.identityClass) ? `identity class ${outcome.identityClass}` : "",
+      outcome.allow !== (expected.decision === "allow") ? `allow=${outcome.allow}` : "",
+      outcome.rule !== expectedRule ? `rule ${outcome.rule}, expected ${expectedRule}` : "",
+    ].filter((p) => p !== "");
+    if (problems.length === 0) return;
+    if (count++ < REPORTED) out.push(`process ${JSON.stringify(facts)} → ${formatIp(d.family, d.ip)}:${d.port}/${d.protocol}: ${problems.join("; ")}\n  reference as ${principal}: ${decisionJson(expected)}`);
+  });
+  if (count > 0) out.push(`${count} process disagreement(s) on ${origin}`);
+  return { messages: out, decided, attested: processes.filter((p) => p.attested).length };
+}
+
+function expectNone(messages: readonly string[]): void {
+  if (messages.length > 0) expect.fail(messages.join("\n\n"));
+}
+
+describe("kernel-sim decides eval requests as the reference and the tables", () => {
+  FIXTURES.forEach((paths, index) => {
+    it(`on the boundary points of ${paths.join(" ")}`, () => {
+      const policy = fixture(paths);
+      const requests = [...boundaryRequests(policy), ...randomRequests(policy, SEED + index, RANDOM_PER_FIXTURE)];
+      expectNone(evalDisagreements(policy, requests, paths.join(" ")));
+    });
+  });
+
+  for (let first = 0; first < RANDOM_SETS; first += SETS_PER_TEST) {
+    it(`on random policy sets ${first}..${first + SETS_PER_TEST - 1}`, () => {
+      const messages: string[] = [];
+      for (let index = first; index < first + SETS_PER_TEST; index++) {
+        const { policy, origin, seed } = randomSet(index);
+        const requests = [...boundaryRequests(policy, { limit: BOUNDARY_PER_SET }), ...randomRequests(policy, seed, RANDOM_PER_SET)];
+        messages.push(...evalDisagreements(policy, requests, origin));
+      }
+      expectNone(messages);
+    });
+  }
+});
+
+describe("the simulated kernel decides processes as the reference decides their workload", () => {
+  it("on the example sets and random sets, for a process of every match block", () => {
+    const messages: string[] = [];
+    let decided = 0;
+    let attested = 0;
+    const cases = [...FIXTURES.map((paths) => ({ policy: fixture(paths), origin: paths.join(" ") })), ...Array.from({ length: RANDOM_SETS }, (_, i) => randomSet(i))];
+    for (const c of cases) {
+      const result = processDisagreements(c.policy, boundaryRequests(c.policy, { limit: PROCESS_DESTINATIONS }), c.origin);
+      messages.push(...result.messages);
+      decided += result.decided;
+      attested += result.attested;
+    }
+    expectNone(messages);
+    expect(decided).toBeGreaterThan(5_000);
+    // Some blocks need exe/sha256, so some processes sit in managed cgroups.
+    expect(attested).toBeGreaterThan(0);
+  });
+});
+
+describe("the verdict map", () => {
+  it("holds each verdict's flags and the first rule of its reasons", () => {
+    for (const c of [...FIXTURES.map((paths) => fixture(paths)), ...Array.from({ length: 6 }, (_, i) => randomSet(i).policy)]) {
+      const { tables, sim } = simulatorOf(c);
+      const reader = new DecisionTableReader(tables.words, tables.ruleIds);
+      const count = sim.images.counts.verdicts;
+      expect(count).toBe(tables.stats.verdicts);
+      for (let v = 0; v < count; v++) {
+        const d = reader.decision(v);
+        const record = sim.kernel.verdictRecord(v);
+        expect(record.flags & 1, `verdict ${v}`).toBe(d.decision === "allow" ? 1 : 0);
+        expect((record.flags & 2) !== 0, `verdict ${v}`).toBe(d.default);
+        expect(record.rule === NO_RULE ? undefined : tables.ruleIds[record.rule], `verdict ${v}`).toBe(d.reasons[0]);
+      }
+    }
+  });
+});
