@@ -43,12 +43,13 @@ function bundleOf(policy: PolicySet): { bundle: Bundle; bytes: Buffer } {
 function placements(bundle: Bundle, managedRoot: string, policy: PolicySet): Placement[] {
   const uids = boundaryPoints(policy).uids.filter((u) => u < U32_MAX);
   const out: Placement[] = [];
+  // (uid_t)-1 is never a process's uid or gid: a block naming it matches no process.
+  const real = (v: number | undefined) => (v !== undefined && v < U32_MAX ? v : undefined);
   bundle.manifest.workloads.forEach((w, i) => {
     for (const block of w.match) {
       const cgroup = execCgroup(managedRoot, w.name, block);
-      const uid = block.uid ?? uids[i % uids.length]!;
-      out.push({ cgroup, uid, gid: block.gid ?? 1000 });
-      out.push({ cgroup, uid: uids[(i + 1) % uids.length]!, gid: block.gid ?? uids[(i + 2) % uids.length]! });
+      out.push({ cgroup, uid: real(block.uid) ?? uids[i % uids.length]!, gid: real(block.gid) ?? 1000 });
+      out.push({ cgroup, uid: uids[(i + 1) % uids.length]!, gid: real(block.gid) ?? uids[(i + 2) % uids.length]! });
     }
   });
   out.push({ cgroup: managedRoot, uid: 1000, gid: 1000 }, { cgroup: managedRoot, uid: 0, gid: 0 });
@@ -166,7 +167,7 @@ describe.skipIf(unavailable !== undefined)("real kernel = reference = simulator"
         compared += outcome.compared;
         done++;
       } catch (e) {
-        // A set the kernel maps cannot hold exactly (a uid selector of 4294967295) is refused by the lowering; try the next seed.
+        // A set the kernel maps cannot hold exactly is refused by the lowering (PC3002); try the next seed.
         if (!(e instanceof LoweringError) || ++refused > 10) throw e;
       }
     }
