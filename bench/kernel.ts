@@ -32,6 +32,7 @@ import {
   type MapName,
 } from "../kernel-bridge/layout.js";
 import { cgroup2Mount, cgroupId, kernelUnavailable, loadPolicy, native, removeCgroups, ensureCgroup, unloadPolicy, type GenerationImage } from "../kernel-bridge/loader.js";
+import { packEntries } from "../kernel-bridge/lower.js";
 import type { BenchSection } from "./run.js";
 
 type Entry = { key: Uint8Array; value: Uint8Array };
@@ -91,12 +92,7 @@ function ownCgroup(): string {
 function loadRate(name: MapName, image: GenerationImage): number {
   const n = native();
   const entries = image.maps[name];
-  const keys = new Uint8Array(entries.length * keySize(name));
-  const values = new Uint8Array(entries.length * valueSize(name));
-  entries.forEach((e, i) => {
-    keys.set(e.key, i * keySize(name));
-    values.set(e.value, i * valueSize(name));
-  });
+  const { keys, values } = packEntries(name, entries);
   const lpm = name === "dst4" || name.endsWith("_lpm");
   const fd = n.mapCreate(lpm ? n.MAP_LPM_TRIE : n.MAP_HASH, "pc_bench", keySize(name), valueSize(name), entries.length, n.F_NO_PREALLOC);
   try {

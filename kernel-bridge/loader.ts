@@ -23,7 +23,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { diag, type CatalogKey, type Diagnostic } from "../dsl/diagnostics.js";
 import { keySize, MAP_NAMES, MAPS, MAX_CGROUP_LEVELS, valueSize, type MapName } from "./layout.js";
-import type { MapImages } from "./lower.js";
+import { packEntries, type MapImages } from "./lower.js";
 
 export const PIN_ROOT = "/sys/fs/bpf/portcullis";
 export const STATE_ROOT = "/run/portcullis";
@@ -193,7 +193,6 @@ export function checkName(name: string): string {
 
 /** One generation of policy as map images: what lowerToMapImages gives (the bench builds synthetic ones). */
 export type GenerationImage = Pick<MapImages, "maps" | "levels">;
-type MapEntry = GenerationImage["maps"][MapName][number];
 
 /** Entries each map needs: the entry count, or for an ARRAY the highest index + 1. */
 export function requiredCapacity(image: GenerationImage): Record<MapName, number> {
@@ -211,12 +210,6 @@ export function checkCapacity(image: GenerationImage, capacity: Readonly<Record<
   const need = requiredCapacity(image);
   for (const name of MAP_NAMES) if (need[name] > capacity[name]) fail("KernelCapacity", need[name], name, capacity[name]);
   if (image.levels.length > MAX_LEVELS) fail("KernelCapacity", image.levels.length, "levels", MAX_LEVELS);
-}
-
-function packed(entries: readonly MapEntry[], pick: "key" | "value", size: number): Uint8Array {
-  const out = new Uint8Array(entries.length * size);
-  entries.forEach((e, i) => out.set(e[pick], i * size));
-  return out;
 }
 
 function mapTypeNumber(n: NativeBpf, name: MapName): { type: number; flags: number } {
@@ -237,7 +230,8 @@ function createGeneration(n: NativeBpf, image: GenerationImage, capacity: Readon
       fds[name] = n.mapCreate(type, `pc_${name}`.slice(0, 15), keySize(name), valueSize(name), capacity[name], flags);
       const entries = image.maps[name];
       if (entries.length === 0) continue;
-      n.mapUpdateMany(fds[name], packed(entries, "key", keySize(name)), packed(entries, "value", valueSize(name)), entries.length, true);
+      const { keys, values } = packEntries(name, entries);
+      n.mapUpdateMany(fds[name], keys, values, entries.length, true);
     }
     return fds;
   } catch (e) {

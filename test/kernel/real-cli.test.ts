@@ -2,7 +2,7 @@
 // exec --as (selectors checked, uid/gid set, placed in the managed cgroup, a real denied
 // connect), status, events with ids resolved, unload leaving nothing; and the one-line
 // errors (not root, not loaded, exe mismatch).
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -41,6 +41,15 @@ describe.skipIf(unavailable !== undefined)("portcullis kernel … and exec", () 
     const bundle = path.join(dir, "p.pcb");
     expect(spawnCli(["compile", dir, "-o", bundle]).code).toBe(0);
     const name = uniqueName("cli");
+    // A corrupt bundle is refused before anything reaches the kernel.
+    const corrupt = path.join(dir, "corrupt.pcb");
+    const bytes = readFileSync(bundle);
+    bytes[bytes.length - 1]! ^= 1;
+    writeFileSync(corrupt, bytes);
+    const refused = spawnCli(["kernel", "load", corrupt, "--cgroup", `/${name}`, "--name", name]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr.trim()).toMatch(/^error PC4004: .* is corrupt/);
+    expect(leftovers()).toEqual(before);
     const load = spawnCli(["kernel", "load", bundle, "--cgroup", `/${name}`, "--name", name]);
     try {
       expect(load.stderr).toBe("");

@@ -93,13 +93,24 @@ describe.skipIf(unavailable !== undefined)("generations in the real kernel", () 
       expect(mixAllows, "policies A and B must be such that mixing their maps is visible").toBe(true);
 
       const round = [r1, r2, x1, x2];
-      const attempts = Array.from({ length: 6000 }, () => round).flat();
-      const probes = [probe(app, attempts), probe(app, attempts)];
-      for (let flip = 0; flip < 100; flip++) {
-        loadPolicy(request(flip % 2 === 0 ? b : a));
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      const results = await Promise.all(probes);
+      const attempts = Array.from({ length: 1500 }, () => round).flat();
+      // Two probe processes connect in a loop for as long as the flips go on.
+      let flipping = true;
+      const results: number[][] = [];
+      const prober = async () => {
+        while (flipping) results.push(await probe(app, attempts));
+      };
+      const flips = (async () => {
+        try {
+          for (let flip = 0; flip < 100; flip++) {
+            loadPolicy(request(flip % 2 === 0 ? b : a));
+            await new Promise((r) => setTimeout(r, 2));
+          }
+        } finally {
+          flipping = false;
+        }
+      })();
+      await Promise.all([flips, prober(), prober()]);
       let r1Allowed = 0;
       let r2Allowed = 0;
       const torn: string[] = [];
