@@ -88,20 +88,24 @@ function ownCgroup(): string {
   return path.join(cgroup2Mount(), line.slice(3));
 }
 
-/** Entries per second of one fill of `count` entries into a fresh map of `name`'s type. */
+/** Entries per second filling a fresh map of `name`'s type with the image's entries (median of 5 fills). */
 function loadRate(name: MapName, image: GenerationImage): number {
   const n = native();
   const entries = image.maps[name];
   const { keys, values } = packEntries(name, entries);
   const lpm = name === "dst4" || name.endsWith("_lpm");
-  const fd = n.mapCreate(lpm ? n.MAP_LPM_TRIE : n.MAP_HASH, "pc_bench", keySize(name), valueSize(name), entries.length, n.F_NO_PREALLOC);
-  try {
-    const t = performance.now();
-    n.mapUpdateMany(fd, keys, values, entries.length, true);
-    return entries.length / ((performance.now() - t) / 1000);
-  } finally {
-    n.close(fd);
+  const rates: number[] = [];
+  for (let run = 0; run < 5; run++) {
+    const fd = n.mapCreate(lpm ? n.MAP_LPM_TRIE : n.MAP_HASH, "pc_bench", keySize(name), valueSize(name), entries.length, n.F_NO_PREALLOC);
+    try {
+      const t = performance.now();
+      n.mapUpdateMany(fd, keys, values, entries.length, true);
+      rates.push(entries.length / ((performance.now() - t) / 1000));
+    } finally {
+      n.close(fd);
+    }
   }
+  return median(rates);
 }
 
 async function runKernelBench(): Promise<string> {
@@ -151,7 +155,7 @@ async function runKernelBench(): Promise<string> {
     const hashRate = loadRate("pairs", large);
     const lpmRate = loadRate("dst4", large);
     const portRate = loadRate("port_lpm", large);
-    lines.push("| map load (100k-entry image) | entries | entries/s | target |", "|---|---:|---:|---|");
+    lines.push("| map load (100k-entry image) | entries | entries/s (median of 5) | target |", "|---|---:|---:|---|");
     lines.push(`| hash, one BPF_MAP_UPDATE_BATCH (pairs) | ${large.maps.pairs.length} | ${fmt(hashRate)} | ≥ 500k/s: ${hashRate >= 500_000 ? "met" : "NOT met"} |`);
     lines.push(`| LPM trie, one BPF_MAP_UPDATE_BATCH (dst4) | ${large.maps.dst4.length} | ${fmt(lpmRate)} | ≥ 500k/s: ${lpmRate >= 500_000 ? "met" : "NOT met"} |`);
     lines.push(`| LPM trie, one BPF_MAP_UPDATE_BATCH (port_lpm) | ${large.maps.port_lpm.length} | ${fmt(portRate)} | ≥ 500k/s: ${portRate >= 500_000 ? "met" : "NOT met"} |`);

@@ -22,7 +22,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync,
 import { createRequire } from "node:module";
 import path from "node:path";
 import { diag, type CatalogKey, type Diagnostic } from "../dsl/diagnostics.js";
-import { keySize, MAP_NAMES, MAPS, MAX_CGROUP_LEVELS, valueSize, type MapName } from "./layout.js";
+import { ANY_CGROUP, decodeIdentKey, keySize, MAP_NAMES, MAPS, MAX_CGROUP_LEVELS, valueSize, type MapName } from "./layout.js";
 import { packEntries, type MapImages } from "./lower.js";
 
 export const PIN_ROOT = "/sys/fs/bpf/portcullis";
@@ -34,7 +34,7 @@ const MAX_LEVELS = MAX_CGROUP_LEVELS;
 export const MAX_RULES = 16384;
 const COUNTER_SLOTS = MAX_RULES + 1;
 const CONTROL_BYTES = 8;
-const CONFIG_BYTES = 8 + 4 * MAX_LEVELS;
+const CONFIG_BYTES = 8 + 4 * MAX_LEVELS + 8;
 const COUNTER_BYTES = 16;
 export const EVENT_BYTES = 88;
 
@@ -251,12 +251,20 @@ function u32(value: number): Uint8Array {
   return out;
 }
 
-function encodeConfig(audit: boolean, levels: readonly number[]): Uint8Array {
+/** pc_gen_config.probe_mask: bit 0, some identity key has a cgroup id; bit 1, some has cgroup id 0. */
+export function probeMask(image: GenerationImage): number {
+  let mask = 0;
+  for (const e of image.maps.ident) mask |= decodeIdentKey(e.key).cgroupId === ANY_CGROUP ? 2 : 1;
+  return mask;
+}
+
+function encodeConfig(audit: boolean, image: GenerationImage): Uint8Array {
   const out = new Uint8Array(CONFIG_BYTES);
   const v = new DataView(out.buffer);
   v.setUint32(0, audit ? 1 : 0, true);
-  v.setUint32(4, levels.length, true);
-  levels.forEach((l, i) => v.setUint32(8 + 4 * i, l, true));
+  v.setUint32(4, image.levels.length, true);
+  image.levels.forEach((l, i) => v.setUint32(8 + 4 * i, l, true));
+  v.setUint32(8 + 4 * MAX_LEVELS, probeMask(image), true);
   return out;
 }
 
@@ -299,7 +307,7 @@ function swapGeneration(n: NativeBpf, name: string, image: GenerationImage, capa
     const fresh = createGeneration(n, image, capacity);
     try {
       n.synchronizeRcu();
-      n.mapUpdate(pinned.fds["pc_config"]!, u32(next), encodeConfig(audit, image.levels));
+      n.mapUpdate(pinned.fds["pc_config"]!, u32(next), encodeConfig(audit, image));
       zeroCounters(n, pinned.fds["pc_counters"]!, next);
       for (const map of MAP_NAMES) n.mapUpdate(pinned.fds[`pc_${map}`]!, u32(next), u32(fresh[map]));
       const word = new Uint8Array(CONTROL_BYTES);

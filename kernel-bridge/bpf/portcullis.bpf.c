@@ -174,17 +174,22 @@ static __always_inline int decide(struct pc_request *req, __u8 hook)
 	/* 1. Calling process -> identity class: for each configured cgroup level, the
 	 *    ancestor's id with uid/gid exact or ANY; then the same with cgroup id 0. The
 	 *    lowest `order` among all hits wins (first workload in policy-set order); no hit
-	 *    is class 0, unidentified. */
+	 *    is class 0, unidentified. When the generation has no key with a cgroup id (or
+	 *    none with cgroup id 0), those probes are skipped (probe_mask): they would miss. */
 	__u32 best_order = 0xffffffffu;
 	__u32 level_count = config->level_count;
-	for (int i = 0; i < PC_MAX_LEVELS; i++) {
-		if (i >= level_count)
-			break;
-		__u64 ancestor = bpf_get_current_ancestor_cgroup_id(config->levels[i]);
-		if (ancestor)
-			probe_identity(ident, ancestor, uid, gid, &best_order, &identity_class);
+	__u32 mask = config->probe_mask;
+	if (mask & PC_PROBE_CGROUPS) {
+		for (int i = 0; i < PC_MAX_LEVELS; i++) {
+			if (i >= level_count)
+				break;
+			__u64 ancestor = bpf_get_current_ancestor_cgroup_id(config->levels[i]);
+			if (ancestor)
+				probe_identity(ident, ancestor, uid, gid, &best_order, &identity_class);
+		}
 	}
-	probe_identity(ident, 0, uid, gid, &best_order, &identity_class);
+	if (mask & PC_PROBE_ANY_CGROUP)
+		probe_identity(ident, 0, uid, gid, &best_order, &identity_class);
 
 	/* 2. Destination -> destination class: longest prefix in dst4 or dst6 (a v4-mapped
 	 *    destination was turned into IPv4 by the caller); no hit is class 0. */

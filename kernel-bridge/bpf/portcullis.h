@@ -56,7 +56,14 @@ struct pc_gen_config {
 	__u32 audit;                  /* 1: log every decision, allow all */
 	__u32 level_count;            /* <= PC_MAX_LEVELS */
 	__u32 levels[PC_MAX_LEVELS];  /* absolute cgroup depths to probe, in order */
+	__u32 probe_mask;             /* PC_PROBE_* */
+	__u32 pad;
 };
+
+/* pc_gen_config.probe_mask: which identity keys exist in this generation. A probe that would
+ * miss is skipped, which changes no decision and saves lookups. */
+#define PC_PROBE_CGROUPS 1u     /* some key has a cgroup id */
+#define PC_PROBE_ANY_CGROUP 2u  /* some key has cgroup id 0 */
 
 /* pc_counters (PERCPU_ARRAY, 2 * PC_COUNTER_SLOTS, key = generation * PC_COUNTER_SLOTS + slot):
  * decisions per first deciding rule; slot PC_MAX_RULES holds default and unknown rules. */
