@@ -4,7 +4,7 @@
 // unconnected UDP sendtos, over IPv4, IPv6 and v4-mapped IPv6, to every loopback boundary
 // address and port; EPERM exactly when the reference denies, and the simulator, fed the
 // same map images and the real cgroup ids, agrees with both.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { readBundle, writeBundle, type Bundle } from "../../compiler/bundle.js";
 import type { PolicySet } from "../../compiler/model.js";
 import { loadPolicySet } from "../../compiler/program.js";
@@ -16,7 +16,7 @@ import { cgroupId, cgroup2Mount, loadPolicy, resolveCgroup, unloadPolicy } from 
 import { KernelSimulator } from "../../kernel-bridge/sim.js";
 import { boundaryPoints, U32_MAX } from "../support/boundary.js";
 import { tempPolicies } from "../support/cli.js";
-import { addressTexts, EPERM, isLoopback, kernelGate, leftovers, Listeners, probe, uniqueName, workloadOf, type Attempt, type Placement } from "../support/kernel.js";
+import { addressTexts, demoPolicyAt, EPERM, isLoopback, kernelGate, leftovers, Listeners, probe, uniqueName, workloadOf, type Attempt, type Placement } from "../support/kernel.js";
 import { randomPolicySet } from "../support/random-policy.js";
 import path from "node:path";
 
@@ -132,17 +132,15 @@ function ancestorsOf(rel: string): bigint[] {
 }
 
 describe.skipIf(unavailable !== undefined)("real kernel = reference = simulator", () => {
-  let before: string[] = [];
-  beforeAll(() => {
-    before = leftovers();
-  });
   afterAll(() => {
-    expect(leftovers(), "pins, state or cgroups of ours left behind").toEqual(before);
+    expect(leftovers(), "pins, state or cgroups of ours left behind").toEqual([]);
   });
 
   it("on the demo set (IPv4, IPv6, v4-mapped; TCP, UDP connect, UDP sendto)", async () => {
-    const policy = checked(["policies/demo"]);
-    const outcome = await compareOnKernel("demo", policy, "/portcullis-demo");
+    // The demo set with its cgroups moved under a root of this run's own.
+    const root = `/${uniqueName("demo")}`;
+    const policy = checked([path.join(tempPolicies({ "demo.policy": demoPolicyAt(root) }), "demo.policy")]);
+    const outcome = await compareOnKernel("demo", policy, root);
     expect(outcome.mismatches.slice(0, 20)).toEqual([]);
     expect(outcome.compared).toBeGreaterThan(200);
     expect(outcome.denied, "some connects must be denied, or the test shows nothing").toBeGreaterThan(0);

@@ -5,20 +5,27 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { loadPolicySet } from "../../compiler/program.js";
 import type { Request } from "../../compiler/request.js";
 import { formatIp } from "../../dsl/ip.js";
 import { boundaryRequests, U32_MAX } from "../support/boundary.js";
 import { spawnCli } from "../support/cli.js";
-import { isLoopback, kernelGate } from "../support/kernel.js";
+import { demoPolicyAt, isLoopback, kernelGate, leftovers, uniqueName } from "../support/kernel.js";
 import { randomRequests } from "../support/random-policy.js";
 
 const unavailable = kernelGate("eval --engine kernel");
 
 describe.skipIf(unavailable !== undefined)("eval --engine kernel", () => {
+  afterAll(() => {
+    expect(leftovers(), "cgroups of ours left behind").toEqual([]);
+  });
+
   it("decides the demo set's boundary requests as the tables engine", () => {
-    const policy = loadPolicySet(["policies/demo"]).policySet!;
+    // The demo set with its cgroups moved under a root of this run's own.
+    const dir = mkdtempSync(path.join(tmpdir(), "portcullis-keval-"));
+    writeFileSync(path.join(dir, "demo.policy"), demoPolicyAt(`/${uniqueName("eval")}`));
+    const policy = loadPolicySet([dir]).policySet!;
     const workloads = new Map(policy.workloads.map((w) => [w.id, w]));
     const placeable = (r: Request) => {
       const w = r.principal === null ? undefined : workloads.get(r.principal);
@@ -28,10 +35,10 @@ describe.skipIf(unavailable !== undefined)("eval --engine kernel", () => {
     const all = [...boundaryRequests(policy, { limit: 20_000 }), ...randomRequests(policy, 5, 20_000)];
     const requests = [...all.filter(placeable).slice(0, 300), ...all.filter((r) => !placeable(r)).slice(0, 30)];
     const lines = requests.map((r) => JSON.stringify({ principal: r.principal, uid: r.uid, gid: r.gid, ip: formatIp(r.family, r.ip), port: r.port, protocol: r.protocol }));
-    const file = path.join(mkdtempSync(path.join(tmpdir(), "portcullis-keval-")), "requests.jsonl");
+    const file = path.join(dir, "requests.jsonl");
     writeFileSync(file, `${lines.join("\n")}\n`);
-    const tables = spawnCli(["eval", "policies/demo", "--requests", file, "--engine", "tables"]).stdout.trim().split("\n");
-    const kernel = spawnCli(["eval", "policies/demo", "--requests", file, "--engine", "kernel"]).stdout.trim().split("\n");
+    const tables = spawnCli(["eval", dir, "--requests", file, "--engine", "tables"]).stdout.trim().split("\n");
+    const kernel = spawnCli(["eval", dir, "--requests", file, "--engine", "kernel"]).stdout.trim().split("\n");
     expect(kernel).toHaveLength(requests.length);
     let compared = 0;
     requests.forEach((r, i) => {

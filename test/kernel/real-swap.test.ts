@@ -6,7 +6,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { readBundle, writeBundle, type Bundle } from "../../compiler/bundle.js";
 import { loadPolicySet } from "../../compiler/program.js";
 import { bundleGeneration } from "../../kernel-bridge/generation.js";
@@ -51,12 +51,8 @@ const x1: Attempt = { protocol: "udp", mode: "connect", address: "127.0.0.1", po
 const x2: Attempt = { protocol: "udp", mode: "connect", address: "127.0.0.2", port: P1 };
 
 describe.skipIf(unavailable !== undefined)("generations in the real kernel", () => {
-  let before: string[] = [];
-  beforeAll(() => {
-    before = leftovers();
-  });
   afterAll(() => {
-    expect(leftovers(), "pins, state or cgroups of ours left behind").toEqual(before);
+    expect(leftovers(), "pins, state or cgroups of ours left behind").toEqual([]);
   });
 
   /** Loads A at a fresh attach point; runs `body`; unloads whatever happens. */

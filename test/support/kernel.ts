@@ -6,13 +6,14 @@
 import { spawn } from "node:child_process";
 import { createServer, type Server } from "node:net";
 import { createSocket, type Socket } from "node:dgram";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { expect, it } from "vitest";
 import type { BundleManifest } from "../../compiler/bundle.js";
 import { formatIp } from "../../dsl/ip.js";
 import { execCgroup } from "../../kernel-bridge/generation.js";
 import { needsAttestation } from "../../kernel-bridge/lower.js";
+import { repoRoot } from "./baselines.js";
 import { artifacts, cgroup2Mount, kernelUnavailable, PIN_ROOT, STATE_ROOT } from "../../kernel-bridge/loader.js";
 
 export const REQUIRED = process.env["PORTCULLIS_REQUIRE_KERNEL"] === "1";
@@ -42,12 +43,18 @@ export function uniqueName(tag: string): string {
   return `pct-${tag}-${process.pid}-${counter++}`;
 }
 
-/** Our pins, state and cgroups still present (names start with `pct-`): empty after a clean run. */
+/**
+ * Pins, state and cgroups this test process named (uniqueName) that are still present:
+ * empty after a clean run. Other test files run in parallel processes with their own pid.
+ */
 export function leftovers(): string[] {
-  const out: string[] = [];
-  const ours = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((d) => d.startsWith("pct-")).map((d) => path.join(dir, d)) : []);
-  out.push(...ours(PIN_ROOT), ...ours(STATE_ROOT), ...ours(cgroup2Mount()));
-  return out;
+  const ours = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((d) => d.startsWith("pct-") && d.includes(`-${process.pid}-`)).map((d) => path.join(dir, d)) : []);
+  return [...ours(PIN_ROOT), ...ours(STATE_ROOT), ...ours(cgroup2Mount())];
+}
+
+/** The demo set's text with its cgroup root `/portcullis-demo` moved to `root`, so runs never share cgroups. */
+export function demoPolicyAt(root: string): string {
+  return readFileSync(path.join(repoRoot, "policies/demo/demo.policy"), "utf8").replaceAll('"/portcullis-demo/', `"${root}/`);
 }
 
 /** A process placement: a cgroup (below the mount, `/a/b`) and its credentials. */
