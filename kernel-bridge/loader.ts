@@ -22,7 +22,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync,
 import { createRequire } from "node:module";
 import path from "node:path";
 import { diag, type CatalogKey, type Diagnostic } from "../dsl/diagnostics.js";
-import { ANY_CGROUP, decodeIdentKey, keySize, MAP_NAMES, MAPS, MAX_CGROUP_LEVELS, valueSize, type MapName } from "./layout.js";
+import { ANY_CGROUP, ANY_ID, decodeIdentKey, keySize, MAP_NAMES, MAPS, MAX_CGROUP_LEVELS, valueSize, type MapName } from "./layout.js";
 import { packEntries, type MapImages } from "./lower.js";
 
 export const PIN_ROOT = "/sys/fs/bpf/portcullis";
@@ -251,10 +251,17 @@ function u32(value: number): Uint8Array {
   return out;
 }
 
-/** pc_gen_config.probe_mask: bit 0, some identity key has a cgroup id; bit 1, some has cgroup id 0. */
+/**
+ * pc_gen_config.probe_mask: the identity key shapes present in the image (bit v for a key
+ * with a cgroup id, 4 + v for cgroup id 0; v = uid ANY | gid ANY << 1).
+ */
 export function probeMask(image: GenerationImage): number {
   let mask = 0;
-  for (const e of image.maps.ident) mask |= decodeIdentKey(e.key).cgroupId === ANY_CGROUP ? 2 : 1;
+  for (const e of image.maps.ident) {
+    const k = decodeIdentKey(e.key);
+    const v = (k.uid === ANY_ID ? 1 : 0) | (k.gid === ANY_ID ? 2 : 0);
+    mask |= 1 << (k.cgroupId === ANY_CGROUP ? 4 + v : v);
+  }
   return mask;
 }
 

@@ -112,22 +112,6 @@ struct pc_request {
 	__u8 addr[16];  /* network order */
 };
 
-/* Probes the 4 uid/gid variants of one cgroup id; keeps the hit with the lowest order. */
-static __always_inline void probe_identity(void *ident, __u64 cgroup_id, __u32 uid, __u32 gid,
-                                           __u32 *best_order, __u32 *best_class)
-{
-	struct pc_ident_key key = { .cgroup_id = cgroup_id };
-	for (int v = 0; v < 4; v++) {
-		key.uid = (v & 1) ? PC_ANY : uid;
-		key.gid = (v & 2) ? PC_ANY : gid;
-		struct pc_ident_val *hit = bpf_map_lookup_elem(ident, &key);
-		if (hit && hit->order < *best_order) {
-			*best_order = hit->order;
-			*best_class = hit->identity_class;
-		}
-	}
-}
-
 static __always_inline void put_be32(__u8 *out, __u32 value)
 {
 	out[0] = value >> 24;
@@ -179,17 +163,31 @@ static __always_inline int decide(struct pc_request *req, __u8 hook)
 	__u32 best_order = 0xffffffffu;
 	__u32 level_count = config->level_count;
 	__u32 mask = config->probe_mask;
-	if (mask & PC_PROBE_CGROUPS) {
+	for (int v = 0; v < 4; v++) {
+		if (!(mask & PC_PROBE_CGROUP(v)))
+			continue;
+		struct pc_ident_key key = { .uid = (v & 1) ? PC_ANY : uid, .gid = (v & 2) ? PC_ANY : gid };
 		for (int i = 0; i < PC_MAX_LEVELS; i++) {
 			if (i >= level_count)
 				break;
-			__u64 ancestor = bpf_get_current_ancestor_cgroup_id(config->levels[i]);
-			if (ancestor)
-				probe_identity(ident, ancestor, uid, gid, &best_order, &identity_class);
+			key.cgroup_id = bpf_get_current_ancestor_cgroup_id(config->levels[i]);
+			struct pc_ident_val *hit = key.cgroup_id ? bpf_map_lookup_elem(ident, &key) : 0;
+			if (hit && hit->order < best_order) {
+				best_order = hit->order;
+				identity_class = hit->identity_class;
+			}
 		}
 	}
-	if (mask & PC_PROBE_ANY_CGROUP)
-		probe_identity(ident, 0, uid, gid, &best_order, &identity_class);
+	for (int v = 0; v < 4; v++) {
+		if (!(mask & PC_PROBE_ANY_CGROUP(v)))
+			continue;
+		struct pc_ident_key key = { .cgroup_id = 0, .uid = (v & 1) ? PC_ANY : uid, .gid = (v & 2) ? PC_ANY : gid };
+		struct pc_ident_val *hit = bpf_map_lookup_elem(ident, &key);
+		if (hit && hit->order < best_order) {
+			best_order = hit->order;
+			identity_class = hit->identity_class;
+		}
+	}
 
 	/* 2. Destination -> destination class: longest prefix in dst4 or dst6 (a v4-mapped
 	 *    destination was turned into IPv4 by the caller); no hit is class 0. */

@@ -60,10 +60,11 @@ struct pc_gen_config {
 	__u32 pad;
 };
 
-/* pc_gen_config.probe_mask: which identity keys exist in this generation. A probe that would
- * miss is skipped, which changes no decision and saves lookups. */
-#define PC_PROBE_CGROUPS 1u     /* some key has a cgroup id */
-#define PC_PROBE_ANY_CGROUP 2u  /* some key has cgroup id 0 */
+/* pc_gen_config.probe_mask: which identity key shapes this generation has. Bit v for keys
+ * with a cgroup id, bit 4 + v for cgroup id 0, where v = (uid is ANY) | (gid is ANY) << 1.
+ * A probe of a shape with no entry would miss, so skipping it changes no decision. */
+#define PC_PROBE_CGROUP(v) (1u << (v))
+#define PC_PROBE_ANY_CGROUP(v) (1u << (4 + (v)))
 
 /* pc_counters (PERCPU_ARRAY, 2 * PC_COUNTER_SLOTS, key = generation * PC_COUNTER_SLOTS + slot):
  * decisions per first deciding rule; slot PC_MAX_RULES holds default and unknown rules. */
