@@ -72,7 +72,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** ns per UDP connect() to 127.0.0.1:9 from this process (the connect hook runs each time). */
+/** CPU ns per UDP connect() to 127.0.0.1:9 from this thread (the connect hook runs each time). */
 function connectNs(iterations: number): number {
   const ns = native().connectLoop(4, "127.0.0.1", 9, iterations);
   if (ns < 0) throw new Error(`connect failed: errno ${-ns}`);
@@ -88,24 +88,32 @@ function ownCgroup(): string {
   return path.join(cgroup2Mount(), line.slice(3));
 }
 
-/** Entries per second filling a fresh map of `name`'s type with the image's entries (median of 5 fills). */
-function loadRate(name: MapName, image: GenerationImage): number {
+/**
+ * Entries per second filling a fresh map of `name`'s type with the image's entries, per CPU
+ * second of the process (the kernel does the fill in our syscall) and per wall second
+ * (which counts time other processes take from the core); medians of 5 fills.
+ */
+function loadRate(name: MapName, image: GenerationImage): { cpu: number; wall: number } {
   const n = native();
   const entries = image.maps[name];
   const { keys, values } = packEntries(name, entries);
   const lpm = name === "dst4" || name.endsWith("_lpm");
-  const rates: number[] = [];
+  const cpu: number[] = [];
+  const wall: number[] = [];
   for (let run = 0; run < 5; run++) {
     const fd = n.mapCreate(lpm ? n.MAP_LPM_TRIE : n.MAP_HASH, "pc_bench", keySize(name), valueSize(name), entries.length, n.F_NO_PREALLOC);
     try {
-      const t = performance.now();
+      const t = process.cpuUsage();
+      const w = performance.now();
       n.mapUpdateMany(fd, keys, values, entries.length, true);
-      rates.push(entries.length / ((performance.now() - t) / 1000));
+      wall.push(entries.length / ((performance.now() - w) / 1000));
+      const used = process.cpuUsage(t);
+      cpu.push(entries.length / ((used.user + used.system) / 1e6));
     } finally {
       n.close(fd);
     }
   }
-  return median(rates);
+  return { cpu: median(cpu), wall: median(wall) };
 }
 
 async function runKernelBench(): Promise<string> {
@@ -143,24 +151,26 @@ async function runKernelBench(): Promise<string> {
       loadPolicy({ name, cgroup: attach, image: small, bundleBytes: new Uint8Array(0), audit: false });
     }
     moveSelf(home);
-    // The fastest round is the least disturbed by other work on the machine; the median is shown beside it.
+    // The fastest round is the least disturbed (caches, frequency) by other work; the median is shown beside it.
     const best = (xs: number[]) => Math.min(...xs);
     const none = best(rounds.none);
     const k1 = best(rounds.k1);
     const k100 = best(rounds.k100);
     const fmt = (x: number) => x.toFixed(0);
-    lines.push("| connect() (UDP, loopback) | ns per call (fastest of 9 × 100k) | median of 9 | ratio to no program | added ns | target |", "|---|---:|---:|---:|---:|---|");
+    lines.push("| connect() (UDP, loopback) | CPU ns per call (fastest of 9 × 100k) | median of 9 | ratio to no program | added ns | target |", "|---|---:|---:|---:|---:|---|");
     lines.push(`| no program | ${fmt(none)} | ${fmt(median(rounds.none))} | 1.00 | 0 | |`);
     lines.push(`| attached, ${countOf(small).toLocaleString("en")} entries | ${fmt(k1)} | ${fmt(median(rounds.k1))} | ${(k1 / none).toFixed(2)} | ${fmt(k1 - none)} | |`);
     lines.push(`| attached, ${countOf(large).toLocaleString("en")} entries | ${fmt(k100)} | ${fmt(median(rounds.k100))} | ${(k100 / none).toFixed(2)} | ${fmt(k100 - none)} | ≤ 1000 added: ${k100 - none <= 1000 ? "met" : "NOT met"} |`);
     lines.push("");
-    const hashRate = loadRate("pairs", large);
-    const lpmRate = loadRate("dst4", large);
-    const portRate = loadRate("port_lpm", large);
-    lines.push("| map load (100k-entry image) | entries | entries/s (median of 5) | target |", "|---|---:|---:|---|");
-    lines.push(`| hash, one BPF_MAP_UPDATE_BATCH (pairs) | ${large.maps.pairs.length} | ${fmt(hashRate)} | ≥ 500k/s: ${hashRate >= 500_000 ? "met" : "NOT met"} |`);
-    lines.push(`| LPM trie, one BPF_MAP_UPDATE_BATCH (dst4) | ${large.maps.dst4.length} | ${fmt(lpmRate)} | ≥ 500k/s: ${lpmRate >= 500_000 ? "met" : "NOT met"} |`);
-    lines.push(`| LPM trie, one BPF_MAP_UPDATE_BATCH (port_lpm) | ${large.maps.port_lpm.length} | ${fmt(portRate)} | ≥ 500k/s: ${portRate >= 500_000 ? "met" : "NOT met"} |`);
+    lines.push("| map load (100k-entry image) | entries | entries per CPU second | per wall second | target (CPU) |", "|---|---:|---:|---:|---|");
+    for (const [label, map] of [
+      ["hash (pairs)", "pairs"],
+      ["LPM trie (dst4)", "dst4"],
+      ["LPM trie (port_lpm)", "port_lpm"],
+    ] as const) {
+      const rate = loadRate(map, large);
+      lines.push(`| ${label}, one BPF_MAP_UPDATE_BATCH | ${large.maps[map].length} | ${fmt(rate.cpu)} | ${fmt(rate.wall)} | ≥ 500k/s: ${rate.cpu >= 500_000 ? "met" : "NOT met"} |`);
+    }
     lines.push("");
     const swap = median(swapMs);
     lines.push("| generation swap | entries | ms (median of 9) | target |", "|---|---:|---:|---|");
@@ -178,6 +188,6 @@ export const kernelSection: BenchSection = {
   id: "kernel",
   title: "Kernel (eBPF at connect())",
   describe:
-    "`bench/kernel.ts`: UDP `connect()` to 127.0.0.1 in a tight C loop (the connect4 hook runs on every call, no packet is sent) from a cgroup without a program and from one with the four programs attached and a synthetic generation of 1k or 100k entries (9 interleaved rounds in one run; the fastest round is the least disturbed by other load, the median is shown beside it); map fill speed of the addon (one `BPF_MAP_UPDATE_BATCH` call per map); the wall time of `loadPolicy` swapping in the 100k generation. Needs root.",
+    "`bench/kernel.ts`: UDP `connect()` to 127.0.0.1 in a tight C loop, timed in the thread's CPU time (user + system, so time other processes take from the core is not counted; the connect4 hook runs on every call, no packet is sent), from a cgroup without a program and from one with the four programs attached and a synthetic generation of 1k or 100k entries (9 interleaved rounds in one run; the fastest round is the least disturbed by other load, the median is shown beside it); map fill speed of the addon (one `BPF_MAP_UPDATE_BATCH` call per map; per CPU second of the process, and per wall second, which also counts time other processes take); the wall time of `loadPolicy` swapping in the 100k generation (it includes about ten RCU grace periods). Needs root.",
   run: runKernelBench,
 };
