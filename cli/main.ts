@@ -87,10 +87,11 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   program
     .command("test")
     .description("run the `test` blocks of a policy set; the last line is `N passed, M failed`")
-    .argument("<paths...>", "policy files or directories")
+    .argument("[paths...]", "policy files or directories (or use --bundle)")
+    .option("--bundle <file>", "run the tests compiled into a bundle instead")
     .addOption(engineOption("tables"))
-    .action(async (paths: string[], opts: { engine: string }) => {
-      setExit(await runTest(paths, parseEngine(opts.engine), io.out));
+    .action(async (paths: string[], opts: { bundle?: string; engine: string }) => {
+      setExit(await runTest(paths, parseEngine(opts.engine), io.out, opts.bundle));
     });
 
   program

@@ -9,7 +9,7 @@ import { loadPolicySet } from "../compiler/program.js";
 import { ReferenceEvaluator } from "../compiler/reference.js";
 import { decisionJson, parseEndpointText, parseRequestObject, RequestError, resolvePrincipal, type Request } from "../compiler/request.js";
 import { buildDecisionTables, LoweringError } from "../compiler/tables.js";
-import { describeFailure, runPolicyTests, testSummary } from "../compiler/tests.js";
+import { describeBundleFailure, describeFailure, runBundleTests, runPolicyTests, testSummary } from "../compiler/tests.js";
 import { makeEvaluator, type EngineName } from "./engines.js";
 import { ExitCode } from "./exit-codes.js";
 import { renderDiagnostics, UsageError } from "./report.js";
@@ -103,7 +103,17 @@ export function runInspect(file: string, json: boolean, out: Out): ExitCode {
 
 // ---------------------------------------------------------------- test
 
-export async function runTest(paths: readonly string[], engine: EngineName, out: Out): Promise<ExitCode> {
+/** Runs the tests of policy sources, or with `bundleFile` the tests compiled into a bundle. */
+export async function runTest(paths: readonly string[], engine: EngineName, out: Out, bundleFile?: string): Promise<ExitCode> {
+  if ((paths.length > 0) === (bundleFile !== undefined)) throw new UsageError("give either policy paths or `--bundle <file>`");
+  if (bundleFile !== undefined) {
+    const bundle = loadBundleFile(bundleFile, out);
+    const evaluator = await makeEvaluator(engine, { policy: undefined, bundle }).catch((e: unknown) => refuseLowering(e, out));
+    const results = runBundleTests(bundle.manifest.tests, evaluator);
+    for (const r of results) if (!r.passed) out(describeBundleFailure(r));
+    out(testSummary(results));
+    return results.every((r) => r.passed) ? ExitCode.Ok : ExitCode.Failure;
+  }
   const policy = loadChecked(paths, out, true);
   const evaluator = await makeEvaluator(engine, { policy, bundle: undefined }).catch((e: unknown) => refuseLowering(e, out));
   const results = runPolicyTests(policy, evaluator);

@@ -4,7 +4,8 @@
 import type * as A from "../dsl/ast.js";
 import type { PolicySet } from "./model.js";
 import { endpointOf } from "./model.js";
-import { DEFAULT_UID, workloadPrincipal, type Decision, type Request } from "./request.js";
+import type { BundleTest } from "./bundle.js";
+import { DEFAULT_UID, parseAddress, workloadPrincipal, type Decision, type Request } from "./request.js";
 import { checkedSpiffeId } from "./spiffe.js";
 
 export interface Evaluator {
@@ -54,16 +55,43 @@ export function runPolicyTests(policy: PolicySet, evaluator: Evaluator): Asserti
 /** One failing assertion, as printed by `portcullis test`. */
 export function describeFailure(r: AssertionResult): string {
   const { span } = r.assertion;
-  const where = `${span.file}(${span.line},${span.column})`;
-  const reasons = r.actual.reasons.length > 0 ? r.actual.reasons.map((id) => `\`${id}\``).join(", ") : r.actual.default ? "the default" : "none";
-  const lines = [`${where}: test "${r.test}" failed: expected ${r.assertion.expect}, got ${r.actual.decision} (reasons: ${reasons})`];
-  if (r.actual.decision === r.assertion.expect && r.missingReasons.length > 0) {
-    lines[0] = `${where}: test "${r.test}" failed: ${r.missingReasons.map((id) => `\`${id}\``).join(", ")} not among the reasons (${reasons})`;
-  }
-  return lines.join("\n");
+  return failureLine(`${span.file}(${span.line},${span.column})`, r.test, r.assertion.expect, r.actual, r.missingReasons);
 }
 
-export function testSummary(results: readonly AssertionResult[]): string {
+function failureLine(where: string, test: string, expected: "allow" | "deny", actual: Decision, missingReasons: readonly string[]): string {
+  const reasons = actual.reasons.length > 0 ? actual.reasons.map((id) => `\`${id}\``).join(", ") : actual.default ? "the default" : "none";
+  if (actual.decision === expected && missingReasons.length > 0) {
+    return `${where}: test "${test}" failed: ${missingReasons.map((id) => `\`${id}\``).join(", ")} not among the reasons (${reasons})`;
+  }
+  return `${where}: test "${test}" failed: expected ${expected}, got ${actual.decision} (reasons: ${reasons})`;
+}
+
+export function testSummary(results: readonly { readonly passed: boolean }[]): string {
   const passed = results.filter((r) => r.passed).length;
   return `${passed} passed, ${results.length - passed} failed`;
+}
+
+// ---------------------------------------------------------------- tests compiled into a bundle
+
+export interface BundleTestResult {
+  readonly test: BundleTest;
+  readonly actual: Decision;
+  readonly passed: boolean;
+  readonly missingReasons: readonly string[];
+}
+
+/** Runs the assertions a bundle's manifest carries (each already a request) on any evaluator. */
+export function runBundleTests(tests: readonly BundleTest[], evaluator: Evaluator): BundleTestResult[] {
+  return tests.map((test) => {
+    const { family, ip } = parseAddress(test.request.ip);
+    const actual = evaluator.decide({ ...test.request, family, ip });
+    const missingReasons = test.because.filter((id) => !actual.reasons.includes(id));
+    return { test, actual, passed: actual.decision === test.expect && missingReasons.length === 0, missingReasons };
+  });
+}
+
+/** One failing bundle assertion, located in its source file as the manifest records it. */
+export function describeBundleFailure(r: BundleTestResult): string {
+  const t = r.test;
+  return failureLine(`${t.file}(${t.line},${t.column})`, t.test, t.expect, r.actual, r.missingReasons);
 }

@@ -80,10 +80,15 @@ function u32(value: number, what: string): number {
   return value;
 }
 
-/** Writes a little-endian u32 field of `name` into `v`. */
-function putU32<N extends StructName>(v: DataView, name: N, field: keyof (typeof LAYOUT)[N]["fields"] & string, value: number): void {
+/** Writes a u32 at `at`. Encoders write bytes directly: a DataView per entry costs more than the entry. */
+function setU32(out: Uint8Array, at: number, value: number, littleEndian: boolean): void {
+  for (let i = 0; i < 4; i++) out[at + (littleEndian ? i : 3 - i)] = (value >>> (8 * i)) & 255;
+}
+
+/** Writes a little-endian u32 field of `name` into `out`. */
+function putU32<N extends StructName>(out: Uint8Array, name: N, field: keyof (typeof LAYOUT)[N]["fields"] & string, value: number): void {
   const f = (LAYOUT[name].fields as Record<string, FieldLayout>)[field]!;
-  v.setUint32(f.offset, u32(value, `${name}.${field}`), true);
+  setU32(out, f.offset, u32(value, `${name}.${field}`), true);
 }
 
 function getU32<N extends StructName>(v: DataView, name: N, field: keyof (typeof LAYOUT)[N]["fields"] & string): number {
@@ -114,11 +119,12 @@ export interface IdentKey {
 
 export function encodeIdentKey(k: IdentKey): Uint8Array {
   const out = new Uint8Array(LAYOUT.pc_ident_key.size);
-  const v = view(out);
   if (k.cgroupId < 0n || k.cgroupId > 0xffffffffffffffffn) throw new RangeError(`pc_ident_key.cgroup_id must be a u64, not ${k.cgroupId}`);
-  v.setBigUint64(offsetOf("pc_ident_key", "cgroup_id"), k.cgroupId, true);
-  putU32(v, "pc_ident_key", "uid", k.uid);
-  putU32(v, "pc_ident_key", "gid", k.gid);
+  const at = offsetOf("pc_ident_key", "cgroup_id");
+  setU32(out, at, Number(k.cgroupId & 0xffffffffn), true);
+  setU32(out, at + 4, Number(k.cgroupId >> 32n), true);
+  putU32(out, "pc_ident_key", "uid", k.uid);
+  putU32(out, "pc_ident_key", "gid", k.gid);
   return out;
 }
 
@@ -135,9 +141,8 @@ export interface IdentVal {
 
 export function encodeIdentVal(x: IdentVal): Uint8Array {
   const out = new Uint8Array(LAYOUT.pc_ident_val.size);
-  const v = view(out);
-  putU32(v, "pc_ident_val", "order", x.order);
-  putU32(v, "pc_ident_val", "identity_class", x.identityClass);
+  putU32(out, "pc_ident_val", "order", x.order);
+  putU32(out, "pc_ident_val", "identity_class", x.identityClass);
   return out;
 }
 
@@ -158,8 +163,7 @@ export interface DstKey {
 function encodeDst(name: "pc_dst4_key" | "pc_dst6_key", bytes: number, k: DstKey): Uint8Array {
   if (k.addr.length !== bytes) throw new RangeError(`${name}.addr must be ${bytes} bytes, not ${k.addr.length}`);
   const out = new Uint8Array(LAYOUT[name].size);
-  const v = view(out);
-  putU32(v, name, "prefixlen", checkPrefix(k.prefixlen, bytes * 8, name));
+  putU32(out, name, "prefixlen", checkPrefix(k.prefixlen, bytes * 8, name));
   const at = offsetOf(name, "addr");
   k.addr.forEach((b, i) => {
     if (!Number.isInteger(b) || b < 0 || b > 255) throw new RangeError(`${name}.addr holds a bad byte ${b}`);
@@ -183,7 +187,7 @@ export const decodeDst6Key = (bytes: Uint8Array): DstKey => decodeDst("pc_dst6_k
 
 function encodeOne(name: "pc_class_val" | "pc_row_val" | "pc_block_val" | "pc_verdict_ref", field: string, value: number): Uint8Array {
   const out = new Uint8Array(LAYOUT[name].size);
-  view(out).setUint32(0, u32(value, `${name}.${field}`), true);
+  setU32(out, 0, u32(value, `${name}.${field}`), true);
   return out;
 }
 
@@ -205,7 +209,7 @@ export const ARRAY_KEY_SIZE = 4;
 
 export function encodeArrayKey(index: number): Uint8Array {
   const out = new Uint8Array(ARRAY_KEY_SIZE);
-  view(out).setUint32(0, u32(index, "array index"), true);
+  setU32(out, 0, u32(index, "array index"), true);
   return out;
 }
 
@@ -223,9 +227,8 @@ export interface PairKey {
 
 export function encodePairKey(k: PairKey): Uint8Array {
   const out = new Uint8Array(LAYOUT.pc_pair_key.size);
-  const v = view(out);
-  putU32(v, "pc_pair_key", "identity_class", k.identityClass);
-  putU32(v, "pc_pair_key", "destination_class", k.destinationClass);
+  putU32(out, "pc_pair_key", "identity_class", k.identityClass);
+  putU32(out, "pc_pair_key", "destination_class", k.destinationClass);
   return out;
 }
 
@@ -247,10 +250,9 @@ export interface IdLpmKey {
 
 function encodeIdLpm(name: "pc_uid_key" | "pc_gid_key", scopeField: "row" | "block", valueField: "uid" | "gid", k: IdLpmKey): Uint8Array {
   const out = new Uint8Array(LAYOUT[name].size);
-  const v = view(out);
-  putU32(v, name, "prefixlen", checkPrefix(k.prefixlen, 64, name));
-  v.setUint32(offsetOf(name, scopeField), u32(k.scope, `${name}.${scopeField}`), true);
-  v.setUint32(offsetOf(name, valueField), u32(k.value, `${name}.${valueField}`), false);
+  putU32(out, name, "prefixlen", checkPrefix(k.prefixlen, 64, name));
+  setU32(out, offsetOf(name, scopeField), u32(k.scope, `${name}.${scopeField}`), true);
+  setU32(out, offsetOf(name, valueField), u32(k.value, `${name}.${valueField}`), false);
   return out;
 }
 
@@ -276,14 +278,15 @@ export interface PortKey {
 
 export function encodePortKey(k: PortKey): Uint8Array {
   const out = new Uint8Array(LAYOUT.pc_port_key.size);
-  const v = view(out);
-  putU32(v, "pc_port_key", "prefixlen", checkPrefix(k.prefixlen, 64, "pc_port_key"));
-  putU32(v, "pc_port_key", "block", k.block);
+  putU32(out, "pc_port_key", "prefixlen", checkPrefix(k.prefixlen, 64, "pc_port_key"));
+  putU32(out, "pc_port_key", "block", k.block);
   if (!Number.isInteger(k.protocol) || k.protocol < 0 || k.protocol > 255) throw new RangeError(`pc_port_key.protocol must be a u8, not ${k.protocol}`);
-  v.setUint8(offsetOf("pc_port_key", "protocol"), k.protocol);
-  v.setUint8(offsetOf("pc_port_key", "pad"), 0);
+  out[offsetOf("pc_port_key", "protocol")] = k.protocol;
+  out[offsetOf("pc_port_key", "pad")] = 0;
   if (!Number.isInteger(k.port) || k.port < 0 || k.port > 0xffff) throw new RangeError(`pc_port_key.port must be a u16, not ${k.port}`);
-  v.setUint16(offsetOf("pc_port_key", "port"), k.port, false);
+  const port = offsetOf("pc_port_key", "port");
+  out[port] = k.port >>> 8;
+  out[port + 1] = k.port & 255;
   return out;
 }
 
@@ -308,9 +311,8 @@ export interface KernelVerdict {
 
 export function encodeVerdict(x: KernelVerdict): Uint8Array {
   const out = new Uint8Array(LAYOUT.pc_verdict.size);
-  const v = view(out);
-  putU32(v, "pc_verdict", "flags", x.flags);
-  putU32(v, "pc_verdict", "rule", x.rule);
+  putU32(out, "pc_verdict", "flags", x.flags);
+  putU32(out, "pc_verdict", "rule", x.rule);
   return out;
 }
 

@@ -9,7 +9,7 @@
 // gives what the tables give; a construct the maps cannot hold exactly throws
 // `KernelLoweringError`, never an approximation.
 import type { BundleManifest } from "../compiler/bundle.js";
-import { DecisionTableReader, readSections } from "../compiler/table-eval.js";
+import { DecisionTableReader, readSections, type Sections } from "../compiler/table-eval.js";
 import { EMPTY_SLOT, LoweringError, SECTION } from "../compiler/tables.js";
 import {
   ANY_CGROUP,
@@ -65,8 +65,12 @@ export function prefixCover(low: number, high: number, width: number): Prefix[] 
   if (!Number.isInteger(low) || !Number.isInteger(high) || low < 0 || high > max || low > high) throw new RangeError(`bad interval ${low}..${high} in ${width} bits`);
   const out: Prefix[] = [];
   for (let at = low; at <= high; ) {
-    let free = 0;
-    while (free < width && at % 2 ** (free + 1) === 0 && at + 2 ** (free + 1) - 1 <= high) free++;
+    // The block's free (host) bits: no more than `at`'s trailing zeros (alignment) and
+    // than log2 of what is left of the interval.
+    const aligned = at === 0 ? width : 31 - Math.clz32(at & -at);
+    const left = high - at + 1;
+    const fits = left >= 2 ** 32 ? 32 : 31 - Math.clz32(left);
+    const free = Math.min(aligned, fits);
     out.push({ value: at, bits: width - free });
     at += 2 ** free;
   }
@@ -109,14 +113,24 @@ export function needsAttestation(block: Block): boolean {
   return block.exe !== undefined || block.sha256 !== undefined;
 }
 
+/** The name prefix of managed cgroups; selector paths may not use it. */
+const MANAGED_PREFIX = "portcullis.";
+
+/** `path` is `prefix` or below it, on whole segments (how a `cgroup` selector matches). */
+export function cgroupAtOrBelow(path: string, prefix: string): boolean {
+  return prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
+}
+
 /**
- * The managed cgroup in which `portcullis exec --as <workload>` places a process it has
- * attested for `block` (its `exe`/`sha256` checked): a child of the block's `cgroup` path
- * when it has one (so the process is also inside that path), else of `managedRoot`.
+ * The managed cgroup of a workload for one block: `<parent>/portcullis.<workload>`, where
+ * the parent is `managedRoot` when the block has no `cgroup` selector or its path holds
+ * `managedRoot`, else the block's `cgroup` path (so the process is inside it too). A block
+ * that needs attestation is keyed by this cgroup: `portcullis exec` places there only
+ * processes it attested.
  */
 export function managedCgroupPath(managedRoot: string, workload: string, block: Block): string {
-  const parent = block.cgroup ?? managedRoot;
-  return `${parent === "/" ? "" : parent}/portcullis.${workload}`;
+  const parent = block.cgroup === undefined || cgroupAtOrBelow(managedRoot, block.cgroup) ? managedRoot : block.cgroup;
+  return `${parent === "/" ? "" : parent}/${MANAGED_PREFIX}${workload}`;
 }
 
 /**
@@ -132,6 +146,64 @@ function matchesSomeProcess(block: Block): boolean {
 function blockCgroup(managedRoot: string, workload: string, block: Block): string | undefined {
   if (needsAttestation(block)) return managedCgroupPath(managedRoot, workload, block);
   return block.cgroup === "/" ? undefined : block.cgroup;
+}
+
+/** What `portcullis exec` knows of a command before it runs it. */
+export interface ExecFacts {
+  /** Absolute path of the executable and the hex SHA-256 of its contents. */
+  readonly exe: string;
+  readonly sha256: string;
+  /** The caller's uid and gid (used where the block has no `uid`/`gid` selector). */
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export type ExecPlacement =
+  | { readonly ok: true; readonly block: number; readonly cgroup: string; readonly uid: number; readonly gid: number }
+  | { readonly ok: false; readonly reason: string };
+
+/**
+ * Where `portcullis exec --as <workload>` runs a command, or why it refuses: the first
+ * `match` block of the workload whose `exe`/`sha256` accept the command, run with the
+ * block's uid/gid (else the caller's), in the block's `cgroup` path or, for a block that
+ * needs attestation or has no path inside the attach point, in the workload's managed
+ * cgroup. Refused when the process would be another workload's (an earlier workload
+ * matches it first, spec §3): the kernel could not tell it apart.
+ *
+ * INVARIANT: with this placement, the kernel identifies every process exec starts as
+ * `workload`, exactly as the `match` blocks do.
+ */
+export function execPlacement(workloads: readonly WorkloadIdentity[], workload: string, facts: ExecFacts, managedRoot: string): ExecPlacement {
+  const index = workloads.findIndex((w) => w.name === workload);
+  if (index < 0) return { ok: false, reason: `unknown workload \`${workload}\`` };
+  let shadowedBy: string | undefined;
+  for (const [i, b] of workloads[index]!.match.entries()) {
+    if (!matchesSomeProcess(b) || (b.exe !== undefined && b.exe !== facts.exe) || (b.sha256 !== undefined && b.sha256 !== facts.sha256)) continue;
+    const placed = { cgroup: placementCgroup(managedRoot, workload, b), uid: b.uid ?? facts.uid, gid: b.gid ?? facts.gid };
+    const process = { ...placed, exe: facts.exe, sha256: facts.sha256 };
+    const first = workloads.findIndex((w) => w.match.some((c) => blockMatches(c, process)));
+    if (first === index) return { ok: true, block: i, ...placed };
+    shadowedBy ??= workloads[first]!.name;
+  }
+  if (shadowedBy !== undefined) return { ok: false, reason: `the process would be workload \`${shadowedBy}\`, which comes first in the policy set` };
+  return { ok: false, reason: `no \`match\` block of workload \`${workload}\` accepts \`${facts.exe}\` (sha256 ${facts.sha256})` };
+}
+
+/** Where exec places a process for `block`: see `execPlacement`. */
+function placementCgroup(managedRoot: string, workload: string, block: Block): string {
+  if (needsAttestation(block) || block.cgroup === undefined || cgroupAtOrBelow(managedRoot, block.cgroup)) return managedCgroupPath(managedRoot, workload, block);
+  return block.cgroup;
+}
+
+/** Does a process (whose exe and digest exec knows) match a block? */
+function blockMatches(block: Block, p: { cgroup: string; uid: number; gid: number; exe: string; sha256: string }): boolean {
+  return (
+    (block.cgroup === undefined || cgroupAtOrBelow(p.cgroup, block.cgroup)) &&
+    (block.uid === undefined || block.uid === p.uid) &&
+    (block.gid === undefined || block.gid === p.gid) &&
+    (block.exe === undefined || block.exe === p.exe) &&
+    (block.sha256 === undefined || block.sha256 === p.sha256)
+  );
 }
 
 /** Every cgroup path whose id the lowering needs, sorted (the caller creates or stats them). */
@@ -190,10 +262,9 @@ export interface MapImages {
 /** The section words and META counts lowering reads. */
 interface Tables {
   readonly identityClasses: number;
-  readonly destinationClasses: number;
   readonly rows: number;
   readonly verdictCount: number;
-  readonly s: ReturnType<typeof readSections>;
+  readonly s: Sections;
 }
 
 function lowerIdentities(t: Tables, input: IdentityInput): { entries: MapEntry[]; levels: number[] } {
@@ -204,6 +275,11 @@ function lowerIdentities(t: Tables, input: IdentityInput): { entries: MapEntry[]
       refuse(`workload \`${w.name}\` names identity class ${w.identityClass}, which the tables do not have`);
     }
     for (const block of w.match.filter(matchesSomeProcess)) {
+      // INVARIANT: only managed cgroups are named `portcullis.*`, so no selector path lies
+      // inside another workload's managed cgroup and only exec places processes there.
+      if (block.cgroup?.split("/").some((segment) => segment.startsWith(MANAGED_PREFIX))) {
+        refuse(`workload \`${w.name}\`: cgroup \`${block.cgroup}\` has a segment named \`${MANAGED_PREFIX}*\`, which is reserved for the cgroups \`portcullis exec\` manages`);
+      }
       const path = blockCgroup(input.managedRoot, w.name, block);
       let cgroupId = ANY_CGROUP;
       if (path !== undefined) {
@@ -353,7 +429,7 @@ export function lowerToMapImages(tables: Uint32Array, ruleIds: readonly string[]
   new DecisionTableReader(tables, ruleIds);
   const s = readSections(tables);
   const meta = s[SECTION.META]!;
-  const t: Tables = { identityClasses: meta[0]!, destinationClasses: meta[1]!, rows: meta[2]!, verdictCount: meta[3]!, s };
+  const t: Tables = { identityClasses: meta[0]!, rows: meta[2]!, verdictCount: meta[3]!, s };
   const ident = lowerIdentities(t, identity);
   const { dst4, dst6 } = lowerDestinations(t);
   const { pairs, defaultRow } = lowerPairs(t);

@@ -40,7 +40,7 @@ import {
   valueSize,
   type MapName,
 } from "./layout.js";
-import { cgroupLevel, lowerToMapImages, requiredCgroupPaths, type MapEntry, type MapImages } from "./lower.js";
+import { lowerToMapImages, requiredCgroupPaths, type MapEntry, type MapImages } from "./lower.js";
 
 /** The images broke a kernel expectation (a missing entry, a duplicate key): a lowering bug. */
 export class SimulatorError extends Error {}
@@ -93,7 +93,7 @@ class ArrayMapSim {
  * kernel's trie, and two entries with the same prefix are a duplicate.
  */
 class LpmTrieSim {
-  /** prefixlen → masked data (hex) → value; prefixlens longest first. */
+  /** prefixlen → the data's first prefixlen bits (`leadingBits`) → value; prefixlens longest first. */
   private readonly byLength = new Map<number, Map<string, Uint8Array>>();
   private readonly lengths: number[];
   private readonly dataBits: number;
@@ -107,7 +107,7 @@ class LpmTrieSim {
       checkSizes(name, e);
       const prefixlen = new DataView(e.key.buffer, e.key.byteOffset, 4).getUint32(0, true);
       if (prefixlen > this.dataBits) throw new SimulatorError(`${name} holds prefixlen ${prefixlen} > ${this.dataBits}`);
-      const k = hex(masked(e.key.subarray(4), prefixlen));
+      const k = leadingBits(hex(e.key.subarray(4)), prefixlen);
       let level = this.byLength.get(prefixlen);
       if (level === undefined) this.byLength.set(prefixlen, (level = new Map()));
       if (level.has(k)) throw new SimulatorError(`${name} holds prefix ${k}/${prefixlen} twice`);
@@ -119,18 +119,21 @@ class LpmTrieSim {
   lookup(key: Uint8Array): Uint8Array | undefined {
     const prefixlen = new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true);
     if (prefixlen !== this.dataBits) throw new SimulatorError(`${this.name} lookups use full-length keys`);
-    const data = key.subarray(4);
+    const data = hex(key.subarray(4));
     for (const length of this.lengths) {
-      const value = this.byLength.get(length)!.get(hex(masked(data, length)));
+      const value = this.byLength.get(length)!.get(leadingBits(data, length));
       if (value !== undefined) return value;
     }
     return undefined;
   }
 }
 
-/** `data` with every bit past the first `bits` cleared. */
-function masked(data: Uint8Array, bits: number): Uint8Array {
-  return data.map((b, i) => b & ((0xff00 >> Math.max(0, Math.min(8, bits - i * 8))) & 0xff));
+/** The first `bits` bits of data given in hex, as hex: whole nibbles, then the partial one masked. */
+function leadingBits(dataHex: string, bits: number): string {
+  const whole = bits >> 2;
+  const rest = bits & 3;
+  if (rest === 0) return dataHex.slice(0, whole);
+  return dataHex.slice(0, whole) + (parseInt(dataHex[whole]!, 16) & (0xf0 >> rest) & 0xf).toString(16);
 }
 
 function checkSizes(name: MapName, e: MapEntry): void {
@@ -171,7 +174,8 @@ export interface KernelOutcome {
   readonly rule: number;
 }
 
-const FULL = { uid: 64, gid: 64, port: 64 } as const;
+/** The prefixlen of a lookup key: all of its data bits (a uid, gid or port key has 8 data bytes). */
+const FULL_KEY_BITS = 64;
 
 export class KernelSimulator {
   private readonly maps: Record<MapName, MapSim>;
@@ -242,9 +246,9 @@ export class KernelSimulator {
 
   /** 4. row, uid → gid block; gid → protocol block; protocol, port → verdict (three LPM lookups). */
   verdict(row: number, uid: number, gid: number, protocol: "tcp" | "udp", port: number): number {
-    const gidBlock = decodeBlockVal(this.must("uid_lpm", encodeUidKey({ prefixlen: FULL.uid, scope: row, value: uid })));
-    const protoBlock = decodeBlockVal(this.must("gid_lpm", encodeGidKey({ prefixlen: FULL.gid, scope: gidBlock, value: gid })));
-    return decodeVerdictRef(this.must("port_lpm", encodePortKey({ prefixlen: FULL.port, block: protoBlock, protocol: protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, port })));
+    const gidBlock = decodeBlockVal(this.must("uid_lpm", encodeUidKey({ prefixlen: FULL_KEY_BITS, scope: row, value: uid })));
+    const protoBlock = decodeBlockVal(this.must("gid_lpm", encodeGidKey({ prefixlen: FULL_KEY_BITS, scope: gidBlock, value: gid })));
+    return decodeVerdictRef(this.must("port_lpm", encodePortKey({ prefixlen: FULL_KEY_BITS, block: protoBlock, protocol: protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, port })));
   }
 
   /** 5. verdict → flags and first rule. */
@@ -289,11 +293,9 @@ export class SyntheticCgroups {
     return [this.idOf("/"), ...segments.map((_, i) => this.idOf(`/${segments.slice(0, i + 1).join("/")}`))];
   }
 
-  /** The lowering's `cgroupIds` input for these paths. */
+  /** The lowering's `cgroupIds` input for these paths (their ancestors get ids too). */
   idsFor(paths: readonly string[]): Map<string, bigint> {
-    const out = new Map(paths.map((p) => [p, this.idOf(p)] as const));
-    for (const p of paths) if (this.ancestors(p).length !== cgroupLevel(p) + 1) throw new SimulatorError(`bad cgroup path ${p}`);
-    return out;
+    return new Map(paths.map((p) => [p, this.ancestors(p).at(-1)!] as const));
   }
 }
 

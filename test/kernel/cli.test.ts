@@ -40,9 +40,44 @@ describe("portcullis --engine kernel-sim", () => {
     }
   });
 
-  it("passes the example sets' tests", async () => {
-    expect((await runCli("test", shop, "--engine", "kernel-sim")).stdout.split("\n").pop()).toBe("71 passed, 0 failed");
-    expect((await runCli("test", demo, "--engine", "kernel-sim")).stdout.split("\n").pop()).toBe("23 passed, 0 failed");
+  it("passes the example sets' tests, from sources and from their bundles", async () => {
+    const dir = tempPolicies({});
+    for (const [set, summary] of [[shop, "71 passed, 0 failed"], [demo, "23 passed, 0 failed"]] as const) {
+      expect((await runCli("test", set, "--engine", "kernel-sim")).stdout.split("\n").pop()).toBe(summary);
+      const bundle = path.join(dir, `${path.basename(set)}.bundle`);
+      expect((await runCli("compile", set, "-o", bundle)).code).toBe(0);
+      const r = await runCli("test", "--bundle", bundle, "--engine", "kernel-sim");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(summary);
+    }
+  });
+
+  it("reports a failing test compiled into a bundle at its source location, as from sources", async () => {
+    const dir = tempPolicies({
+      "a.policy": [
+        'workload w { id = "spiffe://t.test/w"; match { uid = 7 } }',
+        '@id("web") permit (principal == workload w, action, resource) when { port == 443 };',
+        'test "t" {',
+        "  allow connect from workload w to 10.0.0.1:443/tcp;",
+        "  allow connect from workload w to 10.0.0.1:80/tcp;",
+        '  deny connect from workload w to 10.0.0.1:443/tcp because "web";',
+        "}",
+      ].join("\n"),
+    });
+    const bundle = path.join(dir, "a.bundle");
+    expect((await runCli("compile", dir, "-o", bundle)).code).toBe(0);
+    const expected = [
+      'a.policy(5,3): test "t" failed: expected allow, got deny (reasons: the default)',
+      'a.policy(6,3): test "t" failed: expected deny, got allow (reasons: `web`)',
+      "1 passed, 2 failed",
+    ];
+    for (const engine of ["tables", "kernel-sim"]) {
+      const fromBundle = await runCli("test", "--bundle", bundle, "--engine", engine);
+      expect(fromBundle.code).toBe(1);
+      expect(fromBundle.stdout.split("\n")).toEqual(expected);
+      const fromSources = await runCli("test", dir, "--engine", engine);
+      expect(fromSources.stdout.split("\n").map((l) => l.replace(`${dir}${path.sep}`, ""))).toEqual(expected);
+    }
   });
 
   it("refuses a policy whose cgroups lie at too many levels with one PC3002 line", async () => {

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { manifestWorkloads } from "../../compiler/bundle.js";
 import { checkSources } from "../../compiler/program.js";
 import { buildDecisionTables } from "../../compiler/tables.js";
-import { managedCgroupPath, needsAttestation } from "../../kernel-bridge/lower.js";
+import { execPlacement, managedCgroupPath, needsAttestation } from "../../kernel-bridge/lower.js";
 import { KernelSimEvaluator, SIM_MANAGED_ROOT } from "../../kernel-bridge/sim.js";
 import { firstWorkload, INVALID_ID, type ProcessFacts } from "../support/processes.js";
 import { Random } from "../support/random.js";
@@ -103,5 +103,48 @@ describe("the identity map", () => {
     expect(at("/elsewhere", 1001)).toBeUndefined();
     expect(at(`${SIM_MANAGED_ROOT}/portcullis.frontend`, 1001)).toBe(0);
     expect(at(`${SIM_MANAGED_ROOT}/portcullis.frontend`, 1002)).toBeUndefined();
+  });
+
+  it("identifies every process `portcullis exec --as W` accepts as W, and exec refuses only where no block of W would be W", () => {
+    const rng = new Random(SEED + 7);
+    let accepted = 0;
+    let refused = 0;
+    for (let set = 0; set < SETS; set++) {
+      const text = randomWorkloads(rng);
+      const { workloads, sim } = setUp(text);
+      for (let k = 0; k < 50; k++) {
+        const w = rng.pick(workloads);
+        const command = { exe: rng.pick(EXES), sha256: rng.pick(DIGESTS), uid: randomId(rng), gid: randomId(rng) };
+        const placement = execPlacement(workloads, w.name, command, SIM_MANAGED_ROOT);
+        const index = workloads.indexOf(w);
+        if (placement.ok) {
+          accepted++;
+          const facts = { cgroup: placement.cgroup, uid: placement.uid, gid: placement.gid, exe: command.exe, sha256: command.sha256 };
+          const block = w.match[placement.block]!;
+          expect(block.exe ?? command.exe).toBe(command.exe);
+          expect(block.sha256 ?? command.sha256).toBe(command.sha256);
+          expect(firstWorkload(workloads, facts), `${JSON.stringify(facts)} as ${w.name}\n${text}`).toBe(index);
+          expect(sim.kernel.identify(sim.cgroups.ancestors(facts.cgroup), facts.uid, facts.gid).order, `${JSON.stringify(facts)} as ${w.name}\n${text}`).toBe(index);
+        } else {
+          refused++;
+          // No block of W that accepts the command, run in W's cgroups with its ids, is first W's.
+          for (const b of w.match) {
+            if ((b.exe ?? command.exe) !== command.exe || (b.sha256 ?? command.sha256) !== command.sha256 || b.uid === INVALID_ID || b.gid === INVALID_ID) continue;
+            // Exec runs it in the block's own path when the kernel can see that path alone
+            // (no exe/sha256) and it does not hold the attach point; else in the managed cgroup.
+            const ownPath = !needsAttestation(b) && b.cgroup !== undefined && !`${SIM_MANAGED_ROOT}/`.startsWith(b.cgroup === "/" ? "/" : `${b.cgroup}/`);
+            const cgroup = ownPath ? b.cgroup! : managedCgroupPath(SIM_MANAGED_ROOT, w.name, b);
+            const facts = { cgroup, uid: b.uid ?? command.uid, gid: b.gid ?? command.gid, exe: command.exe, sha256: command.sha256 };
+            expect(firstWorkload(workloads, facts), `exec refused ${JSON.stringify(facts)} as ${w.name}: ${placement.reason}\n${text}`).not.toBe(index);
+          }
+        }
+      }
+    }
+    expect(accepted).toBeGreaterThan(SETS * 5);
+    expect(refused).toBeGreaterThan(SETS * 5);
+  });
+
+  it("refuses a selector path with a segment reserved for managed cgroups", () => {
+    expect(() => setUp(`workload a { id = "spiffe://t.test/a"; match { cgroup = "/x/portcullis.b" } }`)).toThrow("reserved for the cgroups `portcullis exec` manages");
   });
 });

@@ -19,9 +19,12 @@ export interface ProcessFacts {
   readonly sha256?: string;
 }
 
-/** `path` is `prefix` or below it, on whole segments (spec §3, `cgroup` selector). */
-export function cgroupAtOrBelow(path: string, prefix: string): boolean {
-  return prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
+/** `path` is `prefix` or below it, on whole segments (spec §3, `cgroup` selector), spelled out. */
+function cgroupAtOrBelow(path: string, prefix: string): boolean {
+  if (prefix === "/") return true;
+  const p = path.split("/");
+  const q = prefix.split("/");
+  return q.length <= p.length && q.every((segment, i) => segment === p[i]);
 }
 
 export function blockMatches(block: MatchSpec, p: ProcessFacts): boolean {
