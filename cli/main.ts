@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
+import { RequestError } from "../compiler/request.js";
 import { runCheck } from "./check.js";
 import { ENGINES, parseEngine } from "./engines.js";
 import { CommandFailed, runCompile, runEval, runExplain, runInspect, runTest } from "./policy-commands.js";
@@ -206,7 +207,8 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       return ExitCode.Usage;
     }
     if (e instanceof CommandFailed) return e.code;
-    if (e instanceof UsageError) {
+    // A request an engine cannot decide (e.g. `--engine kernel` and a non-loopback address) is a usage error.
+    if (e instanceof UsageError || e instanceof RequestError) {
       io.err(`error: ${e.message}`);
       return ExitCode.Usage;
     }
