@@ -13,8 +13,8 @@
 //      control word before the previous flip, and so may still be reading the inactive
 //      slot, has returned;
 //   4. writes the inactive generation's config and zeroes its counters, installs the
-//      fresh maps in the inactive slots (the maps they replace are freed by the kernel
-//      once no program holds them);
+//      fresh maps in the inactive slots (the kernel waits for a grace period after each
+//      outer-map update, and frees the maps they replace once no program holds them);
 //   5. flips the control word (one byte of it changes, so no read can be torn).
 // INVARIANT: a map is never written once it sits in an outer slot, so a program that read
 // the control word sees one whole generation.
@@ -36,7 +36,10 @@ const COUNTER_SLOTS = MAX_RULES + 1;
 const CONTROL_BYTES = 8;
 const CONFIG_BYTES = 8 + 4 * MAX_LEVELS + 8;
 const COUNTER_BYTES = 16;
-export const EVENT_BYTES = 88;
+const EVENT_BYTES = 88;
+
+/** Sizes of the loader's own structs in portcullis.h; the layout test compares them with the BTF. */
+export const LOADER_STRUCT_SIZES = { pc_control: CONTROL_BYTES, pc_gen_config: CONFIG_BYTES, pc_counter: COUNTER_BYTES } as const;
 
 /** Entries each map of a generation holds unless `kernel load --capacity MAP=N` says otherwise. */
 export const DEFAULT_CAPACITY: Readonly<Record<MapName, number>> = {
@@ -374,10 +377,6 @@ export function readState(name: string): InstanceState | undefined {
 function writeState(state: InstanceState): void {
   mkdirSync(path.dirname(stateFile(state.name)), { recursive: true, mode: 0o700 });
   writeFileSync(stateFile(state.name), `${JSON.stringify(state, null, 2)}\n`);
-}
-
-export function loadedInstances(): string[] {
-  return existsSync(PIN_ROOT) ? readdirSync(PIN_ROOT).filter((d) => readState(d) !== undefined).sort() : [];
 }
 
 export interface LoadRequest {
