@@ -422,7 +422,10 @@ export function loadPolicy(req: LoadRequest): LoadResult {
   const existing = readState(req.name);
   const counts = Object.fromEntries(MAP_NAMES.map((m) => [m, req.image.maps[m].length])) as Record<MapName, number>;
   if (existing !== undefined) {
-    if (existing.cgroup !== req.cgroup) fail("KernelOtherCgroup", req.name, existing.cgroup, req.cgroup);
+    if (existing.cgroup !== req.cgroup) {
+      removeCgroups(req.createdCgroups ?? []);
+      fail("KernelOtherCgroup", req.name, existing.cgroup, req.cgroup);
+    }
     let generation: number;
     try {
       generation = swapGeneration(n, req.name, req.image, existing.capacity, req.audit);
