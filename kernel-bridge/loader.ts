@@ -441,7 +441,12 @@ export function loadPolicy(req: LoadRequest): LoadResult {
   }
 
   const capacity = { ...DEFAULT_CAPACITY, ...req.capacity };
-  checkCapacity(req.image, capacity);
+  try {
+    checkCapacity(req.image, capacity);
+  } catch (e) {
+    removeCgroups(req.createdCgroups ?? []);
+    throw e;
+  }
   const pinDir = path.join(PIN_ROOT, req.name);
   const createdCgroups = [...ensureCgroup(req.cgroup), ...(req.createdCgroups ?? [])];
   mkdirSync(pinDir, { recursive: true });
