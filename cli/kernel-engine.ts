@@ -11,8 +11,8 @@ import type { Bundle } from "../compiler/bundle.js";
 import { RequestError, type Decision, type Request } from "../compiler/request.js";
 import type { Evaluator } from "../compiler/tests.js";
 import { formatIp } from "../dsl/ip.js";
-import { bundleGeneration, cgroupRelative, execCgroup } from "../kernel-bridge/generation.js";
-import { needsAttestation } from "../kernel-bridge/lower.js";
+import { bundleGeneration, cgroupRelative } from "../kernel-bridge/generation.js";
+import { cgroupAtOrBelow, managedCgroupPath, needsAttestation, placementCgroup } from "../kernel-bridge/lower.js";
 import { artifacts, cgroup2Mount, KernelError, loadPolicy, preflight, readEvents, resolveCgroup, unloadPolicy } from "../kernel-bridge/loader.js";
 import { UsageError } from "./report.js";
 
@@ -23,10 +23,6 @@ interface Placement {
   readonly cgroup: string;
   readonly uid: number;
   readonly gid: number;
-}
-
-function within(dir: string, root: string): boolean {
-  return dir === root || root === "/" || dir.startsWith(`${root}/`);
 }
 
 /**
@@ -90,8 +86,8 @@ export class KernelEngineEvaluator implements Evaluator {
       if (w === undefined) throw new RequestError("principal", `\`--engine kernel\` runs local processes: \`${r.principal}\` is no workload of the policy`);
       const block = w.match.find((b) => (b.uid === undefined || b.uid === r.uid) && (b.gid === undefined || b.gid === r.gid));
       if (block === undefined) throw new RequestError("uid", `no match block of workload \`${w.name}\` admits uid ${r.uid}, gid ${r.gid}`);
-      cgroup = execCgroup(this.managedRoot, w.name, block);
-      if (!within(cgroup, this.managedRoot)) throw new RequestError("principal", `workload \`${w.name}\` lives in \`${cgroup}\`, outside the attach point \`${this.managedRoot}\` that the kernel engine can use`);
+      cgroup = placementCgroup(this.managedRoot, w.name, block);
+      if (!cgroupAtOrBelow(cgroup, this.managedRoot)) throw new RequestError("principal", `workload \`${w.name}\` lives in \`${cgroup}\`, outside the attach point \`${this.managedRoot}\` that the kernel engine can use`);
     }
     const placed = { cgroup, uid: r.uid, gid: r.gid };
     const actual = this.workloadOf(placed);
@@ -103,7 +99,7 @@ export class KernelEngineEvaluator implements Evaluator {
   private workloadOf(p: Placement): string | null {
     for (const w of this.bundle.manifest.workloads) {
       for (const b of w.match) {
-        const cgroupOk = needsAttestation(b) ? within(p.cgroup, execCgroup(this.managedRoot, w.name, b)) : b.cgroup === undefined || within(p.cgroup, b.cgroup);
+        const cgroupOk = needsAttestation(b) ? cgroupAtOrBelow(p.cgroup, managedCgroupPath(this.managedRoot, w.name, b)) : b.cgroup === undefined || cgroupAtOrBelow(p.cgroup, b.cgroup);
         if (cgroupOk && (b.uid === undefined || b.uid === p.uid) && (b.gid === undefined || b.gid === p.gid)) return w.id;
       }
     }

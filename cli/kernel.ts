@@ -10,7 +10,8 @@ import { readBundle, type Bundle, type BundleManifest } from "../compiler/bundle
 import { LoweringError } from "../compiler/tables.js";
 import { diag, formatDiagnostic } from "../dsl/diagnostics.js";
 import { formatIp } from "../dsl/ip.js";
-import { bundleGeneration, cgroupRelative, execCgroup } from "../kernel-bridge/generation.js";
+import { bundleGeneration, cgroupRelative } from "../kernel-bridge/generation.js";
+import { cgroupAtOrBelow, execPlacement } from "../kernel-bridge/lower.js";
 import { MAP_NAMES, type MapName } from "../kernel-bridge/layout.js";
 import {
   artifacts,
@@ -212,10 +213,10 @@ function resolveCommand(cmd: string): string | undefined {
 }
 
 /**
- * `portcullis exec --as W -- cmd…`: picks W's first match block that the command satisfies
- * (`exe` equal to the command's path as found on PATH or to its real path, `sha256` equal
- * to its hash), then runs it
- * through portcullis_run in that block's cgroup with its uid/gid. Resolves to its exit code.
+ * `portcullis exec --as W -- cmd…`: places the command as lower.ts `execPlacement` says (the
+ * first match block of W whose `exe` (the command's path on PATH, or its real path) and
+ * `sha256` accept it; refused when an earlier workload would claim the process), then runs
+ * it through portcullis_run in that cgroup with that uid/gid. Resolves to its exit code.
  */
 export function runExec(command: readonly string[], opts: ExecOptions, err: Out): number {
   const name = guarded(err, () => checkName(opts.name));
@@ -240,31 +241,19 @@ export function runExec(command: readonly string[], opts: ExecOptions, err: Out)
   if (command.length === 0) badOption(err, "`exec` needs a command after `--`");
   const resolved = resolveCommand(command[0]!);
   if (resolved === undefined) return refuse(`\`${command[0]}\` is not an executable file`);
-  let digest: string | undefined;
-  const why: string[] = [];
   const real = realpathSync(resolved);
-  const block = workload.match.find((b) => {
-    if (b.exe !== undefined && b.exe !== resolved && b.exe !== real) {
-      why.push(`exe is \`${resolved}\`, not \`${b.exe}\``);
-      return false;
-    }
-    if (b.sha256 !== undefined) {
-      digest ??= createHash("sha256").update(readFileSync(resolved)).digest("hex");
-      if (digest !== b.sha256) {
-        why.push(`sha256 of \`${resolved}\` is ${digest}, not ${b.sha256}`);
-        return false;
-      }
-    }
-    return true;
-  });
-  if (block === undefined) return refuse(why.join("; "));
+  const sha256 = createHash("sha256").update(readFileSync(real)).digest("hex");
   const attach = state.cgroup;
-  const rel = execCgroup(cgroupRelative(attach), workload.name, block);
-  const dir = path.join(cgroup2Mount(), rel);
-  if (path.relative(attach, dir).startsWith("..")) return refuse(`its cgroup \`${rel}\` is not under the attach point \`${cgroupRelative(attach)}\`, so no policy would apply`);
-  if (!existsSync(dir)) return refuse(`its cgroup \`${rel}\` does not exist (load the policy again to create it)`);
-  const id = (v: number | undefined) => (v === undefined ? "-" : String(v));
-  const child = spawnSync(artifacts.runner(), ["exec", dir, id(block.uid), id(block.gid), "--", resolved, ...command.slice(1)], { stdio: "inherit" });
+  const managedRoot = cgroupRelative(attach);
+  const facts = (exe: string) => ({ exe, sha256, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+  // The command as found on PATH, else its real path (an `exe` selector may name either).
+  let placement = execPlacement(bundle.manifest.workloads, workload.name, facts(resolved), managedRoot);
+  if (!placement.ok && real !== resolved) placement = execPlacement(bundle.manifest.workloads, workload.name, facts(real), managedRoot);
+  if (!placement.ok) return refuse(placement.reason);
+  const dir = path.join(cgroup2Mount(), placement.cgroup);
+  if (!cgroupAtOrBelow(placement.cgroup, managedRoot)) return refuse(`its cgroup \`${placement.cgroup}\` is not under the attach point \`${managedRoot}\`, so no policy would apply`);
+  if (!existsSync(dir)) return refuse(`its cgroup \`${placement.cgroup}\` does not exist (load the policy again to create it)`);
+  const child = spawnSync(artifacts.runner(), ["exec", dir, String(placement.uid), String(placement.gid), "--", resolved, ...command.slice(1)], { stdio: "inherit" });
   if (child.error !== undefined) return refuse(child.error.message);
   return child.status ?? 128 + 9;
 }

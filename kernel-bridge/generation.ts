@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Bundle } from "../compiler/bundle.js";
 import { cgroup2Mount, cgroupId, ensureCgroup, removeCgroups } from "./loader.js";
-import { lowerToMapImages, managedCgroupPath, needsAttestation, requiredCgroupPaths, type MapImages } from "./lower.js";
+import { lowerToMapImages, placementCgroup, requiredCgroupPaths, type MapImages } from "./lower.js";
 
 export interface BundleGeneration {
   readonly image: MapImages;
@@ -19,16 +19,6 @@ export function cgroupRelative(absolute: string): string {
   return rel === "" ? "/" : `/${rel}`;
 }
 
-type Block = Bundle["manifest"]["workloads"][number]["match"][number];
-
-/**
- * The cgroup (below the mount) `portcullis exec` places a process in for a match block: the
- * managed cgroup when the block needs attestation or names no cgroup, else its `cgroup`.
- */
-export function execCgroup(managedRoot: string, workload: string, block: Block): string {
-  return needsAttestation(block) || block.cgroup === undefined ? managedCgroupPath(managedRoot, workload, block) : block.cgroup;
-}
-
 /**
  * Lowers `bundle` for the attach cgroup `attach` (absolute). Creates every cgroup that a
  * workload's identity is keyed by or that `portcullis exec` places processes in, when it
@@ -39,7 +29,7 @@ export function bundleGeneration(bundle: Bundle, attach: string): BundleGenerati
   const managedRoot = cgroupRelative(attach);
   const created: string[] = [];
   const ids = new Map<string, bigint>();
-  const execPaths = bundle.manifest.workloads.flatMap((w) => w.match.map((b) => execCgroup(managedRoot, w.name, b)));
+  const execPaths = bundle.manifest.workloads.flatMap((w) => w.match.map((b) => placementCgroup(managedRoot, w.name, b)));
   try {
     for (const rel of new Set([...requiredCgroupPaths(bundle.manifest.workloads, managedRoot), ...execPaths])) {
       const dir = path.join(mount, rel);

@@ -59,7 +59,7 @@ describe.skipIf(unavailable !== undefined)("portcullis kernel … and exec", () 
       const mismatch = spawnCli(["exec", "--as", "shell", "--name", name, "--", "/usr/bin/true"]);
       expect(mismatch.code).toBe(1);
       expect(mismatch.stderr.trim().split("\n")).toHaveLength(1);
-      expect(mismatch.stderr).toMatch(/^error PC9512: `\/usr\/bin\/true` cannot run as workload `shell`: exe is/);
+      expect(mismatch.stderr).toMatch(/^error PC9512: `\/usr\/bin\/true` cannot run as workload `shell`: no `match` block of workload `shell` accepts `\/usr\/bin\/true`/);
 
       const status = spawnCli(["kernel", "status", "--json", "--name", name]);
       const s = JSON.parse(status.stdout) as { programs: { attached: boolean }[]; generation: number; counters: { rule: string | null; allowed: number; denied: number }[] };

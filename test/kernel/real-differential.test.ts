@@ -11,7 +11,8 @@ import { loadPolicySet } from "../../compiler/program.js";
 import { ReferenceEvaluator } from "../../compiler/reference.js";
 import { LoweringError } from "../../compiler/tables.js";
 import { parseIp } from "../../dsl/ip.js";
-import { bundleGeneration, cgroupRelative, execCgroup } from "../../kernel-bridge/generation.js";
+import { bundleGeneration, cgroupRelative } from "../../kernel-bridge/generation.js";
+import { placementCgroup } from "../../kernel-bridge/lower.js";
 import { cgroupId, cgroup2Mount, loadPolicy, resolveCgroup, unloadPolicy } from "../../kernel-bridge/loader.js";
 import { KernelSimulator } from "../../kernel-bridge/sim.js";
 import { boundaryPoints, U32_MAX } from "../support/boundary.js";
@@ -47,7 +48,7 @@ function placements(bundle: Bundle, managedRoot: string, policy: PolicySet): Pla
   const real = (v: number | undefined) => (v !== undefined && v < U32_MAX ? v : undefined);
   bundle.manifest.workloads.forEach((w, i) => {
     for (const block of w.match) {
-      const cgroup = execCgroup(managedRoot, w.name, block);
+      const cgroup = placementCgroup(managedRoot, w.name, block);
       out.push({ cgroup, uid: real(block.uid) ?? uids[i % uids.length]!, gid: real(block.gid) ?? 1000 });
       out.push({ cgroup, uid: uids[(i + 1) % uids.length]!, gid: real(block.gid) ?? uids[(i + 2) % uids.length]! });
     }

@@ -11,8 +11,7 @@ import path from "node:path";
 import { expect, it } from "vitest";
 import type { BundleManifest } from "../../compiler/bundle.js";
 import { formatIp } from "../../dsl/ip.js";
-import { execCgroup } from "../../kernel-bridge/generation.js";
-import { needsAttestation } from "../../kernel-bridge/lower.js";
+import { managedCgroupPath, needsAttestation } from "../../kernel-bridge/lower.js";
 import { repoRoot } from "./baselines.js";
 import { artifacts, cgroup2Mount, kernelUnavailable, PIN_ROOT, STATE_ROOT } from "../../kernel-bridge/loader.js";
 
@@ -144,7 +143,7 @@ export function workloadOf(manifest: BundleManifest, managedRoot: string, p: Pla
   const within = (dir: string, root: string) => dir === root || root === "/" || dir.startsWith(`${root}/`);
   for (const w of manifest.workloads) {
     for (const block of w.match) {
-      const cgroupOk = needsAttestation(block) ? within(p.cgroup, execCgroup(managedRoot, w.name, block)) : block.cgroup === undefined || within(p.cgroup, block.cgroup);
+      const cgroupOk = needsAttestation(block) ? within(p.cgroup, managedCgroupPath(managedRoot, w.name, block)) : block.cgroup === undefined || within(p.cgroup, block.cgroup);
       if (cgroupOk && (block.uid === undefined || block.uid === p.uid) && (block.gid === undefined || block.gid === p.gid)) return w.id;
     }
   }
