@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { compilerSection } from "./compiler.js";
 import { frontendSection } from "./frontend.js";
+import { kernelSection } from "./kernel.js";
 import { kernelSimSection } from "./kernel-sim.js";
 
 export interface BenchSection {
@@ -22,7 +23,7 @@ export interface BenchSection {
   run(): string | Promise<string>;
 }
 
-const sections: readonly BenchSection[] = [frontendSection, compilerSection, kernelSimSection];
+const sections: readonly BenchSection[] = [frontendSection, compilerSection, kernelSimSection, kernelSection];
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const benchmarksFile = path.join(repoRoot, "docs/benchmarks.md");

@@ -8,7 +8,7 @@ import { buildDecisionTables } from "../compiler/tables.js";
 import type { Evaluator } from "../compiler/tests.js";
 import { UsageError } from "./report.js";
 
-export const ENGINES = ["reference", "tables", "cedar", "kernel-sim"] as const;
+export const ENGINES = ["reference", "tables", "cedar", "kernel-sim", "kernel"] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 export function parseEngine(value: string): EngineName {
@@ -31,6 +31,14 @@ export async function makeEvaluator(name: EngineName, input: EngineInput): Promi
     if (input.bundle !== undefined) return new KernelSimEvaluator({ ...input.bundle, workloads: input.bundle.manifest.workloads });
     const tables = buildDecisionTables(input.policy!);
     return new KernelSimEvaluator({ ...tables, workloads: manifestWorkloads(input.policy!, tables) });
+  }
+  if (name === "kernel") {
+    const { KernelEngineEvaluator } = await import("./kernel-engine.js");
+    if (input.bundle !== undefined) return new KernelEngineEvaluator(input.bundle);
+    const { readBundle, writeBundle } = await import("../compiler/bundle.js");
+    const read = readBundle(writeBundle(input.policy!, "eval"), "eval");
+    if (!read.ok) throw new Error(read.diagnostic.message);
+    return new KernelEngineEvaluator(read.bundle);
   }
   if (input.policy === undefined) throw new UsageError(`the \`${name}\` engine needs policy sources, not a bundle; use \`--engine tables\` with \`--bundle\``);
   if (name === "reference") return new ReferenceEvaluator(input.policy);

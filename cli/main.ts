@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
+import { RequestError } from "../compiler/request.js";
 import { runCheck } from "./check.js";
 import { ENGINES, parseEngine } from "./engines.js";
 import { CommandFailed, runCompile, runEval, runExplain, runInspect, runTest } from "./policy-commands.js";
@@ -10,6 +11,7 @@ import { runDemo } from "./demo.js";
 import { ExitCode } from "./exit-codes.js";
 import { runExportCedar } from "./export.js";
 import { runFmt } from "./fmt.js";
+import { DEFAULT_INSTANCE, runExec, runKernelEvents, runKernelLoad, runKernelStatus, runKernelUnload } from "./kernel.js";
 import { packageRoot } from "./paths.js";
 import { parseFormat, UsageError } from "./report.js";
 
@@ -131,6 +133,55 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       setExit(runExportCedar(paths, opts.output, io.out));
     });
 
+  const kernel = program.command("kernel").description("enforce a bundle at connect()/sendmsg() with eBPF (Linux, root; docs/kernel.md)");
+  const nameOption = () => new Option("--name <name>", "the loaded policy's name (pins under /sys/fs/bpf/portcullis/<name>)").default(DEFAULT_INSTANCE);
+  kernel
+    .command("load")
+    .description("load a bundle and attach it to a cgroup v2 directory; when already loaded, swap generations atomically")
+    .argument("<bundle>", "a compiled bundle")
+    .requiredOption("--cgroup <path>", "attach point: a cgroup v2 directory (absolute, or relative to the cgroup2 mount); created when missing")
+    .option("--audit", "log every decision but allow all (roll-out mode)")
+    .option("--capacity <MAP=N,…>", "map capacities for a first load (see `kernel status`)")
+    .addOption(nameOption())
+    .action((bundle: string, opts: { cgroup: string; audit?: boolean; capacity?: string; name: string }) => {
+      setExit(runKernelLoad(bundle, { ...opts, audit: opts.audit === true }, io.out, io.err));
+    });
+  kernel
+    .command("status")
+    .description("attach point, programs, map entries, generation and per-rule counters")
+    .option("--json", "one JSON object")
+    .addOption(nameOption())
+    .action((opts: { json?: boolean; name: string }) => {
+      setExit(runKernelStatus(opts.name, opts.json === true, io.out, io.err));
+    });
+  kernel
+    .command("events")
+    .description("decisions logged by the programs (denies; everything in audit mode) as JSON lines")
+    .option("--follow", "keep printing until interrupted")
+    .option("--wait <ms>", "how long to wait for events", "200")
+    .addOption(nameOption())
+    .action(async (opts: { follow?: boolean; wait: string; name: string }) => {
+      setExit(await runKernelEvents({ name: opts.name, follow: opts.follow === true, wait: Number(opts.wait) || 0 }, io.out, io.err));
+    });
+  kernel
+    .command("unload")
+    .description("detach the programs and remove every pin, state file and cgroup the policy created")
+    .addOption(nameOption())
+    .action((opts: { name: string }) => {
+      setExit(runKernelUnload(opts.name, io.out, io.err));
+    });
+
+  program
+    .command("exec")
+    .description("run a command as a workload: check its exe/sha256 selectors, set its uid/gid, place it in its cgroup")
+    .requiredOption("--as <workload>", "the workload to run as")
+    .option("--bundle <file>", "the bundle declaring the workload (default: the loaded policy's)")
+    .addOption(nameOption())
+    .argument("<command...>", "the command and its arguments, after `--`")
+    .action((command: string[], opts: { as: string; bundle?: string; name: string }) => {
+      setExit(runExec(command, opts, io.err));
+    });
+
   program
     .command("demo")
     .description("run the built-in example end to end: check, format, compile, test and decide")
@@ -156,7 +207,8 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       return ExitCode.Usage;
     }
     if (e instanceof CommandFailed) return e.code;
-    if (e instanceof UsageError) {
+    // A request an engine cannot decide (e.g. `--engine kernel` and a non-loopback address) is a usage error.
+    if (e instanceof UsageError || e instanceof RequestError) {
       io.err(`error: ${e.message}`);
       return ExitCode.Usage;
     }

@@ -3,7 +3,7 @@
 //
 // INVARIANT: codes are stable. A code is never reused for another meaning; retired codes
 // stay in the catalog commented as retired. PC1xxx syntax, PC2xxx names and types,
-// PC3xxx lowering, PC4xxx bundles, PC9xxx CLI and I/O.
+// PC3xxx lowering, PC4xxx bundles, PC9xxx CLI and I/O, PC95xx the kernel path.
 import type { Span } from "./ast.js";
 
 export type Severity = "error" | "warning";
@@ -88,6 +88,20 @@ export const Catalog = {
   FileNotFound: entry("PC9001", "error", "cannot read `{0}`: {1}"),
   NoPolicyFiles: entry("PC9002", "error", "no `.policy` files found in {0}"),
   NotFormatted: entry("PC9003", "error", "`{0}` is not formatted; run `portcullis fmt --write {0}`"),
+
+  // PC95xx — the kernel path (kernel-bridge/loader.ts, `portcullis kernel`, `portcullis exec`)
+  KernelNotRoot: entry("PC9501", "error", "the kernel path needs root (CAP_BPF, CAP_NET_ADMIN); rerun as root, or decide in user space with `--engine kernel-sim`"),
+  KernelNoBpffs: entry("PC9502", "error", "bpffs is not mounted at /sys/fs/bpf; mount it with `mount -t bpf bpf /sys/fs/bpf`"),
+  KernelNoCgroup2: entry("PC9503", "error", "no cgroup v2 mount in /proc/mounts; mount one, e.g. `mount -t cgroup2 none /sys/fs/cgroup/unified`"),
+  KernelNoBtf: entry("PC9504", "error", "the kernel has no BTF (/sys/kernel/btf/vmlinux); a kernel built with CONFIG_DEBUG_INFO_BTF=y is needed"),
+  KernelNotBuilt: entry("PC9505", "error", "the kernel path is not built (`{0}` is missing); run `scripts/setup-kernel.sh --install` as root"),
+  KernelCgroupPath: entry("PC9506", "error", "`{0}` is not a cgroup v2 directory: {1}"),
+  KernelCapacity: entry("PC9507", "error", "the bundle needs {0} entries in map `{1}`, which holds {2}; nothing was changed (unload, then load with `--capacity {1}={0}`)"),
+  KernelNotLoaded: entry("PC9508", "error", "no policy named `{0}` is loaded in the kernel; run `portcullis kernel load` first"),
+  KernelRefused: entry("PC9509", "error", "the kernel refused to {0}: {1}"),
+  KernelOtherCgroup: entry("PC9510", "error", "policy `{0}` is attached at `{1}`, not `{2}`; unload it first or pick another `--name`"),
+  KernelBadOption: entry("PC9511", "error", "{0}"),
+  ExecMismatch: entry("PC9512", "error", "`{0}` cannot run as workload `{1}`: {2}"),
 } as const;
 
 export type CatalogKey = keyof typeof Catalog;

@@ -190,7 +190,7 @@ export function execPlacement(workloads: readonly WorkloadIdentity[], workload: 
 }
 
 /** Where exec places a process for `block`: see `execPlacement`. */
-function placementCgroup(managedRoot: string, workload: string, block: Block): string {
+export function placementCgroup(managedRoot: string, workload: string, block: Block): string {
   if (needsAttestation(block) || block.cgroup === undefined || cgroupAtOrBelow(managedRoot, block.cgroup)) return managedCgroupPath(managedRoot, workload, block);
   return block.cgroup;
 }

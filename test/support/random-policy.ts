@@ -20,6 +20,13 @@ export interface RandomPolicyOptions {
   readonly workloads?: number;
   /** Number of rules (default: 5..40 at random). */
   readonly rules?: number;
+  /**
+   * Only loopback addresses (127.0.0.0/8 and its v4-mapped form, ::1), so that the real
+   * kernel tests can connect to every address the set names (default false).
+   */
+  readonly loopback?: boolean;
+  /** The cgroup path under which `cgroup` selectors live, `/pc/<workload>` by default. */
+  readonly cgroupRoot?: string;
 }
 
 export interface RandomPolicy {
@@ -223,6 +230,14 @@ class RandomPolicyWriter {
   private v4Anchor(): number[] {
     const rng = this.rng;
     const b = () => rng.int(256);
+    if (this.options.loopback) {
+      return rng.weighted<() => number[]>([
+        [2, () => [127, 0, 0, 1]],
+        [2, () => [127, 0, 0, b()]],
+        [2, () => [127, b(), b(), b()]],
+        [1, () => [127, 255, 255, 255]],
+      ])();
+    }
     return rng.weighted<() => number[]>([
       [4, () => [10, b(), b(), b()]],
       [2, () => [10, 0, rng.int(4), b()]],
@@ -238,6 +253,7 @@ class RandomPolicyWriter {
   private v6Anchor(): number[] {
     const rng = this.rng;
     const sparse = (head: number[]) => [...head, ...Array.from({ length: 16 - head.length }, () => (rng.chance(0.6) ? 0 : rng.int(256)))];
+    if (this.options.loopback) return [...new Array<number>(15).fill(0), 1];
     return rng.weighted<() => number[]>([
       [4, () => sparse([0xfd, 0x00])],
       [2, () => sparse([0x20, 0x01, 0x0d, 0xb8])],
@@ -253,7 +269,8 @@ class RandomPolicyWriter {
   /** An address near an anchor: the anchor itself, or another host of its last byte. */
   private near(anchors: readonly number[][]): number[] {
     const a = [...this.rng.pick(anchors)];
-    if (this.rng.chance(0.5)) a[a.length - 1] = this.rng.int(256);
+    // In loopback sets ::1 is the only IPv6 address; any 127.x.x.x stays loopback.
+    if (this.rng.chance(0.5) && !(this.options.loopback && a.length === 16)) a[a.length - 1] = this.rng.int(256);
     return a;
   }
 
@@ -266,13 +283,13 @@ class RandomPolicyWriter {
   }
 
   private cidr4(): string {
-    const prefix = this.rng.pick(PREFIXES_4);
+    const prefix = this.rng.pick(this.options.loopback ? PREFIXES_4.filter((p) => p >= 8) : PREFIXES_4);
     const bytes = maskBytes(this.rng.pick(this.v4Anchors), prefix);
     return this.rng.chance(0.85) ? `${formatIp(4, bytes)}/${prefix}` : `::ffff:${formatIp(4, bytes)}/${96 + prefix}`;
   }
 
   private cidr6(): string {
-    const prefix = this.rng.pick(PREFIXES_6);
+    const prefix = this.rng.pick(this.options.loopback ? PREFIXES_6.filter((p) => p >= 112) : PREFIXES_6);
     return `${formatIp(6, maskBytes(this.rng.pick(this.v6Anchors), prefix))}/${prefix}`;
   }
 
@@ -367,7 +384,7 @@ class RandomPolicyWriter {
       [1, "uid-gid"],
       [1, "none"],
     ] as const);
-    if (form === "cgroup" || form === "both") blocks.push(`match { cgroup = "/pc/${name}" }`);
+    if (form === "cgroup" || form === "both") blocks.push(`match { cgroup = "${this.options.cgroupRoot ?? "/pc"}/${name}" }`);
     if (form === "uid" || form === "both") blocks.push(`match { uid = ${uid}${rng.chance(0.3) ? `, exe = "/usr/bin/${name}"` : ""} }`);
     if (form === "uid-gid") blocks.push(`match { gid = ${rng.pick(UIDS)}, uid = ${uid} }`);
     this.chunks.push(`workload ${name} {\n  id = "${written}";\n${blocks.map((b) => `  ${b}\n`).join("")}}\n`);
