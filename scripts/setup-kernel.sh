@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Owns building the kernel path: the BPF object (kernel-bridge/bpf), the libbpf N-API addon
 # and the exec/probe helper (kernel-bridge/native) into build/kernel/. `npm run build` runs
-# it without --install; CI runs it with --install (as root), which first installs clang,
-# bpftool and libbpf-dev from Debian when they are missing and mounts bpffs.
+# it; as root (or with --install) it first installs clang, bpftool and libbpf-dev from
+# Debian when they are missing and mounts bpffs (PORTCULLIS_NO_INSTALL=1 turns that off).
 #
 # It never fails the build: when something is missing it prints one line saying the kernel
 # path is off and why, and exits 0 (everything else, the kernel simulator included, works).
@@ -15,7 +15,7 @@ off() {
 }
 
 [ "$(uname -s)" = Linux ] || off "not Linux"
-if [ "${1:-}" = --install ]; then
+if [ "${1:-}" = --install ] || { [ "$(id -u)" = 0 ] && [ -z "${PORTCULLIS_NO_INSTALL:-}" ]; }; then
   missing=()
   command -v clang >/dev/null || missing+=(clang)
   command -v bpftool >/dev/null || missing+=(bpftool)
