@@ -1,0 +1,366 @@
+// Owns the TypeScript API of the WASM evaluator (issue 4): loading a bundle's decision
+// tables into a fresh instance of dist/runtime/evaluator.wasm (built from
+// runtime/assembly/), and deciding requests with it — one `Request` at a time in the
+// reference's `Decision` shape, in batches, or as integers for callers that keep their
+// own encoding (benchmarks, the agent). docs/wasm-evaluator.md documents the module's ABI.
+//
+// INVARIANT: nothing a caller passes makes a WebAssembly trap escape. Requests are
+// checked here (RequestError, one line per bad field) and again in the module; corrupt
+// tables are refused at load (EvaluatorLoadError); a trap (only memory exhaustion can
+// cause one) becomes an EvaluatorError and the instance refuses further use.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { RequestError, type Decision, type Request } from "../compiler/request.js";
+
+/** What the evaluator needs from a bundle (compiler/bundle.ts `Bundle`) or built tables. */
+export interface TablesInput {
+  readonly words: Uint32Array;
+  readonly ruleIds: readonly string[];
+}
+
+/** The module's exports (runtime/assembly/core.ts documents each). */
+interface EvaluatorExports {
+  readonly memory: WebAssembly.Memory;
+  alloc(bytes: number): number;
+  free(ptr: number): void;
+  loadTables(ptr: number, words: number, rules: number, ranks: number): number;
+  loadErrorDetail(): number;
+  classifyIdentity(ptr: number, length: number): number;
+  identityCount(): number;
+  decide(handle: number, uid: number, gid: number, protocol: number, port: number, family: number, a0: number, a1: number, a2: number, a3: number): number;
+  decideBatch(requests: number, count: number, results: number): void;
+  resultReasonCount(result: number): number;
+  resultReasonAt(result: number, i: number): number;
+}
+
+/** Identity handle of `unidentified`; no classification needed. */
+export const UNIDENTIFIED_HANDLE = 0;
+/** The handle of an ID classified once the identity cache is full: valid until the next classification. */
+export const TRANSIENT_HANDLE = 1;
+/** Words per request in a batch: handle, uid, gid, protocol, port, family, address words 0..3. */
+export const REQUEST_WORDS = 10;
+export const PROTOCOL_CODE = { tcp: 0, udp: 1 } as const;
+/** A result's flags: bit 0 allow, bit 1 default; the rest names the reasons. */
+export const RESULT_ALLOW = 1;
+export const RESULT_DEFAULT = 2;
+const INVALID_REQUEST = 0xffffffff;
+const COMBINED_CAPACITY = 0xfffffffe;
+
+/** The tables were refused at load; the message is one line. */
+export class EvaluatorLoadError extends Error {}
+
+/** The module failed while deciding (out of memory); the instance is unusable from then on. */
+export class EvaluatorError extends Error {}
+
+/** One line per LOAD_* code of core.ts (`%` is the detail: a section id or component index). */
+const LOAD_ERRORS: Record<number, string> = {
+  1: "the tables are empty",
+  2: "the table directory is truncated",
+  3: "section % lies outside the tables",
+  4: "section % appears twice",
+  5: "section % is missing",
+  6: "META is truncated",
+  7: "the tables have % rules but the manifest names #",
+  8: "META names a bad empty-term class",
+  9: "COMPONENTS has the wrong size",
+  10: "component % lies outside DFA_DATA",
+  11: "component % byte classes hold an index out of range",
+  12: "component % transitions hold an index out of range",
+  13: "component % state classes hold an index out of range",
+  14: "PATTERN_INDEX has the wrong size",
+  15: "PATTERN_INDEX points outside PATTERN_DATA",
+  16: "PATTERN_DATA points outside PATTERN_BYTES",
+  17: "a term pattern has no wildcard",
+  18: "TERM_INDEX has the wrong size",
+  19: "TERM_INDEX is not ordered",
+  20: "TERM_DATA holds a bad term",
+  21: "TERM_DATA names a bad pattern",
+  22: "TERM_DATA names a bad class",
+  23: "EXACT_IDS has the wrong size",
+  24: "EXACT_IDS points outside its bytes or classes",
+  25: "a destination table has a partial entry",
+  26: "DST_V4 holds a bad entry",
+  27: "DST_V6 holds a bad entry",
+  28: "PAIRS has the wrong size",
+  29: "PAIRS holds a row out of range",
+  30: "DEFAULT_ROW has the wrong size",
+  31: "DEFAULT_ROW holds a row out of range",
+  32: "ROW_INDEX has the wrong size",
+  33: "VERDICTS has the wrong size",
+  34: "VERDICTS holds a reason set out of range",
+  35: "ROW_DATA block out of range",
+  36: "ROW_DATA holds a bad list",
+  37: "ROW_DATA protocol block out of range",
+  38: "ROW_DATA holds a bad verdict",
+  39: "REASON_INDEX has the wrong size",
+  40: "REASON_INDEX is not ordered",
+  41: "REASON_DATA holds a rule index out of range",
+  42: "the evaluator is already loaded",
+  43: "the tables have too many reason sets for the evaluator",
+};
+
+let compiled: WebAssembly.Module | undefined;
+
+/** The compiled module, read once: beside this file in dist/, or in dist/ when running from sources. */
+function evaluatorModule(): WebAssembly.Module {
+  if (compiled !== undefined) return compiled;
+  const candidates = [new URL("./evaluator.wasm", import.meta.url), new URL("../dist/runtime/evaluator.wasm", import.meta.url)];
+  for (const url of candidates) {
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = new Uint8Array(readFileSync(fileURLToPath(url)));
+    } catch {
+      continue;
+    }
+    compiled = new WebAssembly.Module(bytes);
+    return compiled;
+  }
+  throw new EvaluatorLoadError("the WASM evaluator is not built (dist/runtime/evaluator.wasm is missing); run `npm run build`");
+}
+
+/** Rule index → position in rule-id order (the order of a combined decision's reasons). */
+function ruleRanks(ruleIds: readonly string[]): Uint32Array {
+  const order = ruleIds.map((_, i) => i).sort((a, b) => (ruleIds[a]! < ruleIds[b]! ? -1 : ruleIds[a]! > ruleIds[b]! ? 1 : a - b));
+  const ranks = new Uint32Array(ruleIds.length);
+  order.forEach((rule, rank) => (ranks[rule] = rank));
+  return ranks;
+}
+
+function checkU32(field: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new RequestError(field, `\`${field}\` must be an integer in 0..4294967295, not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** The address words of a request: IPv4 in a0; IPv6 most significant word first. */
+function addressWords(r: Request): [number, number, number, number] {
+  const { family, ip } = r;
+  const length = family === 4 ? 4 : family === 6 ? 16 : -1;
+  if (!Array.isArray(ip) || ip.length !== length || !ip.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
+    throw new RequestError("ip", `\`ip\` must be ${length === 16 ? "16" : "4"} bytes of an IPv${length === 16 ? 6 : 4} address${length < 0 ? ` (family 4 or 6, not ${JSON.stringify(family)})` : ""}`);
+  }
+  const word = (i: number) => ((ip[i]! << 24) | (ip[i + 1]! << 16) | (ip[i + 2]! << 8) | ip[i + 3]!) >>> 0;
+  return family === 4 ? [word(0), 0, 0, 0] : [word(0), word(4), word(8), word(12)];
+}
+
+export class WasmEvaluator {
+  private readonly exports: EvaluatorExports;
+  private readonly ruleIds: readonly string[];
+  private readonly tableBytes: number;
+  private readonly handles = new Map<string, number>();
+  private readonly decisions = new Map<number, Decision>();
+  private readonly encoder = new TextEncoder();
+  private idBuffer = 0;
+  private idBufferBytes = 0;
+  private broken: string | undefined;
+
+  constructor(tables: TablesInput) {
+    this.exports = new WebAssembly.Instance(evaluatorModule(), {}).exports as unknown as EvaluatorExports;
+    this.ruleIds = tables.ruleIds;
+    this.tableBytes = tables.words.byteLength;
+    const e = this.exports;
+    const ranks = ruleRanks(tables.ruleIds);
+    const tablesPtr = e.alloc(tables.words.byteLength);
+    new Uint32Array(e.memory.buffer, tablesPtr, tables.words.length).set(tables.words);
+    const ranksPtr = e.alloc(Math.max(ranks.byteLength, 4));
+    new Uint32Array(e.memory.buffer, ranksPtr, ranks.length).set(ranks);
+    const code = e.loadTables(tablesPtr, tables.words.length, tables.ruleIds.length, ranksPtr);
+    if (code !== 0) {
+      const detail = e.loadErrorDetail() >>> 0;
+      const template = LOAD_ERRORS[code] ?? `the evaluator refused the tables (code ${code})`;
+      throw new EvaluatorLoadError(template.replace("%", String(detail)).replace("#", String(tables.ruleIds.length)));
+    }
+    this.reserveIdBuffer(256);
+  }
+
+  /** Bytes of linear memory the instance holds (tables, lookup structures, caches). */
+  get memoryBytes(): number {
+    return this.exports.memory.buffer.byteLength;
+  }
+
+  /** Bytes of the tables as loaded. */
+  get tableSize(): number {
+    return this.tableBytes;
+  }
+
+  private reserveIdBuffer(bytes: number): void {
+    if (this.idBufferBytes >= bytes) return;
+    if (this.idBuffer !== 0) this.exports.free(this.idBuffer);
+    this.idBufferBytes = Math.max(bytes, this.idBufferBytes * 2);
+    this.idBuffer = this.exports.alloc(this.idBufferBytes);
+  }
+
+  private trap(e: unknown): never {
+    if (e instanceof WebAssembly.RuntimeError) {
+      this.broken = `the WASM evaluator failed (${e.message}); load the tables again`;
+      throw new EvaluatorError(this.broken);
+    }
+    throw e;
+  }
+
+  private checkUsable(): void {
+    if (this.broken !== undefined) throw new EvaluatorError(this.broken);
+  }
+
+  /**
+   * The identity handle of a principal (null: unidentified), classified once and cached.
+   * A handle equal to TRANSIENT_HANDLE is valid only until the next classification.
+   */
+  identityHandle(principal: string | null): number {
+    if (principal === null) return UNIDENTIFIED_HANDLE;
+    const cached = this.handles.get(principal);
+    if (cached !== undefined) return cached;
+    if (typeof principal !== "string") throw new RequestError("principal", `\`principal\` must be a SPIFFE ID or null, not ${JSON.stringify(principal)}`);
+    this.checkUsable();
+    try {
+      this.reserveIdBuffer(principal.length * 3);
+      const view = new Uint8Array(this.exports.memory.buffer, this.idBuffer, this.idBufferBytes);
+      const { written } = this.encoder.encodeInto(principal, view);
+      const handle = this.exports.classifyIdentity(this.idBuffer, written) >>> 0;
+      if (handle !== TRANSIENT_HANDLE) this.handles.set(principal, handle);
+      return handle;
+    } catch (e) {
+      return this.trap(e);
+    }
+  }
+
+  /** Decides one integer-encoded request (see docs/wasm-evaluator.md): the raw result word. */
+  decideEncoded(handle: number, uid: number, gid: number, protocol: number, port: number, family: number, a0: number, a1: number, a2: number, a3: number): number {
+    this.checkUsable();
+    try {
+      return this.exports.decide(handle, uid, gid, protocol, port, family, a0, a1, a2, a3) >>> 0;
+    } catch (e) {
+      return this.trap(e);
+    }
+  }
+
+  /** Decides one request in the reference's shape. */
+  decide(request: Request): Decision {
+    return this.decision(this.resultOf(request));
+  }
+
+  /** Decides many requests with one call into the module. */
+  decideBatch(requests: readonly Request[]): Decision[] {
+    const batch = this.createBatch(requests.length);
+    try {
+      requests.forEach((r, i) => batch.set(i, r));
+      batch.run(requests.length);
+      return requests.map((_, i) => this.decision(batch.result(i)));
+    } finally {
+      batch.release();
+    }
+  }
+
+  /** A buffer of `capacity` requests in the module's memory, decided with one call (see RequestBatch). */
+  createBatch(capacity: number): RequestBatch {
+    this.checkUsable();
+    return new RequestBatch(this, this.exports, capacity);
+  }
+
+  /** Encodes and checks a request; returns its raw result. */
+  private resultOf(r: Request): number {
+    const words = this.encode(r);
+    return this.decideEncoded(words[0], words[1], words[2], words[3], words[4], words[5], words[6], words[7], words[8], words[9]);
+  }
+
+  /** The request's REQUEST_WORDS words; RequestError for any field out of range. */
+  encode(r: Request): [number, number, number, number, number, number, number, number, number, number] {
+    const uid = checkU32("uid", r.uid);
+    const gid = checkU32("gid", r.gid);
+    if (typeof r.port !== "number" || !Number.isInteger(r.port) || r.port < 0 || r.port > 65535) {
+      throw new RequestError("port", `\`port\` must be an integer in 0..65535, not ${JSON.stringify(r.port)}`);
+    }
+    const protocol = PROTOCOL_CODE[r.protocol as keyof typeof PROTOCOL_CODE];
+    if (protocol === undefined || !Object.hasOwn(PROTOCOL_CODE, r.protocol)) throw new RequestError("protocol", `\`protocol\` must be "tcp" or "udp", not ${JSON.stringify(r.protocol)}`);
+    const [a0, a1, a2, a3] = addressWords(r);
+    const handle = this.identityHandle(r.principal);
+    return [handle, uid, gid, protocol, r.port, r.family, a0, a1, a2, a3];
+  }
+
+  /** The decision a result word stands for (cached per result); an error result throws. */
+  decision(result: number): Decision {
+    const cached = this.decisions.get(result);
+    if (cached !== undefined) return cached;
+    if (result === INVALID_REQUEST) throw new RequestError("request", "the evaluator refused the request (a field out of range, or an unknown identity handle)");
+    if (result === COMBINED_CAPACITY) throw new EvaluatorError("the evaluator holds too many distinct combined decisions; load the tables again");
+    const e = this.exports;
+    const reasons: string[] = [];
+    const n = e.resultReasonCount(result) >>> 0;
+    for (let i = 0; i < n; i++) reasons.push(this.ruleIds[e.resultReasonAt(result, i) >>> 0]!);
+    const decision: Decision = Object.freeze({ decision: result & RESULT_ALLOW ? "allow" : "deny", reasons: Object.freeze(reasons), default: (result & RESULT_DEFAULT) !== 0 });
+    this.decisions.set(result, decision);
+    return decision;
+  }
+}
+
+/**
+ * Requests laid out in the module's memory, REQUEST_WORDS words each, and their result
+ * words: fill them (`set`, or `requests` directly), then `run(n)` decides the first n with
+ * one call. Views are renewed when the module's memory grows.
+ */
+export class RequestBatch {
+  private readonly requestPtr: number;
+  private readonly resultPtr: number;
+  private buffer: ArrayBuffer | undefined;
+  private requestView = new Uint32Array(0);
+  private resultView = new Uint32Array(0);
+
+  constructor(
+    private readonly evaluator: WasmEvaluator,
+    private readonly exports: EvaluatorExports,
+    readonly capacity: number,
+  ) {
+    this.requestPtr = exports.alloc(Math.max(1, capacity) * REQUEST_WORDS * 4);
+    this.resultPtr = exports.alloc(Math.max(1, capacity) * 4);
+  }
+
+  private views(): void {
+    const buffer = this.exports.memory.buffer;
+    if (buffer === this.buffer) return;
+    this.buffer = buffer;
+    this.requestView = new Uint32Array(buffer, this.requestPtr, this.capacity * REQUEST_WORDS);
+    this.resultView = new Uint32Array(buffer, this.resultPtr, this.capacity);
+  }
+
+  /** The request words (valid until the module's memory grows: re-read after classifying or running). */
+  get requests(): Uint32Array {
+    this.views();
+    return this.requestView;
+  }
+
+  get results(): Uint32Array {
+    this.views();
+    return this.resultView;
+  }
+
+  set(i: number, r: Request): void {
+    if (!(i >= 0 && i < this.capacity)) throw new RangeError(`batch index ${i} outside 0..${this.capacity - 1}`);
+    const words = this.evaluator.encode(r);
+    this.requests.set(words, i * REQUEST_WORDS);
+  }
+
+  run(count: number): void {
+    if (!(Number.isInteger(count) && count >= 0 && count <= this.capacity)) throw new RangeError(`batch count ${count} outside 0..${this.capacity}`);
+    try {
+      this.exports.decideBatch(this.requestPtr, count, this.resultPtr);
+    } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError) throw new EvaluatorError(`the WASM evaluator failed (${e.message}); load the tables again`);
+      throw e;
+    }
+  }
+
+  result(i: number): number {
+    return this.results[i]! >>> 0;
+  }
+
+  release(): void {
+    this.exports.free(this.requestPtr);
+    this.exports.free(this.resultPtr);
+  }
+}
+
+/** Loads a bundle's tables (or tables just built) into a fresh evaluator instance. */
+export function loadEvaluator(tables: TablesInput): WasmEvaluator {
+  return new WasmEvaluator(tables);
+}
