@@ -213,6 +213,9 @@ describe("corrupt tables behind a valid checksum", () => {
 
 // ---------------------------------------------------------------- requests
 
+/** A request as the module's words: handle, uid, gid, protocol, port, family, address words 0..3. */
+type Encoded = [number, number, number, number, number, number, number, number, number, number];
+
 describe("requests", () => {
   const policy = fixture("test/fixtures/spec-example.policy");
   const tables = buildDecisionTables(policy);
@@ -254,13 +257,13 @@ describe("requests", () => {
   it("as raw integers out of range are refused by the module itself; random words never trap", () => {
     const wasm = loadEvaluator(tables);
     const handle = wasm.identityHandle("spiffe://shop.example/ns/web/x");
-    const invalid = [
+    const invalid: Encoded[] = [
       [handle + 100, 0, 0, 0, 80, 4, 0, 0, 0, 0],
       [handle, 0, 0, 2, 80, 4, 0, 0, 0, 0],
       [handle, 0, 0, 0, 65536, 4, 0, 0, 0, 0],
       [handle, 0, 0, 0, 80, 5, 0, 0, 0, 0],
       [TRANSIENT_HANDLE, 0, 0, 0, 80, 4, 0, 0, 0, 0],
-    ] as const;
+    ];
     for (const words of invalid) {
       const result = wasm.decideEncoded(...words);
       expect(() => wasm.decision(result), words.join(",")).toThrow(RequestError);
@@ -288,7 +291,7 @@ describe("requests", () => {
     batch.run(2000);
     let valid = 0;
     for (let i = 0; i < 2000; i++) {
-      const w = [...batch.requests.subarray(i * REQUEST_WORDS, (i + 1) * REQUEST_WORDS)] as [number, number, number, number, number, number, number, number, number, number];
+      const w = [...batch.requests.subarray(i * REQUEST_WORDS, (i + 1) * REQUEST_WORDS)] as Encoded;
       const result = batch.result(i);
       expect(wasm.decideEncoded(...w)).toBe(result);
       const inRange = w[0] <= handle && w[0] !== TRANSIENT_HANDLE && w[3] <= 1 && w[4] <= 65535 && (w[5] === 4 || w[5] === 6);
