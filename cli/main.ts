@@ -10,6 +10,7 @@ import { runDemo } from "./demo.js";
 import { ExitCode } from "./exit-codes.js";
 import { runExportCedar } from "./export.js";
 import { runFmt } from "./fmt.js";
+import { COMPILE_TARGETS, parseCompileTarget } from "./opa.js";
 import { packageRoot } from "./paths.js";
 import { parseFormat, UsageError } from "./report.js";
 
@@ -69,9 +70,11 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command("compile")
     .description("compile a policy set into a bundle of decision tables")
     .argument("<paths...>", "policy files or directories")
-    .requiredOption("-o, --output <file>", "the bundle file to write")
-    .action((paths: string[], opts: { output: string }) => {
-      setExit(runCompile(paths, opts.output, packageVersion(), io.out));
+    .requiredOption("-o, --output <file>", "the bundle file to write (opa-wasm: policy.wasm, or an OPA bundle .tar.gz)")
+    .addOption(new Option("--target <target>", `what to write: ${COMPILE_TARGETS.join(", ")}`).default("bundle"))
+    .action(async (paths: string[], opts: { output: string; target: string }) => {
+      const target = parseCompileTarget(opts.target);
+      setExit(await runCompile(paths, opts.output, packageVersion(), io.out, target));
     });
 
   program

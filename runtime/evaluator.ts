@@ -119,7 +119,7 @@ function evaluatorModule(): WebAssembly.Module {
 }
 
 /** Rule index → position in rule-id order (the order of a combined decision's reasons). */
-function ruleRanks(ruleIds: readonly string[]): Uint32Array {
+export function ruleRanks(ruleIds: readonly string[]): Uint32Array {
   const order = ruleIds.map((_, i) => i).sort((a, b) => (ruleIds[a]! < ruleIds[b]! ? -1 : ruleIds[a]! > ruleIds[b]! ? 1 : a - b));
   const ranks = new Uint32Array(ruleIds.length);
   order.forEach((rule, rank) => (ranks[rule] = rank));

@@ -846,6 +846,21 @@ export function classifyIdentity(ptr: usize, length: u32): u32 {
   return handle;
 }
 
+/**
+ * Forgets every cached identity and combined reason list: back to the state right after
+ * loadTables. For hosts that reset the heap between decisions (the OPA ABI, opa.ts), so
+ * that what classifyIdentity and decide allocate is scratch that no later decision reads.
+ * INVARIANT: between two clears at most one identity is cached and one list interned, so
+ * the records, cache slots and combined lists allocated at load are never reallocated.
+ */
+export function clearIdentityCache(): void {
+  if (!loaded) return;
+  recordCount = 2;
+  memory.fill(cacheSlots, 0, (<usize>cacheMask + 1) << 2);
+  combinedCount = 1;
+  memory.fill(combinedSlots, 0, (<usize>combinedMask + 1) << 2);
+}
+
 /** Number of identity handles handed out (2 + cached IDs). */
 export function identityCount(): u32 {
   return recordCount;
