@@ -4,11 +4,12 @@
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { diag, formatDiagnostic } from "../dsl/diagnostics.js";
+import type { Bundle } from "../compiler/bundle.js";
 import type { PolicySet } from "../compiler/model.js";
 import { workloadPrincipal } from "../compiler/request.js";
 import type { DecisionTables } from "../compiler/tables.js";
 import { ruleRanks } from "../runtime/evaluator.js";
-import { buildOpaPayload, emitOpaModule, OPA_ENTRYPOINT, OPA_TEMPLATE_PATH, opaBundle, readOpaTemplate, type OpaPolicyInput } from "../runtime/opa-module.js";
+import { buildOpaPayload, emitOpaModule, OPA_ENTRYPOINT, OPA_TEMPLATE_PATH, opaBundle, readOpaTemplate, type OpaPolicyInput, type OpaWorkload } from "../runtime/opa-module.js";
 import { ExitCode } from "./exit-codes.js";
 import { packageRoot } from "./paths.js";
 import { UsageError } from "./report.js";
@@ -21,6 +22,12 @@ export function parseCompileTarget(value: string): CompileTarget {
   return value as CompileTarget;
 }
 
+/** A workload as the OPA module knows it: `workload:NAME` resolves to its ID and default uid/gid. */
+function opaWorkload(name: string, id: string, matches: readonly { uid?: number; gid?: number }[]): OpaWorkload {
+  const p = workloadPrincipal({ id, matches });
+  return { name, id, defaultUid: p.defaultUid, defaultGid: p.defaultGid };
+}
+
 /** What the OPA module embeds from a checked policy set and its tables. */
 export function opaPolicyInput(policy: PolicySet, tables: DecisionTables): OpaPolicyInput {
   const ruleIds = policy.rules.map((r) => r.id);
@@ -28,10 +35,17 @@ export function opaPolicyInput(policy: PolicySet, tables: DecisionTables): OpaPo
     words: tables.words,
     ruleIds,
     ruleRanks: ruleRanks(ruleIds),
-    workloads: policy.workloads.map((w) => {
-      const p = workloadPrincipal(w);
-      return { name: w.name, id: w.id, defaultUid: p.defaultUid, defaultGid: p.defaultGid };
-    }),
+    workloads: policy.workloads.map((w) => opaWorkload(w.name, w.id, w.matches)),
+  };
+}
+
+/** What the OPA module embeds from a bundle already read (its tables and manifest). */
+export function opaPolicyInputFromBundle(bundle: Bundle): OpaPolicyInput {
+  return {
+    words: bundle.words,
+    ruleIds: bundle.ruleIds,
+    ruleRanks: ruleRanks(bundle.ruleIds),
+    workloads: bundle.manifest.workloads.map((w) => opaWorkload(w.name, w.id, w.match)),
   };
 }
 
