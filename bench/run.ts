@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { compilerSection } from "./compiler.js";
 import { frontendSection } from "./frontend.js";
+import { wasmSection } from "./wasm.js";
 
 export interface BenchSection {
   /** Names the markers `<!-- bench:ID:start -->` / `<!-- bench:ID:end -->` in docs/benchmarks.md. */
@@ -21,7 +22,7 @@ export interface BenchSection {
   run(): string | Promise<string>;
 }
 
-const sections: readonly BenchSection[] = [frontendSection, compilerSection];
+const sections: readonly BenchSection[] = [frontendSection, compilerSection, wasmSection];
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const benchmarksFile = path.join(repoRoot, "docs/benchmarks.md");

@@ -126,22 +126,27 @@ export function ruleRanks(ruleIds: readonly string[]): Uint32Array {
   return ranks;
 }
 
-function checkU32(field: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw new RequestError(field, `\`${field}\` must be an integer in 0..4294967295, not ${JSON.stringify(value)}`);
+/** A request field that must be an integer in 0..limit (a u32 or a port). */
+function checkInteger(field: string, value: unknown, limit: number): number {
+  if (typeof value !== "number" || value >>> 0 !== value || value > limit) {
+    throw new RequestError(field, `\`${field}\` must be an integer in 0..${limit}, not ${JSON.stringify(value)}`);
   }
   return value;
 }
 
-/** The address words of a request: IPv4 in a0; IPv6 most significant word first. */
-function addressWords(r: Request): [number, number, number, number] {
-  const { family, ip } = r;
-  const length = family === 4 ? 4 : family === 6 ? 16 : -1;
-  if (!Array.isArray(ip) || ip.length !== length || !ip.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
-    throw new RequestError("ip", `\`ip\` must be ${length === 16 ? "16" : "4"} bytes of an IPv${length === 16 ? 6 : 4} address${length < 0 ? ` (family 4 or 6, not ${JSON.stringify(family)})` : ""}`);
-  }
-  const word = (i: number) => ((ip[i]! << 24) | (ip[i + 1]! << 16) | (ip[i + 2]! << 8) | ip[i + 3]!) >>> 0;
-  return family === 4 ? [word(0), 0, 0, 0] : [word(0), word(4), word(8), word(12)];
+function badAddress(r: Request): RequestError {
+  const family = r.family === 4 || r.family === 6 ? `IPv${r.family}` : `IPv4 or IPv6 (family 4 or 6, not ${JSON.stringify(r.family)})`;
+  return new RequestError("ip", `\`ip\` must be the ${r.family === 6 ? 16 : 4} bytes (integers in 0..255) of an ${family} address`);
+}
+
+/** Address bytes `at..at+3` as one big-endian word; -1 when any is not a byte. */
+function addressWord(ip: readonly number[], at: number): number {
+  const a = ip[at]!;
+  const b = ip[at + 1]!;
+  const c = ip[at + 2]!;
+  const d = ip[at + 3]!;
+  if ((a & 255) !== a || (b & 255) !== b || (c & 255) !== c || (d & 255) !== d) return -1;
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
 }
 
 export class WasmEvaluator {
@@ -151,6 +156,7 @@ export class WasmEvaluator {
   private readonly handles = new Map<string, number>();
   private readonly decisions = new Map<number, Decision>();
   private readonly encoder = new TextEncoder();
+  private readonly scratch = new Uint32Array(REQUEST_WORDS);
   private idBuffer = 0;
   private idBufferBytes = 0;
   private broken: string | undefined;
@@ -240,13 +246,23 @@ export class WasmEvaluator {
     return this.decision(this.resultOf(request));
   }
 
-  /** Decides many requests with one call into the module. */
+  /**
+   * Decides many requests with one call into the module. A request whose identity did not
+   * fit the cache (TRANSIENT_HANDLE) is decided alone, at once, since its handle is
+   * reused by the next such identity.
+   */
   decideBatch(requests: readonly Request[]): Decision[] {
     const batch = this.createBatch(requests.length);
+    const alone = new Map<number, number>();
     try {
-      requests.forEach((r, i) => batch.set(i, r));
+      requests.forEach((r, i) => {
+        const w = this.scratch;
+        this.encodeInto(r, w, 0);
+        if (w[0] === TRANSIENT_HANDLE) alone.set(i, this.decideEncoded(w[0], w[1]!, w[2]!, w[3]!, w[4]!, w[5]!, w[6]!, w[7]!, w[8]!, w[9]!));
+        batch.requests.set(w, i * REQUEST_WORDS);
+      });
       batch.run(requests.length);
-      return requests.map((_, i) => this.decision(batch.result(i)));
+      return requests.map((_, i) => this.decision(alone.get(i) ?? batch.result(i)));
     } finally {
       batch.release();
     }
@@ -260,22 +276,52 @@ export class WasmEvaluator {
 
   /** Encodes and checks a request; returns its raw result. */
   private resultOf(r: Request): number {
-    const words = this.encode(r);
-    return this.decideEncoded(words[0], words[1], words[2], words[3], words[4], words[5], words[6], words[7], words[8], words[9]);
+    const w = this.scratch;
+    this.encodeInto(r, w, 0);
+    return this.decideEncoded(w[0]!, w[1]!, w[2]!, w[3]!, w[4]!, w[5]!, w[6]!, w[7]!, w[8]!, w[9]!);
   }
 
   /** The request's REQUEST_WORDS words; RequestError for any field out of range. */
-  encode(r: Request): [number, number, number, number, number, number, number, number, number, number] {
-    const uid = checkU32("uid", r.uid);
-    const gid = checkU32("gid", r.gid);
-    if (typeof r.port !== "number" || !Number.isInteger(r.port) || r.port < 0 || r.port > 65535) {
-      throw new RequestError("port", `\`port\` must be an integer in 0..65535, not ${JSON.stringify(r.port)}`);
+  encode(r: Request): Uint32Array {
+    const words = new Uint32Array(REQUEST_WORDS);
+    this.encodeInto(r, words, 0);
+    return words;
+  }
+
+  /**
+   * Writes the request's REQUEST_WORDS words at `target[offset]`; RequestError for any
+   * field out of range. `target` must not be a view of the module's memory: classifying
+   * the identity may grow it (RequestBatch.set copies through a scratch array).
+   */
+  encodeInto(r: Request, target: Uint32Array, offset: number): void {
+    const uid = checkInteger("uid", r.uid, 0xffffffff);
+    const gid = checkInteger("gid", r.gid, 0xffffffff);
+    const port = checkInteger("port", r.port, 65535);
+    const protocol = r.protocol === "tcp" ? PROTOCOL_CODE.tcp : r.protocol === "udp" ? PROTOCOL_CODE.udp : -1;
+    if (protocol < 0) throw new RequestError("protocol", `\`protocol\` must be "tcp" or "udp", not ${JSON.stringify(r.protocol)}`);
+    const ip = r.ip;
+    const length = r.family === 4 ? 4 : r.family === 6 ? 16 : -1;
+    if (!Array.isArray(ip) || ip.length !== length) throw badAddress(r);
+    let a0 = addressWord(ip, 0);
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    if (length === 16) {
+      a1 = addressWord(ip, 4);
+      a2 = addressWord(ip, 8);
+      a3 = addressWord(ip, 12);
     }
-    const protocol = PROTOCOL_CODE[r.protocol as keyof typeof PROTOCOL_CODE];
-    if (protocol === undefined || !Object.hasOwn(PROTOCOL_CODE, r.protocol)) throw new RequestError("protocol", `\`protocol\` must be "tcp" or "udp", not ${JSON.stringify(r.protocol)}`);
-    const [a0, a1, a2, a3] = addressWords(r);
-    const handle = this.identityHandle(r.principal);
-    return [handle, uid, gid, protocol, r.port, r.family, a0, a1, a2, a3];
+    if (a0 < 0 || a1 < 0 || a2 < 0 || a3 < 0) throw badAddress(r);
+    target[offset] = this.identityHandle(r.principal);
+    target[offset + 1] = uid;
+    target[offset + 2] = gid;
+    target[offset + 3] = protocol;
+    target[offset + 4] = port;
+    target[offset + 5] = length === 4 ? 4 : 6;
+    target[offset + 6] = a0;
+    target[offset + 7] = a1;
+    target[offset + 8] = a2;
+    target[offset + 9] = a3;
   }
 
   /** The decision a result word stands for (cached per result); an error result throws. */
@@ -334,9 +380,11 @@ export class RequestBatch {
     return this.resultView;
   }
 
+  /** Encodes request `i`. An identity that did not fit the cache cannot be batched (EvaluatorError): decide it alone. */
   set(i: number, r: Request): void {
     if (!(i >= 0 && i < this.capacity)) throw new RangeError(`batch index ${i} outside 0..${this.capacity - 1}`);
     const words = this.evaluator.encode(r);
+    if (words[0] === TRANSIENT_HANDLE) throw new EvaluatorError("the identity cache is full: decide requests of this identity with decide(), not in a batch");
     this.requests.set(words, i * REQUEST_WORDS);
   }
 

@@ -16,7 +16,8 @@
 //       first; a v4-mapped address is looked up as IPv4). INVALID_REQUEST for a handle,
 //       protocol, port or family out of range; COMBINED_CAPACITY (never in practice).
 //   decideBatch(requests, count, results): decides `count` requests of REQUEST_WORDS words
-//       each (the decide arguments in order) and writes one result word per request.
+//       each (the decide arguments in order) and writes one result word per request;
+//       TRANSIENT_HANDLE is refused there (it may stand for another ID by then).
 //   A result is `flags | reasonRef << 2`: flags bit 0 allow, bit 1 default; reasonRef
 //   names the deciding rules, read with resultReasonCount(result) / resultReasonAt(result, i)
 //   (rule indices, in reason order).
@@ -1073,13 +1074,20 @@ export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32
   return combineParts(classes, countAndFlag & ~COMBINE_BIT, d, uid, gid, protocol, port);
 }
 
-/** Decides `count` requests of REQUEST_WORDS words at `requests`; writes one result word each at `results`. */
+/**
+ * Decides `count` requests of REQUEST_WORDS words at `requests`; writes one result word each
+ * at `results`. TRANSIENT_HANDLE is refused here (INVALID_REQUEST): in a batch it could
+ * stand for several IDs, so a request of an uncached ID is decided alone.
+ */
 export function decideBatch(requests: usize, count: u32, results: usize): void {
   for (let i: u32 = 0; i < count; i++) {
     const q = requests + (<usize>i) * REQUEST_WORDS * 4;
+    const handle = load<u32>(q);
     store<u32>(
       results + ((<usize>i) << 2),
-      decide(load<u32>(q), load<u32>(q, 4), load<u32>(q, 8), load<u32>(q, 12), load<u32>(q, 16), load<u32>(q, 20), load<u32>(q, 24), load<u32>(q, 28), load<u32>(q, 32), load<u32>(q, 36)),
+      handle == TRANSIENT_HANDLE
+        ? INVALID_REQUEST
+        : decide(handle, load<u32>(q, 4), load<u32>(q, 8), load<u32>(q, 12), load<u32>(q, 16), load<u32>(q, 20), load<u32>(q, 24), load<u32>(q, 28), load<u32>(q, 32), load<u32>(q, 36)),
     );
   }
 }

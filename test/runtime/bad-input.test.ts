@@ -1,18 +1,13 @@
-// The WASM evaluator against the reference and the tables engine (DESIGN.md, invariant
-// 1): the same decision, reasons and default flag on every boundary point of the example
-// sets and on seeded random policy sets, both one request per call and in batches; the
-// same refusals as the tables engine on corrupt tables (and the same decisions on the
-// corruptions both accept), never a trap; clear errors for bad requests.
+// Bad input to the WASM evaluator: corrupt tables are refused exactly when the tables
+// engine refuses them (and decided as it decides when both accept them), requests out of
+// range get a RequestError naming the field, random request words never trap, and the
+// identity cache stays right when it is full.
 //
-// Requests per run through the fast path (each one decided singly AND in a batch):
-//   fixtures:    boundaryRequests (2,777 + 16,191 + 565) + 1,000 random each  =  22,533
-//   random sets: 40 sets × (700 boundary + 700 random)                        =  56,000
-//   78,533 requests, 157,066 fast-path decisions; the reference and the tables decide each once.
-//   Corruption: 3,000 damaged tables, each accepted one deciding 100 requests.
+// Corruption: 6 sets × 300 damaged tables (one to three words changed, behind a valid
+// bundle checksum); each accepted one decides 100 requests singly and in a batch.
 //
 // Reproduce a failure with the seed it prints:
-//   PORTCULLIS_WASM_SEED=<seed> npx vitest run test/runtime/wasm.test.ts
-// More random sets: PORTCULLIS_WASM_SETS=400 (default 40).
+//   PORTCULLIS_WASM_SEED=<seed> npx vitest run test/runtime/bad-input.test.ts
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -22,7 +17,7 @@ import { checkSources, loadPolicySet } from "../../compiler/program.js";
 import { ReferenceEvaluator } from "../../compiler/reference.js";
 import { RequestError, type Decision, type Request } from "../../compiler/request.js";
 import { DecisionTableReader, TableEvaluator } from "../../compiler/table-eval.js";
-import { buildDecisionTables, type DecisionTables } from "../../compiler/tables.js";
+import { buildDecisionTables } from "../../compiler/tables.js";
 import { formatIp } from "../../dsl/ip.js";
 import { EvaluatorLoadError, loadEvaluator, REQUEST_WORDS, TRANSIENT_HANDLE, UNIDENTIFIED_HANDLE, type WasmEvaluator } from "../../runtime/evaluator.js";
 import { repoRoot } from "../support/baselines.js";
@@ -31,14 +26,8 @@ import { Random } from "../support/random.js";
 import { randomPolicySet, randomRequests } from "../support/random-policy.js";
 
 const SEED = Number(process.env["PORTCULLIS_WASM_SEED"] ?? 20261122);
-const RANDOM_SETS = Number(process.env["PORTCULLIS_WASM_SETS"] ?? 40);
-const SETS_PER_TEST = 10;
-const BOUNDARY_PER_SET = 700;
-const RANDOM_PER_SET = 700;
-const RANDOM_PER_FIXTURE = 1_000;
-const CORRUPTIONS_PER_SET = 500;
+const CORRUPTIONS_PER_SET = 300;
 const REQUESTS_PER_CORRUPTION = 100;
-const REPORTED_MISMATCHES = 5;
 
 function fixture(...paths: string[]): PolicySet {
   const r = loadPolicySet(paths.map((p) => path.join(repoRoot, p)));
@@ -56,63 +45,6 @@ function randomSet(index: number): { policy: PolicySet; seed: number; origin: st
 
 const requestJson = (r: Request) => JSON.stringify({ principal: r.principal, uid: r.uid, gid: r.gid, ip: formatIp(r.family, r.ip), port: r.port, protocol: r.protocol });
 const decisionJson = (d: Decision) => JSON.stringify({ decision: d.decision, reasons: d.reasons, default: d.default });
-
-/** How often the case exercised a multi-part identity (several identity classes to combine). */
-function multiPartRequests(tables: DecisionTables, requests: readonly Request[]): number {
-  const reader = new DecisionTableReader(tables.words, tables.ruleIds);
-  return requests.filter((r) => reader.identityClasses(r.principal).length > 1).length;
-}
-
-/**
- * Decides every request with the reference, the tables engine and the WASM evaluator (one
- * call each, then all in one batch); returns one message per disagreement (a few at most).
- */
-function compare(policy: PolicySet, tables: DecisionTables, requests: readonly Request[], origin: string): string[] {
-  const reference = new ReferenceEvaluator(policy);
-  const tablesEngine = new TableEvaluator(tables);
-  const wasm = loadEvaluator(tables);
-  const batch = wasm.decideBatch(requests);
-  const messages: string[] = [];
-  requests.forEach((r, i) => {
-    const expected = decisionJson(reference.decide(r));
-    const got = { tables: decisionJson(tablesEngine.decide(r)), "wasm single": decisionJson(wasm.decide(r)), "wasm batch": decisionJson(batch[i]!) };
-    for (const [engine, actual] of Object.entries(got)) {
-      if (actual !== expected && messages.length < REPORTED_MISMATCHES) {
-        messages.push(`${engine} disagrees with the reference\n  request:   ${requestJson(r)}\n  reference: ${expected}\n  ${engine}: ${actual}\n  policy: ${origin}`);
-      }
-    }
-  });
-  return messages;
-}
-
-describe("the WASM evaluator decides as the reference", () => {
-  const fixtures = [["test/fixtures/spec-example.policy"], ["policies/shop"], ["policies/demo"]];
-  fixtures.forEach((paths, index) => {
-    it(`on every boundary point of ${paths.join(" ")}, singly and in a batch`, () => {
-      const policy = fixture(...paths);
-      const tables = buildDecisionTables(policy);
-      const requests = [...boundaryRequests(policy), ...randomRequests(policy, SEED + index, RANDOM_PER_FIXTURE)];
-      expect(compare(policy, tables, requests, paths.join(" "))).toEqual([]);
-    });
-  });
-
-  for (let first = 0; first < RANDOM_SETS; first += SETS_PER_TEST) {
-    const last = Math.min(RANDOM_SETS, first + SETS_PER_TEST) - 1;
-    it(`on random policy sets ${first}..${last}, singly and in a batch`, () => {
-      let multiPart = 0;
-      for (let index = first; index <= last; index++) {
-        const { policy, origin } = randomSet(index);
-        const tables = buildDecisionTables(policy);
-        const requests = [...boundaryRequests(policy, { limit: BOUNDARY_PER_SET }), ...randomRequests(policy, Random.forItem(SEED, index).uint32(), RANDOM_PER_SET)];
-        const messages = compare(policy, tables, requests, origin);
-        if (messages.length > 0) expect.fail(messages.join("\n\n"));
-        multiPart += multiPartRequests(tables, requests);
-      }
-      // The combining path (an ID in several identity classes) must have been exercised.
-      expect(multiPart).toBeGreaterThan(100);
-    });
-  }
-});
 
 // ---------------------------------------------------------------- corrupt tables
 
@@ -336,5 +268,11 @@ describe("requests", () => {
     // 65,536 cached IDs (two of them classified above), the rest shared the transient handle.
     expect(handles.has(TRANSIENT_HANDLE)).toBe(true);
     expect(handles.size).toBe(65_536 - 2 + 1);
+    // Uncached IDs in one batch: each decided alone, none with another's classes.
+    const uncached = ["spiffe://shop.example/ns/web/late", "spiffe://shop.example/ns/db/late", "spiffe://elsewhere.test/late"];
+    const requests = uncached.flatMap((principal) => [80, 8443, 5432].map((port): Request => ({ ...good, principal, ip: [10, 0, 1, 10], port })));
+    expect(wasm.decideBatch([...requests, ...requests])).toEqual([...requests, ...requests].map((r) => reference.decide(r)));
+    const batch = wasm.createBatch(1);
+    expect(() => batch.set(0, requests[0]!)).toThrow(/identity cache is full/);
   });
 });

@@ -1,0 +1,227 @@
+// Owns the WASM evaluator benchmark (issue 4): for generated policy sets of 100 / 1,000 /
+// 10,000 rules, on the same requests, the evaluator one call at a time and in batches,
+// the tables engine, cedar-wasm `statefulIsAuthorized` on the Cedar export, and the OPA SDK
+// path; with the ratios and the evaluator's memory against its table size. Each size runs
+// in a fresh child process, the evaluator before Cedar is loaded (cedar.ts changes a V8
+// flag that slows every JS→WASM call made after it).
+//
+//   node dist/bench/wasm.js --measure N   (the child's entry point)
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { readBundle, writeBundle, type Bundle } from "../compiler/bundle.js";
+import type { PolicySet } from "../compiler/model.js";
+import { checkSources } from "../compiler/program.js";
+import type { Request } from "../compiler/request.js";
+import { TableEvaluator } from "../compiler/table-eval.js";
+import { buildDecisionTables, LoweringError } from "../compiler/tables.js";
+import { loadEvaluator, REQUEST_WORDS } from "../runtime/evaluator.js";
+import { generatePolicySet } from "../test/support/generate.js";
+import { randomRequests } from "../test/support/random-policy.js";
+import type { BenchSection } from "./run.js";
+
+const SIZES = [100, 1_000, 10_000];
+const SEED = 1;
+const REQUESTS = 10_000;
+const PASSES = 31;
+const CEDAR_SECONDS = 3;
+const CEDAR_MAX_REQUESTS = 300;
+const LIMIT_SECONDS = 900;
+const MB = 1024 * 1024;
+
+const TARGET_SINGLE_NS = 300;
+const TARGET_BATCH_PER_SECOND = 5_000_000;
+const TARGET_CEDAR_RATIO = 100;
+const TARGET_MEMORY_RATIO = 4;
+
+/** What every measured path gets: the set, its bundle, and the same requests. */
+export interface BenchInput {
+  readonly policy: PolicySet;
+  readonly bundle: Bundle;
+  readonly requests: readonly Request[];
+}
+
+/**
+ * The OPA SDK path (`@open-policy-agent/opa-wasm` `evaluate()` on the module of
+ * `compile --target opa-wasm`): median µs per request on `input.requests`. The OPA module's
+ * work plugs its measurement in here; until then the column says it is not built.
+ */
+const measureOpaSdk: ((input: BenchInput) => Promise<number>) | undefined = undefined;
+
+interface WasmMeasurement {
+  readonly rules: number;
+  /** How the set was generated: standard, or without patterns in conditions (PC3002). */
+  readonly variant: string;
+  readonly tablesMs: number;
+  readonly tableBytes: number;
+  readonly memoryBytes: number;
+  readonly loadMs: number;
+  readonly singleNs: number;
+  readonly requestApiNs: number;
+  readonly batchPerSecond: number;
+  readonly tablesEngineNs: number;
+  readonly cedarUs: number;
+  readonly cedarRequests: number;
+  readonly opaSdkUs: number | undefined;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+/** Median over `passes` of the mean time per item of one pass (ns); one warm-up pass first. */
+function perItemNs(passes: number, items: number, pass: () => void): number {
+  pass();
+  const means: number[] = [];
+  for (let p = 0; p < passes; p++) {
+    const t = process.hrtime.bigint();
+    pass();
+    means.push(Number(process.hrtime.bigint() - t) / items);
+  }
+  return median(means);
+}
+
+/** The generated set of `rules` rules and its tables; without patterns in conditions when the standard set is refused. */
+function compileSet(rules: number): { policy: PolicySet; bundle: Bundle; variant: string; tablesMs: number } {
+  for (const noPatternsInConditions of [false, true]) {
+    const text = generatePolicySet({ rules, seed: SEED, noPatternsInConditions });
+    const checked = checkSources([{ path: "generated.policy", relPath: "generated.policy", text }]);
+    if (checked.policySet === undefined) throw new Error(`the generated set of ${rules} rules does not check`);
+    const t = performance.now();
+    try {
+      const tables = buildDecisionTables(checked.policySet);
+      const tablesMs = performance.now() - t;
+      const read = readBundle(writeBundle(checked.policySet, "bench", tables), "generated.bundle");
+      if (!read.ok) throw new Error(read.diagnostic.message);
+      return { policy: checked.policySet, bundle: read.bundle, variant: noPatternsInConditions ? "no patterns in conditions (standard set: PC3002)" : "standard", tablesMs };
+    } catch (e) {
+      if (!(e instanceof LoweringError) || noPatternsInConditions) throw e;
+    }
+  }
+  throw new Error("unreachable: the second variant either returns or throws");
+}
+
+async function measure(rules: number): Promise<WasmMeasurement> {
+  const { policy, bundle, variant, tablesMs } = compileSet(rules);
+  const requests = randomRequests(policy, SEED, REQUESTS);
+  const input: BenchInput = { policy, bundle, requests };
+
+  let t = performance.now();
+  const wasm = loadEvaluator(bundle);
+  const loadMs = performance.now() - t;
+  // Every request's identity classified once (as an agent does at attestation), then memory measured.
+  const encoded = new Uint32Array(requests.length * REQUEST_WORDS);
+  requests.forEach((r, i) => encoded.set(wasm.encode(r), i * REQUEST_WORDS));
+  const memoryBytes = wasm.memoryBytes;
+
+  let sink = 0;
+  const singleNs = perItemNs(PASSES, requests.length, () => {
+    for (let i = 0; i < encoded.length; i += REQUEST_WORDS) {
+      sink ^= wasm.decideEncoded(encoded[i]!, encoded[i + 1]!, encoded[i + 2]!, encoded[i + 3]!, encoded[i + 4]!, encoded[i + 5]!, encoded[i + 6]!, encoded[i + 7]!, encoded[i + 8]!, encoded[i + 9]!);
+    }
+  });
+  const requestApiNs = perItemNs(PASSES, requests.length, () => {
+    for (const r of requests) sink ^= wasm.decide(r).reasons.length;
+  });
+  const batch = wasm.createBatch(requests.length);
+  batch.requests.set(encoded);
+  const batchNs = perItemNs(PASSES, requests.length, () => batch.run(requests.length));
+  sink ^= batch.result(0);
+  batch.release();
+
+  const tables = new TableEvaluator(bundle);
+  const tablesEngineNs = perItemNs(5, requests.length, () => {
+    for (const r of requests) sink ^= tables.decide(r).reasons.length;
+  });
+
+  // Cedar last: importing it turns off inlining of JS→WASM calls for the whole process.
+  const { CedarEvaluator } = await import("../compiler/cedar.js");
+  const cedar = new CedarEvaluator(policy);
+  const cedarTimes: number[] = [];
+  const cedarStart = performance.now();
+  for (const r of requests) {
+    if (cedarTimes.length >= CEDAR_MAX_REQUESTS || (cedarTimes.length >= 5 && performance.now() - cedarStart > CEDAR_SECONDS * 1000)) break;
+    t = performance.now();
+    const d = cedar.decide(r);
+    cedarTimes.push((performance.now() - t) * 1000);
+    // Same requests, same answers: a benchmark of a wrong evaluator is worthless.
+    const w = wasm.decide(r);
+    if (d.decision !== w.decision || d.reasons.join() !== w.reasons.join()) throw new Error(`cedar and wasm disagree on ${JSON.stringify(r)}`);
+  }
+  const opaSdkUs = measureOpaSdk === undefined ? undefined : await measureOpaSdk(input);
+  if (sink === 0.5) process.stderr.write("unreachable\n");
+  return {
+    rules,
+    variant,
+    tablesMs,
+    tableBytes: bundle.words.byteLength,
+    memoryBytes,
+    loadMs,
+    singleNs,
+    requestApiNs,
+    batchPerSecond: 1e9 / batchNs,
+    tablesEngineNs,
+    cedarUs: median(cedarTimes),
+    cedarRequests: cedarTimes.length,
+    opaSdkUs,
+  };
+}
+
+function measureInChild(rules: number): WasmMeasurement | string {
+  const child = spawnSync(process.execPath, ["--max-old-space-size=8192", fileURLToPath(import.meta.url), "--measure", String(rules)], {
+    encoding: "utf8",
+    maxBuffer: 16 * MB,
+    timeout: LIMIT_SECONDS * 1000,
+  });
+  if (child.error !== undefined || child.signal !== null) return `not finished within ${LIMIT_SECONDS} s`;
+  if (child.status !== 0) return `failed (exit ${child.status}): ${child.stderr.trim().split("\n").pop() ?? ""}`;
+  return JSON.parse(child.stdout.trim().split("\n").pop()!) as WasmMeasurement;
+}
+
+const count = (x: number) => Math.round(x).toLocaleString("en-US");
+const met = (ok: boolean) => (ok ? "met" : "missed");
+
+export const wasmSection: BenchSection = {
+  id: "wasm",
+  title: "WASM evaluator: single, batched, against Cedar and OPA",
+  describe: `Generated sets (test/support/generate.ts, seed ${SEED}) compiled to bundles; ${count(REQUESTS)} random requests per set (test/support/random-policy.ts \`randomRequests\`, the same for every path), each size in a fresh process. *single*: \`decideEncoded\` (one JS→WASM call per decision, request already encoded, identity already classified); *Request API*: \`decide(request)\` (checks and encodes the request, returns the reference's \`Decision\`); *batch*: one \`decideBatch\` call over all requests in WASM memory. Times are the median of ${PASSES} passes over all requests of each pass's mean per decision (the tables engine: 5 passes). Cedar: \`CedarEvaluator.decide\` (\`statefulIsAuthorized\` on a preparsed policy set of the Cedar export), median per request over the first requests within ${CEDAR_SECONDS} s (at most ${CEDAR_MAX_REQUESTS}), each checked to agree with the WASM decision. Memory: the evaluator's whole linear memory (tables copy, lookup structures, identity cache) after every request's identity was classified, against the tables' size. Targets (issue 4, at 10,000 rules): single ≤ ${TARGET_SINGLE_NS} ns, batch ≥ ${TARGET_BATCH_PER_SECOND / 1e6} M decisions/s, ≥ ${TARGET_CEDAR_RATIO}× faster than cedar-wasm, memory ≤ ${TARGET_MEMORY_RATIO}× the table size.`,
+  async run() {
+    const lines = [
+      "| rules | set | tables ms (compile) | table bytes | WASM memory bytes | memory ÷ tables | load ms | single ns | Request API ns | batch decisions/s | tables engine ns | cedar-wasm µs | cedar ÷ single | OPA SDK µs | OPA ÷ single |",
+      "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ];
+    const verdicts: string[] = [];
+    for (const rules of SIZES) {
+      const m = measureInChild(rules);
+      if (typeof m === "string") {
+        lines.push(`| ${count(rules)} | ${m} |  |  |  |  |  |  |  |  |  |  |  |  |  |`);
+        continue;
+      }
+      const cedarRatio = (m.cedarUs * 1000) / m.singleNs;
+      const memoryRatio = m.memoryBytes / m.tableBytes;
+      const opa = m.opaSdkUs === undefined ? ["not built yet", "–"] : [m.opaSdkUs.toFixed(1), `${((m.opaSdkUs * 1000) / m.singleNs).toFixed(0)}×`];
+      lines.push(
+        `| ${count(rules)} | ${m.variant} | ${count(m.tablesMs)} | ${count(m.tableBytes)} | ${count(m.memoryBytes)} | ${memoryRatio.toFixed(2)} | ${m.loadMs.toFixed(1)} | ${m.singleNs.toFixed(0)} | ${m.requestApiNs.toFixed(0)} | ${count(m.batchPerSecond)} | ${m.tablesEngineNs.toFixed(0)} | ${m.cedarUs.toFixed(0)} (${m.cedarRequests} requests) | ${count(cedarRatio)}× | ${opa[0]} | ${opa[1]} |`,
+      );
+      if (rules === 10_000) {
+        verdicts.push(
+          `- Single decision at 10,000 rules: ${m.singleNs.toFixed(0)} ns, target ≤ ${TARGET_SINGLE_NS} ns — ${met(m.singleNs <= TARGET_SINGLE_NS)}.`,
+          `- Batched at 10,000 rules: ${(m.batchPerSecond / 1e6).toFixed(1)} M decisions/s on one core, target ≥ ${TARGET_BATCH_PER_SECOND / 1e6} M/s — ${met(m.batchPerSecond >= TARGET_BATCH_PER_SECOND)}.`,
+          `- Against cedar-wasm at 10,000 rules: ${count(cedarRatio)}× faster per decision, target ≥ ${TARGET_CEDAR_RATIO}× — ${met(cedarRatio >= TARGET_CEDAR_RATIO)}.`,
+          `- Memory at 10,000 rules: ${memoryRatio.toFixed(2)}× the table size, target ≤ ${TARGET_MEMORY_RATIO}× — ${met(memoryRatio <= TARGET_MEMORY_RATIO)}.`,
+        );
+      }
+    }
+    return [...lines, "", ...verdicts].join("\n");
+  },
+};
+
+if (process.argv[2] === "--measure") {
+  measure(Number(process.argv[3])).then(
+    (m) => process.stdout.write(`${JSON.stringify(m)}\n`),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
