@@ -17,6 +17,7 @@ import { buildDecisionTables, LoweringError } from "../compiler/tables.js";
 import { loadEvaluator, REQUEST_WORDS } from "../runtime/evaluator.js";
 import { generatePolicySet } from "../test/support/generate.js";
 import { randomRequests } from "../test/support/random-policy.js";
+import { measureOpaSdk } from "./opa.js";
 import type { BenchSection } from "./run.js";
 
 const SIZES = [100, 1_000, 10_000];
@@ -40,13 +41,6 @@ export interface BenchInput {
   readonly requests: readonly Request[];
 }
 
-/**
- * The OPA SDK path (`@open-policy-agent/opa-wasm` `evaluate()` on the module of
- * `compile --target opa-wasm`): median µs per request on `input.requests`. The OPA module's
- * work plugs its measurement in here; until then the column says it is not built.
- */
-const measureOpaSdk: ((input: BenchInput) => Promise<number>) | undefined = undefined;
-
 interface WasmMeasurement {
   readonly rules: number;
   /** How the set was generated: standard, or without patterns in conditions (PC3002). */
@@ -61,7 +55,8 @@ interface WasmMeasurement {
   readonly tablesEngineNs: number;
   readonly cedarUs: number;
   readonly cedarRequests: number;
-  readonly opaSdkUs: number | undefined;
+  /** The OPA SDK path (bench/opa.ts): median µs per `evaluate`. */
+  readonly opaSdkUs: number;
 }
 
 function median(xs: readonly number[]): number {
@@ -134,6 +129,8 @@ async function measure(rules: number): Promise<WasmMeasurement> {
     for (const r of requests) sink ^= tables.decide(r).reasons.length;
   });
 
+  const opaSdkUs = await measureOpaSdk(input);
+
   // Cedar last: importing it turns off inlining of JS→WASM calls for the whole process.
   const { CedarEvaluator } = await import("../compiler/cedar.js");
   const cedar = new CedarEvaluator(policy);
@@ -148,7 +145,6 @@ async function measure(rules: number): Promise<WasmMeasurement> {
     const w = wasm.decide(r);
     if (d.decision !== w.decision || d.reasons.join() !== w.reasons.join()) throw new Error(`cedar and wasm disagree on ${JSON.stringify(r)}`);
   }
-  const opaSdkUs = measureOpaSdk === undefined ? undefined : await measureOpaSdk(input);
   if (sink === 0.5) process.stderr.write("unreachable\n");
   return {
     rules,
@@ -184,24 +180,24 @@ const met = (ok: boolean) => (ok ? "met" : "missed");
 export const wasmSection: BenchSection = {
   id: "wasm",
   title: "WASM evaluator: single, batched, against Cedar and OPA",
-  describe: `Generated sets (test/support/generate.ts, seed ${SEED}) compiled to bundles; ${count(REQUESTS)} random requests per set (test/support/random-policy.ts \`randomRequests\`, the same for every path), each size in a fresh process. *single*: \`decideEncoded\` (one JS→WASM call per decision, request already encoded, identity already classified); *Request API*: \`decide(request)\` (checks and encodes the request, returns the reference's \`Decision\`); *batch*: one \`decideBatch\` call over all requests in WASM memory. Times are the median of ${PASSES} passes over all requests of each pass's mean per decision (the tables engine: 5 passes). Cedar: \`CedarEvaluator.decide\` (\`statefulIsAuthorized\` on a preparsed policy set of the Cedar export), median per request over the first requests within ${CEDAR_SECONDS} s (at most ${CEDAR_MAX_REQUESTS}), each checked to agree with the WASM decision. Memory: the evaluator's whole linear memory (tables copy, lookup structures, identity cache) after every request's identity was classified, against the tables' size. Targets (issue 4, at 10,000 rules): single ≤ ${TARGET_SINGLE_NS} ns, batch ≥ ${TARGET_BATCH_PER_SECOND / 1e6} M decisions/s, ≥ ${TARGET_CEDAR_RATIO}× faster than cedar-wasm, memory ≤ ${TARGET_MEMORY_RATIO}× the table size.`,
+  describe: `Generated sets (test/support/generate.ts, seed ${SEED}) compiled to bundles; ${count(REQUESTS)} random requests per set (test/support/random-policy.ts \`randomRequests\`, the same for every path), each size in a fresh process. *single*: \`decideEncoded\` (one JS→WASM call per decision, request already encoded, identity already classified); *Request API*: \`decide(request)\` (checks and encodes the request, returns the reference's \`Decision\`); *batch*: one \`decideBatch\` call over all requests in WASM memory. Times are the median of ${PASSES} passes over all requests of each pass's mean per decision (the tables engine: 5 passes). Cedar: \`CedarEvaluator.decide\` (\`statefulIsAuthorized\` on a preparsed policy set of the Cedar export), median per request over the first requests within ${CEDAR_SECONDS} s (at most ${CEDAR_MAX_REQUESTS}), each checked to agree with the WASM decision. OPA SDK: the module of \`compile --target opa-wasm\` loaded by \`@open-policy-agent/opa-wasm\` 1.10, \`evaluate(input, "portcullis/decision")\` per request (JSON in and out through the SDK, the principal classified afresh each time), every answer first checked against the tables engine; median over 5 passes of groups of 200 requests. Memory: the evaluator's whole linear memory (tables copy, lookup structures, identity cache) after every request's identity was classified, against the tables' size. Targets (issue 4, at 10,000 rules): single ≤ ${TARGET_SINGLE_NS} ns, batch ≥ ${TARGET_BATCH_PER_SECOND / 1e6} M decisions/s, ≥ ${TARGET_CEDAR_RATIO}× faster than cedar-wasm, memory ≤ ${TARGET_MEMORY_RATIO}× the table size.`,
   async run() {
     const lines = [
-      "| rules | set | tables ms (compile) | table bytes | WASM memory bytes | memory ÷ tables | load ms | single ns | Request API ns | batch decisions/s | tables engine ns | cedar-wasm µs | cedar ÷ single | OPA SDK µs | OPA ÷ single |",
-      "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+      "| rules | set | tables ms (compile) | table bytes | WASM memory bytes | memory ÷ tables | load ms | single ns | Request API ns | batch decisions/s | tables engine ns | cedar-wasm µs | cedar ÷ single | OPA SDK µs | OPA ÷ single | cedar ÷ OPA |",
+      "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ];
     const verdicts: string[] = [];
     for (const rules of SIZES) {
       const m = measureInChild(rules);
       if (typeof m === "string") {
-        lines.push(`| ${count(rules)} | ${m} |  |  |  |  |  |  |  |  |  |  |  |  |  |`);
+        lines.push(`| ${count(rules)} | ${m} |  |  |  |  |  |  |  |  |  |  |  |  |  |  |`);
         continue;
       }
       const cedarRatio = (m.cedarUs * 1000) / m.singleNs;
       const memoryRatio = m.memoryBytes / m.tableBytes;
-      const opa = m.opaSdkUs === undefined ? ["not built yet", "–"] : [m.opaSdkUs.toFixed(1), `${((m.opaSdkUs * 1000) / m.singleNs).toFixed(0)}×`];
+      const opa = [m.opaSdkUs.toFixed(1), `${count((m.opaSdkUs * 1000) / m.singleNs)}×`, `${(m.cedarUs / m.opaSdkUs).toFixed(1)}×`];
       lines.push(
-        `| ${count(rules)} | ${m.variant} | ${count(m.tablesMs)} | ${count(m.tableBytes)} | ${count(m.memoryBytes)} | ${memoryRatio.toFixed(2)} | ${m.loadMs.toFixed(1)} | ${m.singleNs.toFixed(0)} | ${m.requestApiNs.toFixed(0)} | ${count(m.batchPerSecond)} | ${m.tablesEngineNs.toFixed(0)} | ${m.cedarUs.toFixed(0)} (${m.cedarRequests} requests) | ${count(cedarRatio)}× | ${opa[0]} | ${opa[1]} |`,
+        `| ${count(rules)} | ${m.variant} | ${count(m.tablesMs)} | ${count(m.tableBytes)} | ${count(m.memoryBytes)} | ${memoryRatio.toFixed(2)} | ${m.loadMs.toFixed(1)} | ${m.singleNs.toFixed(0)} | ${m.requestApiNs.toFixed(0)} | ${count(m.batchPerSecond)} | ${m.tablesEngineNs.toFixed(0)} | ${m.cedarUs.toFixed(0)} (${m.cedarRequests} requests) | ${count(cedarRatio)}× | ${opa[0]} | ${opa[1]} | ${opa[2]} |`,
       );
       if (rules === 10_000) {
         verdicts.push(
