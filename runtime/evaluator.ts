@@ -150,7 +150,7 @@ function addressWord(ip: readonly number[], at: number): number {
 }
 
 export class WasmEvaluator {
-  private readonly exports: EvaluatorExports;
+  readonly exports: EvaluatorExports;
   private readonly ruleIds: readonly string[];
   private readonly tableBytes: number;
   private readonly handles = new Map<string, number>();

@@ -921,6 +921,26 @@ let ruleStampNow: u32 = 0;
 let unionScratch: usize = 0;
 let unionTmp: usize = 0;
 let setScratch: usize = 0;
+let rowScratch: usize = 0;
+let defaultOnlyRow: usize = 0; // one byte per row: every verdict it holds has the default flag
+
+/** Whether every verdict reachable from the row (validated) has the default flag. */
+function rowIsDefaultOnly(at: u32): bool {
+  const nUid = wordAt(rowData, at);
+  for (let u: u32 = 0; u < nUid; u++) {
+    const gidBlock = wordAt(rowData, at + 2 + u * 2);
+    const nGid = wordAt(rowData, gidBlock);
+    for (let g: u32 = 0; g < nGid; g++) {
+      const protoBlock = wordAt(rowData, gidBlock + 2 + g * 2);
+      for (let proto: u32 = 0; proto < 2; proto++) {
+        const ports = wordAt(rowData, protoBlock + proto);
+        const nPorts = wordAt(rowData, ports);
+        for (let p: u32 = 0; p < nPorts; p++) if ((wordAt(verdicts, wordAt(rowData, ports + 2 + p * 2) * 2) & FLAG_DEFAULT) == 0) return false;
+      }
+    }
+  }
+  return true;
+}
 
 @inline function rankOf(rule: u32): u32 {
   return ruleRanks == 0 ? rule : wordAt(ruleRanks, rule);
@@ -938,6 +958,9 @@ function buildCombining(): void {
   unionScratch = allocWords(ruleCount);
   unionTmp = allocWords(ruleCount);
   setScratch = allocWords(identityClassCount);
+  rowScratch = allocWords(identityClassCount);
+  defaultOnlyRow = heap.alloc(max<u32>(rowCount, 1));
+  for (let r: u32 = 0; r < rowCount; r++) store<u8>(defaultOnlyRow + r, rowIsDefaultOnly(wordAt(rowIndex, r)) ? 1 : 0);
   combinedCapacity = 16;
   combined = allocWords(combinedCapacity * COMBINED_WORDS);
   combinedMask = 31;
@@ -1029,10 +1052,19 @@ function internUnion(n: u32): u32 {
  * else permits with theirs, else the identified default (deny, no reasons).
  */
 function combineParts(classes: usize, count: u32, d: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
+  // The parts' rows, each once; a row that only ever gives the default cannot decide.
+  let rows: u32 = 0;
+  for (let k: u32 = 0; k < count; k++) {
+    const row = pairRow(wordAt(classes, k), d);
+    if (load<u8>(defaultOnlyRow + row) != 0) continue;
+    let seen = false;
+    for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
+    if (!seen) setWord(rowScratch, rows++, row);
+  }
   let group: u32 = FLAG_DEFAULT;
   let n: u32 = 0;
-  for (let k: u32 = 0; k < count; k++) {
-    const v = verdictOf(pairRow(wordAt(classes, k), d), uid, gid, protocol, port);
+  for (let k: u32 = 0; k < rows; k++) {
+    const v = verdictOf(wordAt(rowScratch, k), uid, gid, protocol, port);
     const flags = wordAt(verdicts, v * 2) & 3;
     if (flags & FLAG_DEFAULT) continue;
     if (flags != group) {
