@@ -150,7 +150,7 @@ function addressWord(ip: readonly number[], at: number): number {
 }
 
 export class WasmEvaluator {
-  readonly exports: EvaluatorExports;
+  private readonly exports: EvaluatorExports;
   private readonly ruleIds: readonly string[];
   private readonly tableBytes: number;
   private readonly handles = new Map<string, number>();
@@ -238,6 +238,16 @@ export class WasmEvaluator {
       return this.exports.decide(handle, uid, gid, protocol, port, family, a0, a1, a2, a3) >>> 0;
     } catch (e) {
       return this.trap(e);
+    }
+  }
+
+  /** Decides `count` encoded requests at `requests` in the module's memory, writing result words at `results`. */
+  decideBatchAt(requests: number, count: number, results: number): void {
+    this.checkUsable();
+    try {
+      this.exports.decideBatch(requests, count, results);
+    } catch (e) {
+      this.trap(e);
     }
   }
 
@@ -354,7 +364,7 @@ export class RequestBatch {
 
   constructor(
     private readonly evaluator: WasmEvaluator,
-    private readonly exports: EvaluatorExports,
+    private readonly exports: Pick<EvaluatorExports, "memory" | "alloc" | "free">,
     readonly capacity: number,
   ) {
     this.requestPtr = exports.alloc(Math.max(1, capacity) * REQUEST_WORDS * 4);
@@ -390,12 +400,7 @@ export class RequestBatch {
 
   run(count: number): void {
     if (!(Number.isInteger(count) && count >= 0 && count <= this.capacity)) throw new RangeError(`batch count ${count} outside 0..${this.capacity}`);
-    try {
-      this.exports.decideBatch(this.requestPtr, count, this.resultPtr);
-    } catch (e) {
-      if (e instanceof WebAssembly.RuntimeError) throw new EvaluatorError(`the WASM evaluator failed (${e.message}); load the tables again`);
-      throw e;
-    }
+    this.evaluator.decideBatchAt(this.requestPtr, count, this.resultPtr);
   }
 
   result(i: number): number {
