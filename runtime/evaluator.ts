@@ -167,11 +167,19 @@ export class WasmEvaluator {
     this.tableBytes = tables.words.byteLength;
     const e = this.exports;
     const ranks = ruleRanks(tables.ruleIds);
-    const tablesPtr = e.alloc(tables.words.byteLength);
-    new Uint32Array(e.memory.buffer, tablesPtr, tables.words.length).set(tables.words);
-    const ranksPtr = e.alloc(Math.max(ranks.byteLength, 4));
-    new Uint32Array(e.memory.buffer, ranksPtr, ranks.length).set(ranks);
-    const code = e.loadTables(tablesPtr, tables.words.length, tables.ruleIds.length, ranksPtr);
+    let code: number;
+    try {
+      const tablesPtr = e.alloc(tables.words.byteLength);
+      new Uint32Array(e.memory.buffer, tablesPtr, tables.words.length).set(tables.words);
+      const ranksPtr = e.alloc(Math.max(ranks.byteLength, 4));
+      new Uint32Array(e.memory.buffer, ranksPtr, ranks.length).set(ranks);
+      code = e.loadTables(tablesPtr, tables.words.length, tables.ruleIds.length, ranksPtr);
+    } catch (error) {
+      if (error instanceof WebAssembly.RuntimeError || error instanceof RangeError) {
+        throw new EvaluatorLoadError(`the WASM evaluator cannot hold tables of ${tables.words.byteLength} bytes (${error.message})`);
+      }
+      throw error;
+    }
     if (code !== 0) {
       const detail = e.loadErrorDetail() >>> 0;
       const template = LOAD_ERRORS[code] ?? `the evaluator refused the tables (code ${code})`;
