@@ -150,7 +150,7 @@ function addressWord(ip: readonly number[], at: number): number {
 }
 
 export class WasmEvaluator {
-  readonly exports: EvaluatorExports;
+  private readonly exports: EvaluatorExports;
   private readonly ruleIds: readonly string[];
   private readonly tableBytes: number;
   private readonly handles = new Map<string, number>();
@@ -167,11 +167,19 @@ export class WasmEvaluator {
     this.tableBytes = tables.words.byteLength;
     const e = this.exports;
     const ranks = ruleRanks(tables.ruleIds);
-    const tablesPtr = e.alloc(tables.words.byteLength);
-    new Uint32Array(e.memory.buffer, tablesPtr, tables.words.length).set(tables.words);
-    const ranksPtr = e.alloc(Math.max(ranks.byteLength, 4));
-    new Uint32Array(e.memory.buffer, ranksPtr, ranks.length).set(ranks);
-    const code = e.loadTables(tablesPtr, tables.words.length, tables.ruleIds.length, ranksPtr);
+    let code: number;
+    try {
+      const tablesPtr = e.alloc(tables.words.byteLength);
+      new Uint32Array(e.memory.buffer, tablesPtr, tables.words.length).set(tables.words);
+      const ranksPtr = e.alloc(Math.max(ranks.byteLength, 4));
+      new Uint32Array(e.memory.buffer, ranksPtr, ranks.length).set(ranks);
+      code = e.loadTables(tablesPtr, tables.words.length, tables.ruleIds.length, ranksPtr);
+    } catch (error) {
+      if (error instanceof WebAssembly.RuntimeError || error instanceof RangeError) {
+        throw new EvaluatorLoadError(`the WASM evaluator cannot hold tables of ${tables.words.byteLength} bytes (${error.message})`);
+      }
+      throw error;
+    }
     if (code !== 0) {
       const detail = e.loadErrorDetail() >>> 0;
       const template = LOAD_ERRORS[code] ?? `the evaluator refused the tables (code ${code})`;
@@ -238,6 +246,16 @@ export class WasmEvaluator {
       return this.exports.decide(handle, uid, gid, protocol, port, family, a0, a1, a2, a3) >>> 0;
     } catch (e) {
       return this.trap(e);
+    }
+  }
+
+  /** Decides `count` encoded requests at `requests` in the module's memory, writing result words at `results`. */
+  decideBatchAt(requests: number, count: number, results: number): void {
+    this.checkUsable();
+    try {
+      this.exports.decideBatch(requests, count, results);
+    } catch (e) {
+      this.trap(e);
     }
   }
 
@@ -354,7 +372,7 @@ export class RequestBatch {
 
   constructor(
     private readonly evaluator: WasmEvaluator,
-    private readonly exports: EvaluatorExports,
+    private readonly exports: Pick<EvaluatorExports, "memory" | "alloc" | "free">,
     readonly capacity: number,
   ) {
     this.requestPtr = exports.alloc(Math.max(1, capacity) * REQUEST_WORDS * 4);
@@ -390,12 +408,7 @@ export class RequestBatch {
 
   run(count: number): void {
     if (!(Number.isInteger(count) && count >= 0 && count <= this.capacity)) throw new RangeError(`batch count ${count} outside 0..${this.capacity}`);
-    try {
-      this.exports.decideBatch(this.requestPtr, count, this.resultPtr);
-    } catch (e) {
-      if (e instanceof WebAssembly.RuntimeError) throw new EvaluatorError(`the WASM evaluator failed (${e.message}); load the tables again`);
-      throw e;
-    }
+    this.evaluator.decideBatchAt(this.requestPtr, count, this.resultPtr);
   }
 
   result(i: number): number {

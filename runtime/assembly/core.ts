@@ -727,8 +727,13 @@ function globMatches(pattern: u32, id: usize, length: u32): bool {
   return true;
 }
 
-/** Adds a class to the scratch list unless this classification listed it already. */
-function listClass(cls: u32, count: u32): u32 {
+/**
+ * Adds a part's class to the scratch list, as its equivalence representative (the same row
+ * at every destination, so the same verdict for every request), unless this classification
+ * listed it already.
+ */
+function listClass(part: u32, count: u32): u32 {
+  const cls = wordAt(classRep, part);
   if (wordAt(classStamp, cls) == classStampNow) return count;
   setWord(classStamp, cls, classStampNow);
   setWord(classScratch, count, cls);
@@ -793,6 +798,93 @@ function buildIdentities(): void {
   // A classification lists each class once: at most every identity class.
   classScratchCapacity = identityClassCount;
   classScratch = allocWords(classScratchCapacity);
+  buildClassEquivalence();
+}
+
+// ---------------------------------------------------------------- equivalent classes
+
+// Identity classes that give the same row at every destination class decide every request
+// alike, so a multi-part identity needs only one of them (the compiler keeps, e.g., the
+// classes of DFA states that accept different patterns but apply the same rules). Found at
+// load: a signature per class over what pairRow returns for each of its PAIRS slots, then
+// an exact check of each candidate against the first class with its signature.
+let classRep: usize = 0; // identity class → representative (itself, or an equivalent lower class)
+
+function pairMix(d: u32, row: u32): u64 {
+  let x = ((<u64>d) << 32) | <u64>row;
+  x = (x ^ (x >> 33)) * 0xff51afd7ed558ccd;
+  x = (x ^ (x >> 33)) * 0xc4ceb3fe1a85ec53;
+  return x ^ (x >> 33);
+}
+
+/** Whether classes a and b give the same row for every destination class (slotList: PAIRS slots by class, from slotStart). */
+function sameRows(a: u32, b: u32, slotStart: usize, slotList: usize): bool {
+  if (wordAt(defaultRow, a) != wordAt(defaultRow, b)) return false;
+  for (let side: u32 = 0; side < 2; side++) {
+    const c = side == 0 ? a : b;
+    const other = side == 0 ? b : a;
+    for (let k = wordAt(slotStart, c); k < wordAt(slotStart, c + 1); k++) {
+      const d = wordAt(pairs, 1 + wordAt(slotList, k) * 3 + 1);
+      if (pairRow(c, d) != pairRow(other, d)) return false;
+    }
+  }
+  return true;
+}
+
+function buildClassEquivalence(): void {
+  const n = identityClassCount;
+  classRep = allocWords(n);
+  // PAIRS slots grouped by their (valid) identity class.
+  const slotStart = allocWords(n + 1);
+  for (let i: u32 = 0; i <= pairMask; i++) {
+    const c = wordAt(pairs, 1 + i * 3);
+    if (c < n) setWord(slotStart, c + 1, wordAt(slotStart, c + 1) + 1);
+  }
+  for (let c: u32 = 0; c < n; c++) setWord(slotStart, c + 1, wordAt(slotStart, c + 1) + wordAt(slotStart, c));
+  const slotList = allocWords(wordAt(slotStart, n));
+  const fill = allocWords(n);
+  for (let i: u32 = 0; i <= pairMask; i++) {
+    const c = wordAt(pairs, 1 + i * 3);
+    if (c >= n) continue;
+    setWord(slotList, wordAt(slotStart, c) + wordAt(fill, c), i);
+    setWord(fill, c, wordAt(fill, c) + 1);
+  }
+  heap.free(fill);
+  // Signatures: the default row and, summed over the class's slots, (d, what pairRow gives).
+  const signature = heap.alloc((<usize>max<u32>(n, 1)) << 3);
+  for (let c: u32 = 0; c < n; c++) {
+    let sum = pairMix(0xffffffff, wordAt(defaultRow, c));
+    for (let k = wordAt(slotStart, c); k < wordAt(slotStart, c + 1); k++) {
+      const d = wordAt(pairs, 1 + wordAt(slotList, k) * 3 + 1);
+      sum += pairMix(d, pairRow(c, d));
+    }
+    store<u64>(signature + ((<usize>c) << 3), sum);
+  }
+  // The first class of each signature represents every later class that checks equal to it.
+  let mask: u32 = 1;
+  while (mask < n * 2) mask = mask * 2 + 1;
+  const firstOf = allocWords(mask + 1); // class + 1 per slot, 0 = empty
+  for (let c: u32 = 0; c < n; c++) {
+    const sig = load<u64>(signature + ((<usize>c) << 3));
+    setWord(classRep, c, c);
+    let i = <u32>sig & mask;
+    while (true) {
+      const first = wordAt(firstOf, i);
+      if (first == 0) {
+        setWord(firstOf, i, c + 1);
+        break;
+      }
+      if (load<u64>(signature + ((<usize>(first - 1)) << 3)) == sig) {
+        if (sameRows(first - 1, c, slotStart, slotList)) setWord(classRep, c, first - 1);
+        break;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+  heap.free(firstOf);
+  heap.free(signature);
+  heap.free(slotList);
+  heap.free(slotStart);
 }
 
 function cacheInsert(handle: u32): void {
