@@ -20,11 +20,11 @@ import type { PolicySet } from "../../compiler/model.js";
 import { checkSources, loadPolicySet } from "../../compiler/program.js";
 import { ReferenceEvaluator } from "../../compiler/reference.js";
 import { parseRequestObject, RequestError, workloadPrincipal, type Request } from "../../compiler/request.js";
-import { DecisionTableReader } from "../../compiler/table-eval.js";
+import { DecisionTableReader, TableError } from "../../compiler/table-eval.js";
 import { buildDecisionTables } from "../../compiler/tables.js";
 import { formatIp } from "../../dsl/ip.js";
 import { buildOpaOutput, opaPolicyInput } from "../../cli/opa.js";
-import { OPA_ENTRYPOINT } from "../../runtime/opa-module.js";
+import { buildOpaPayload, emitOpaModule, OPA_ENTRYPOINT, readOpaTemplate } from "../../runtime/opa-module.js";
 import { repoRoot } from "../support/baselines.js";
 import { boundaryRequests } from "../support/boundary.js";
 import { Random } from "../support/random.js";
@@ -219,6 +219,29 @@ describe("the OPA module", () => {
       let end = text;
       while (view[end] !== 0) end++;
       expect(new TextDecoder().decode(view.subarray(text, end))).toBe(JSON.stringify([{ result: opaResult(opa, json) }]));
+    }
+  });
+
+  it("loads with damaged tables or payload and answers every input with an error result, never trapping", async () => {
+    const tables = buildDecisionTables(shop);
+    const input = opaPolicyInput(shop, tables);
+    const template = readOpaTemplate(repoRoot);
+    const damagedWords = Uint32Array.from(tables.words);
+    damagedWords[2] = 0xffffff; // the first section's offset, far outside the tables
+    expect(() => new DecisionTableReader(damagedWords, tables.ruleIds)).toThrow(TableError);
+    const damagedPayload = buildOpaPayload(input);
+    damagedPayload[0] ^= 0xff; // the magic
+    const cases = [
+      { payload: buildOpaPayload({ ...input, words: damagedWords }), error: /^the module's embedded decision tables are invalid/ },
+      { payload: damagedPayload, error: /^the module's embedded policy is malformed$/ },
+    ];
+    for (const c of cases) {
+      const damaged = await loadPolicy(await emitOpaModule(template, c.payload));
+      for (const request of [{ ip: "10.0.1.11", port: 443, protocol: "tcp" }, { principal: 5 }]) {
+        const [{ result }] = damaged.evaluate(request, OPA_ENTRYPOINT) as [{ result: { error: string; field: string } }];
+        expect(result.field).toBe("policy");
+        expect(result.error).toMatch(c.error);
+      }
     }
   });
 
