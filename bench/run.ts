@@ -12,6 +12,7 @@ import { compilerSection } from "./compiler.js";
 import { frontendSection } from "./frontend.js";
 import { kernelSection } from "./kernel.js";
 import { kernelSimSection } from "./kernel-sim.js";
+import { wasmSection } from "./wasm.js";
 
 export interface BenchSection {
   /** Names the markers `<!-- bench:ID:start -->` / `<!-- bench:ID:end -->` in docs/benchmarks.md. */
@@ -23,7 +24,7 @@ export interface BenchSection {
   run(): string | Promise<string>;
 }
 
-const sections: readonly BenchSection[] = [frontendSection, compilerSection, kernelSimSection, kernelSection];
+const sections: readonly BenchSection[] = [frontendSection, compilerSection, wasmSection, kernelSimSection, kernelSection];
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const benchmarksFile = path.join(repoRoot, "docs/benchmarks.md");

@@ -8,7 +8,7 @@ import { buildDecisionTables } from "../compiler/tables.js";
 import type { Evaluator } from "../compiler/tests.js";
 import { UsageError } from "./report.js";
 
-export const ENGINES = ["reference", "tables", "cedar", "kernel-sim", "kernel"] as const;
+export const ENGINES = ["reference", "tables", "cedar", "wasm", "kernel-sim", "kernel"] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 export function parseEngine(value: string): EngineName {
@@ -25,6 +25,15 @@ export async function makeEvaluator(name: EngineName, input: EngineInput): Promi
   if (name === "tables") {
     if (input.bundle !== undefined) return new TableEvaluator(input.bundle);
     return new TableEvaluator(buildDecisionTables(input.policy!));
+  }
+  if (name === "wasm") {
+    const { loadEvaluator, EvaluatorLoadError } = await import("../runtime/evaluator.js");
+    try {
+      return loadEvaluator(input.bundle ?? buildDecisionTables(input.policy!));
+    } catch (e) {
+      if (e instanceof EvaluatorLoadError) throw new UsageError(e.message);
+      throw e;
+    }
   }
   if (name === "kernel-sim") {
     const { KernelSimEvaluator } = await import("../kernel-bridge/sim.js");

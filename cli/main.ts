@@ -12,6 +12,7 @@ import { ExitCode } from "./exit-codes.js";
 import { runExportCedar } from "./export.js";
 import { runFmt } from "./fmt.js";
 import { DEFAULT_INSTANCE, runExec, runKernelEvents, runKernelLoad, runKernelStatus, runKernelUnload } from "./kernel.js";
+import { COMPILE_TARGETS, parseCompileTarget } from "./opa.js";
 import { packageRoot } from "./paths.js";
 import { parseFormat, UsageError } from "./report.js";
 
@@ -71,9 +72,11 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command("compile")
     .description("compile a policy set into a bundle of decision tables")
     .argument("<paths...>", "policy files or directories")
-    .requiredOption("-o, --output <file>", "the bundle file to write")
-    .action((paths: string[], opts: { output: string }) => {
-      setExit(runCompile(paths, opts.output, packageVersion(), io.out));
+    .requiredOption("-o, --output <file>", "the bundle file to write (opa-wasm: policy.wasm, or an OPA bundle .tar.gz)")
+    .addOption(new Option("--target <target>", `what to write: ${COMPILE_TARGETS.join(", ")}`).default("bundle"))
+    .action(async (paths: string[], opts: { output: string; target: string }) => {
+      const target = parseCompileTarget(opts.target);
+      setExit(await runCompile(paths, opts.output, packageVersion(), io.out, target));
     });
 
   program

@@ -12,6 +12,7 @@ import { buildDecisionTables, LoweringError } from "../compiler/tables.js";
 import { describeBundleFailure, describeFailure, runBundleTests, runPolicyTests, testSummary } from "../compiler/tests.js";
 import { makeEvaluator, type EngineName } from "./engines.js";
 import { ExitCode } from "./exit-codes.js";
+import { writeOpaOutput, type CompileTarget } from "./opa.js";
 import { renderDiagnostics, UsageError } from "./report.js";
 
 type Out = (s: string) => void;
@@ -68,9 +69,10 @@ function refuseLowering(e: unknown, out: Out): never {
 
 // ---------------------------------------------------------------- compile, inspect
 
-export function runCompile(paths: readonly string[], output: string, version: string, out: Out): ExitCode {
+export async function runCompile(paths: readonly string[], output: string, version: string, out: Out, target: CompileTarget = "bundle"): Promise<ExitCode> {
   const policy = loadChecked(paths, out);
   const tables = lower(() => buildDecisionTables(policy), out);
+  if (target === "opa-wasm") return writeOpaOutput(policy, tables, output, out);
   const bytes = writeBundle(policy, version, tables);
   try {
     writeFileSync(output, bytes);

@@ -13,6 +13,11 @@ import { Random } from "./random.js";
 export interface GenerateOptions {
   readonly rules: number;
   readonly seed: number;
+  /**
+   * No identity pattern in a condition (`principal like`, `principal in group`), where it
+   * may end up under a negation (default false). Such sets need no identity automaton.
+   */
+  readonly noPatternsInConditions?: boolean;
 }
 
 const TRUST_DOMAINS = ["prod.example", "corp.example"] as const;
@@ -57,6 +62,7 @@ class PolicyWriter {
   constructor(
     private readonly rng: Random,
     private readonly ruleCount: number,
+    private readonly patternsInConditions: boolean,
   ) {}
 
   generate(): string {
@@ -255,13 +261,13 @@ class PolicyWriter {
       [1, () => this.rng.pick(["principal.uid != 0", "principal.uid >= 1000", "principal.uid <= 999"])],
       [1, () => `principal.gid < ${this.rng.between(100, 65535)}`],
       [1, () => `principal == workload ${this.rng.pick(this.workloads).name}`],
-      [1, () => `principal in group ${this.groupPool.next()}`],
+      [this.patternsInConditions ? 1 : 0, () => `principal in group ${this.groupPool.next()}`],
       [1, () => {
         const [a, b] = this.twoWorkloads();
         return `principal in [workload ${a.name}, "${b.id}"]`;
       }],
       [1, () => `principal == "${this.rng.pick(this.workloads).id}"`],
-      [1, () => `principal like "${this.pattern()}"`],
+      [this.patternsInConditions ? 1 : 0, () => `principal like "${this.pattern()}"`],
     ])();
   }
 
@@ -335,5 +341,5 @@ class PolicyWriter {
 
 /** A valid policy set with `rules` rules and proportional declarations, as one file's text. */
 export function generatePolicySet(options: GenerateOptions): string {
-  return new PolicyWriter(new Random(options.seed), options.rules).generate();
+  return new PolicyWriter(new Random(options.seed), options.rules, !(options.noPatternsInConditions ?? false)).generate();
 }

@@ -1,0 +1,301 @@
+// Owns the WASM evaluator benchmark (issue 4): for generated policy sets of 100 / 1,000 /
+// 10,000 rules, on the same requests, the evaluator one call at a time and in batches,
+// the tables engine, cedar-wasm `statefulIsAuthorized` on the Cedar export, and the OPA SDK
+// path; with the ratios and the evaluator's memory against its table size. Each size runs
+// in a fresh child process, the evaluator before Cedar is loaded (cedar.ts changes a V8
+// flag that slows every JS→WASM call made after it).
+//
+//   node dist/bench/wasm.js --measure N   (the child's entry point)
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { readBundle, writeBundle, type Bundle } from "../compiler/bundle.js";
+import type { PolicySet } from "../compiler/model.js";
+import { checkSources } from "../compiler/program.js";
+import type { Request } from "../compiler/request.js";
+import { TableEvaluator } from "../compiler/table-eval.js";
+import { buildDecisionTables, LoweringError } from "../compiler/tables.js";
+import { loadEvaluator, REQUEST_WORDS } from "../runtime/evaluator.js";
+import { generatePolicySet } from "../test/support/generate.js";
+import { randomRequests } from "../test/support/random-policy.js";
+import { measureOpaSdk } from "./opa.js";
+import type { BenchSection } from "./run.js";
+
+/** 2,000: the largest generated set whose tables this machine builds in minutes (see the 10,000 row). */
+const SIZES = [100, 1_000, 2_000, 10_000];
+const SEED = 1;
+const REQUESTS = 10_000;
+const PASSES = 31;
+const CEDAR_SECONDS = 3;
+const CEDAR_MAX_REQUESTS = 300;
+/** Per size, building the tables included (a built bundle is cached for the next run). */
+const LIMIT_SECONDS = 900;
+const MB = 1024 * 1024;
+/** dist/ (this file is dist/bench/wasm.js) and the repository root. */
+const distRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const repoRoot = path.resolve(distRoot, "..");
+
+const TARGET_SINGLE_NS = 300;
+const TARGET_BATCH_PER_SECOND = 5_000_000;
+const TARGET_CEDAR_RATIO = 100;
+const TARGET_MEMORY_RATIO = 4;
+
+/** What every measured path gets: the set, its bundle, and the same requests. */
+export interface BenchInput {
+  readonly policy: PolicySet;
+  readonly bundle: Bundle;
+  readonly requests: readonly Request[];
+}
+
+interface WasmMeasurement {
+  readonly rules: number;
+  /** How the set was generated: standard, or without patterns in conditions (PC3002). */
+  readonly variant: string;
+  /** Building the tables, or undefined when the bundle came from the cache. */
+  readonly tablesMs: number | undefined;
+  readonly tableBytes: number;
+  /** Linear memory right after loading, and after classifying every request's identity. */
+  readonly loadedMemoryBytes: number;
+  readonly memoryBytes: number;
+  readonly identities: number;
+  readonly loadMs: number;
+  readonly singleNs: number;
+  /** Single calls split by identity: one class, or several parts (count, ns), and the mean parts of those. */
+  readonly oneClass: { count: number; ns: number };
+  readonly severalParts: { count: number; ns: number };
+  readonly meanParts: number;
+  readonly requestApiNs: number;
+  readonly batchPerSecond: number;
+  readonly tablesEngineNs: number;
+  readonly cedarUs: number;
+  readonly cedarRequests: number;
+  /** The OPA SDK path (bench/opa.ts): median µs per `evaluate`. */
+  readonly opaSdkUs: number;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+/** CPU time (user + system) of this process in ns: unlike wall time, not inflated when other work preempts it. */
+function cpuNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
+/** Median over `passes` of the mean CPU time per item of one pass (ns); one warm-up pass first. */
+function perItemNs(passes: number, items: number, pass: () => void): number {
+  pass();
+  const means: number[] = [];
+  for (let p = 0; p < passes; p++) {
+    const t = cpuNs();
+    pass();
+    means.push((cpuNs() - t) / items);
+  }
+  return median(means);
+}
+
+/**
+ * Bundles of generated sets are cached in node_modules/.cache/portcullis-bench/, keyed by
+ * the source text and the compiler's built code: building the tables of 10,000 generated
+ * rules takes many minutes, and the bench measures the evaluator, not the compiler.
+ */
+const CACHE_DIR = path.join(repoRoot, "node_modules", ".cache", "portcullis-bench");
+
+function compilerHash(): string {
+  const hash = createHash("sha256");
+  for (const dir of ["compiler", "dsl"]) {
+    const full = path.join(distRoot, dir);
+    for (const file of readdirSync(full).filter((f) => f.endsWith(".js")).sort()) hash.update(file).update(readFileSync(path.join(full, file)));
+  }
+  return hash.digest("hex").slice(0, 16);
+}
+
+/** The bundle of a checked set: from the cache, or compiled (and cached). Undefined when the set cannot be lowered (PC3002). */
+function bundleOf(policy: PolicySet, text: string): { bundle: Bundle; tablesMs: number | undefined } | undefined {
+  const file = path.join(CACHE_DIR, `${createHash("sha256").update(text).digest("hex").slice(0, 16)}-${compilerHash()}.bundle`);
+  if (existsSync(file)) {
+    const read = readBundle(readFileSync(file), file);
+    if (read.ok) return { bundle: read.bundle, tablesMs: undefined };
+  }
+  const t = performance.now();
+  let tables;
+  try {
+    tables = buildDecisionTables(policy);
+  } catch (e) {
+    if (e instanceof LoweringError) return undefined;
+    throw e;
+  }
+  const tablesMs = performance.now() - t;
+  const bytes = writeBundle(policy, "bench", tables);
+  mkdirSync(CACHE_DIR, { recursive: true });
+  writeFileSync(file, bytes);
+  const read = readBundle(bytes, "generated.bundle");
+  if (!read.ok) throw new Error(read.diagnostic.message);
+  return { bundle: read.bundle, tablesMs };
+}
+
+/** The generated set of `rules` rules and its bundle; without patterns in conditions when the standard set is refused. */
+function compileSet(rules: number): { policy: PolicySet; bundle: Bundle; variant: string; tablesMs: number | undefined } {
+  for (const noPatternsInConditions of [false, true]) {
+    const text = generatePolicySet({ rules, seed: SEED, noPatternsInConditions });
+    const checked = checkSources([{ path: "generated.policy", relPath: "generated.policy", text }]);
+    if (checked.policySet === undefined) throw new Error(`the generated set of ${rules} rules does not check`);
+    const compiled = bundleOf(checked.policySet, text);
+    if (compiled !== undefined) {
+      return { policy: checked.policySet, ...compiled, variant: noPatternsInConditions ? "no patterns in conditions (standard set: PC3002)" : "standard" };
+    }
+  }
+  throw new Error(`the generated set of ${rules} rules cannot be lowered, even without patterns in conditions`);
+}
+
+async function measure(rules: number): Promise<WasmMeasurement> {
+  const { policy, bundle, variant, tablesMs } = compileSet(rules);
+  const requests = randomRequests(policy, SEED, REQUESTS);
+  const input: BenchInput = { policy, bundle, requests };
+
+  let t = performance.now();
+  const wasm = loadEvaluator(bundle);
+  const loadMs = performance.now() - t;
+  const loadedMemoryBytes = wasm.memoryBytes;
+  // Every request's identity classified once (as an agent does at attestation), then memory measured.
+  const encoded = new Uint32Array(requests.length * REQUEST_WORDS);
+  requests.forEach((r, i) => encoded.set(wasm.encode(r), i * REQUEST_WORDS));
+  const memoryBytes = wasm.memoryBytes;
+
+  let sink = 0;
+  const singleCalls = (words: Uint32Array) => () => {
+    for (let i = 0; i < words.length; i += REQUEST_WORDS) {
+      sink ^= wasm.decideEncoded(words[i]!, words[i + 1]!, words[i + 2]!, words[i + 3]!, words[i + 4]!, words[i + 5]!, words[i + 6]!, words[i + 7]!, words[i + 8]!, words[i + 9]!);
+    }
+  };
+  const singleNs = perItemNs(PASSES, requests.length, singleCalls(encoded));
+  // The same calls split by identity: one identity class (unidentified, a workload's exact
+  // ID) or several parts to combine (a peer ID matching several patterns).
+  const parts = requests.map((r) => bundle.reader.identityClasses(r.principal).length);
+  const subset = (several: boolean) => {
+    const picked = requests.flatMap((_, i) => ((parts[i]! > 1) === several ? [i] : []));
+    const words = new Uint32Array(picked.length * REQUEST_WORDS);
+    picked.forEach((i, k) => words.set(encoded.subarray(i * REQUEST_WORDS, (i + 1) * REQUEST_WORDS), k * REQUEST_WORDS));
+    return { count: picked.length, ns: picked.length === 0 ? 0 : perItemNs(PASSES, picked.length, singleCalls(words)) };
+  };
+  const oneClass = subset(false);
+  const severalParts = subset(true);
+  const requestApiNs = perItemNs(PASSES, requests.length, () => {
+    for (const r of requests) sink ^= wasm.decide(r).reasons.length;
+  });
+  const batch = wasm.createBatch(requests.length);
+  batch.requests.set(encoded);
+  const batchNs = perItemNs(PASSES, requests.length, () => batch.run(requests.length));
+  sink ^= batch.result(0);
+  batch.release();
+
+  const tables = new TableEvaluator(bundle);
+  const tablesEngineNs = perItemNs(5, requests.length, () => {
+    for (const r of requests) sink ^= tables.decide(r).reasons.length;
+  });
+
+  const opaSdkUs = await measureOpaSdk(input);
+
+  // Cedar last: importing it turns off inlining of JS→WASM calls for the whole process.
+  const { CedarEvaluator } = await import("../compiler/cedar.js");
+  const cedar = new CedarEvaluator(policy);
+  const cedarTimes: number[] = [];
+  const cedarStart = performance.now();
+  for (const r of requests) {
+    if (cedarTimes.length >= CEDAR_MAX_REQUESTS || (cedarTimes.length >= 5 && performance.now() - cedarStart > CEDAR_SECONDS * 1000)) break;
+    const start = cpuNs();
+    const d = cedar.decide(r);
+    cedarTimes.push((cpuNs() - start) / 1000);
+    // Same requests, same answers: a benchmark of a wrong evaluator is worthless.
+    const w = wasm.decide(r);
+    if (d.decision !== w.decision || d.reasons.join() !== w.reasons.join()) throw new Error(`cedar and wasm disagree on ${JSON.stringify(r)}`);
+  }
+  if (sink === 0.5) process.stderr.write("unreachable\n");
+  return {
+    rules,
+    variant,
+    tablesMs,
+    tableBytes: bundle.words.byteLength,
+    loadedMemoryBytes,
+    memoryBytes,
+    identities: new Set(requests.map((r) => r.principal)).size,
+    loadMs,
+    singleNs,
+    oneClass,
+    severalParts,
+    meanParts: parts.filter((n) => n > 1).reduce((a, n) => a + n, 0) / Math.max(1, severalParts.count),
+    requestApiNs,
+    batchPerSecond: 1e9 / batchNs,
+    tablesEngineNs,
+    cedarUs: median(cedarTimes),
+    cedarRequests: cedarTimes.length,
+    opaSdkUs,
+  };
+}
+
+function measureInChild(rules: number): WasmMeasurement | string {
+  const child = spawnSync(process.execPath, ["--max-old-space-size=8192", fileURLToPath(import.meta.url), "--measure", String(rules)], {
+    encoding: "utf8",
+    maxBuffer: 16 * MB,
+    timeout: LIMIT_SECONDS * 1000,
+  });
+  if (child.error !== undefined || child.signal !== null) return `not finished within ${LIMIT_SECONDS} s`;
+  if (child.status !== 0) return `failed (exit ${child.status}): ${child.stderr.trim().split("\n").pop() ?? ""}`;
+  return JSON.parse(child.stdout.trim().split("\n").pop()!) as WasmMeasurement;
+}
+
+const count = (x: number) => Math.round(x).toLocaleString("en-US");
+const met = (ok: boolean) => (ok ? "met" : "missed");
+
+export const wasmSection: BenchSection = {
+  id: "wasm",
+  title: "WASM evaluator: single, batched, against Cedar and OPA",
+  describe: `Generated sets (test/support/generate.ts, seed ${SEED}) compiled to bundles; ${count(REQUESTS)} random requests per set (test/support/random-policy.ts \`randomRequests\`, the same for every path), each size in a fresh process. *single*: \`decideEncoded\` (one JS→WASM call per decision, request already encoded, identity already classified); *Request API*: \`decide(request)\` (checks and encodes the request, returns the reference's \`Decision\`); *batch*: one \`decideBatch\` call over all requests in WASM memory. Times are CPU time of the process (user + system; the machine is shared, and wall time counts the time other work preempts the bench), the median of ${PASSES} passes over all requests of each pass's mean per decision (the tables engine: 5 passes). Cedar: \`CedarEvaluator.decide\` (\`statefulIsAuthorized\` on a preparsed policy set of the Cedar export), median CPU time per request over the first requests within ${CEDAR_SECONDS} s (at most ${CEDAR_MAX_REQUESTS}), each checked to agree with the WASM decision. OPA SDK: the module of \`compile --target opa-wasm\` loaded by \`@open-policy-agent/opa-wasm\` 1.10, \`evaluate(input, "portcullis/decision")\` per request (JSON in and out through the SDK, the principal classified afresh each time), every answer first checked against the tables engine; median CPU time over 5 passes of groups of 1,000 requests. Memory: the evaluator's whole linear memory (tables copy, lookup structures, identity cache) after every request's identity was classified, against the tables' size. Targets (issue 4, at 10,000 rules): single ≤ ${TARGET_SINGLE_NS} ns, batch ≥ ${TARGET_BATCH_PER_SECOND / 1e6} M decisions/s, ≥ ${TARGET_CEDAR_RATIO}× faster than cedar-wasm, memory ≤ ${TARGET_MEMORY_RATIO}× the table size.`,
+  async run() {
+    const lines = [
+      "| rules | set | tables ms (compile) | table bytes | WASM memory after load (÷ tables) | after classifying the requests' identities (÷ tables) | load ms | single ns | Request API ns | batch decisions/s | tables engine ns | cedar-wasm µs | cedar ÷ single | OPA SDK µs | OPA ÷ single | cedar ÷ OPA |",
+      "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ];
+    const verdicts: string[] = [];
+    let largest: { m: WasmMeasurement; cedarRatio: number; loadedRatio: number } | undefined;
+    for (const rules of SIZES) {
+      const m = measureInChild(rules);
+      if (typeof m === "string") {
+        lines.push(`| ${count(rules)} | ${m} |  |  |  |  |  |  |  |  |  |  |  |  |  |  |`);
+        continue;
+      }
+      const cedarRatio = (m.cedarUs * 1000) / m.singleNs;
+      const loadedRatio = m.loadedMemoryBytes / m.tableBytes;
+      const opa = [m.opaSdkUs.toFixed(1), `${count((m.opaSdkUs * 1000) / m.singleNs)}×`, `${(m.cedarUs / m.opaSdkUs).toFixed(1)}×`];
+      lines.push(
+        `| ${count(rules)} | ${m.variant} | ${m.tablesMs === undefined ? "cached" : count(m.tablesMs)} | ${count(m.tableBytes)} | ${count(m.loadedMemoryBytes)} (${loadedRatio.toFixed(2)}×) | ${count(m.memoryBytes)} (${(m.memoryBytes / m.tableBytes).toFixed(2)}×), ${count(m.identities)} identities | ${m.loadMs.toFixed(1)} | ${m.singleNs.toFixed(0)} | ${m.requestApiNs.toFixed(0)} | ${count(m.batchPerSecond)} | ${m.tablesEngineNs.toFixed(0)} | ${m.cedarUs.toFixed(0)} (${m.cedarRequests} requests) | ${count(cedarRatio)}× | ${opa[0]} | ${opa[1]} | ${opa[2]} |`,
+      );
+      largest = { m, cedarRatio, loadedRatio };
+    }
+    if (largest !== undefined) {
+      const { m, cedarRatio, loadedRatio } = largest;
+      const at = `${count(m.rules)} rules${m.rules < 10_000 ? " (the largest size measured; the targets are set at 10,000)" : ""}`;
+      verdicts.push(
+        `- Single decision at ${at}: ${m.singleNs.toFixed(0)} ns, target ≤ ${TARGET_SINGLE_NS} ns — ${met(m.singleNs <= TARGET_SINGLE_NS)}. By identity: ${count(m.oneClass.count)} requests of one identity class (unidentified, a workload's ID) ${m.oneClass.ns.toFixed(0)} ns; ${count(m.severalParts.count)} of peer IDs in several parts (${m.meanParts.toFixed(1)} identity classes on average, before the evaluator merges equivalent ones) ${m.severalParts.ns.toFixed(0)} ns.`,
+        `- Batched at ${count(m.rules)} rules: ${(m.batchPerSecond / 1e6).toFixed(1)} M decisions/s on one core, target ≥ ${TARGET_BATCH_PER_SECOND / 1e6} M/s — ${met(m.batchPerSecond >= TARGET_BATCH_PER_SECOND)}.`,
+        `- Against cedar-wasm at ${count(m.rules)} rules: ${count(cedarRatio)}× faster per decision, target ≥ ${TARGET_CEDAR_RATIO}× — ${met(cedarRatio >= TARGET_CEDAR_RATIO)}.`,
+        `- Memory at ${count(m.rules)} rules: ${loadedRatio.toFixed(2)}× the table size once loaded, target ≤ ${TARGET_MEMORY_RATIO}× — ${met(loadedRatio <= TARGET_MEMORY_RATIO)}; classifying ${count(m.identities)} identities took it to ${(m.memoryBytes / m.tableBytes).toFixed(2)}× (the allocator grows memory by doubling it; at most 65,536 identities are cached).`,
+      );
+    }
+    return [...lines, "", ...verdicts].join("\n");
+  },
+};
+
+if (process.argv[2] === "--measure") {
+  measure(Number(process.argv[3])).then(
+    (m) => process.stdout.write(`${JSON.stringify(m)}\n`),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

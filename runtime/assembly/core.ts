@@ -1,0 +1,1250 @@
+// Owns deciding from the decision tables of docs/bundle-format.md inside WebAssembly:
+// loading and validating the tables once, classifying identities (with a cache), and
+// deciding integer-encoded requests with no rule loop. The entry modules (the fast-path
+// evaluator, the OPA-ABI module) import this API and add only their own exports.
+//
+// API (all integers unsigned 32-bit; pointers are byte addresses in linear memory):
+//   loadTables(ptr, words, ruleCount, ranks) → 0, or a LOAD_* error code (see loadErrorDetail)
+//       The tables' words at `ptr` (4-byte aligned, owned by the evaluator from then on).
+//       `ranks` (0 for none) points at `ruleCount` words: each rule's position in rule-id
+//       order, which orders the reasons of a combined decision. Only the first call loads.
+//   classifyIdentity(ptr, length) → identity handle of the UTF-8 SPIFFE ID at `ptr`
+//       Cached per ID. UNIDENTIFIED (0) needs no classification. Once the cache is full,
+//       an uncached ID gets TRANSIENT_HANDLE, valid until the next classifyIdentity call.
+//   decide(handle, uid, gid, protocol, port, family, a0, a1, a2, a3) → result
+//       protocol 0 tcp / 1 udp; family 4 (address in a0) or 6 (a0..a3, most significant
+//       first; a v4-mapped address is looked up as IPv4). INVALID_REQUEST for a handle,
+//       protocol, port or family out of range; COMBINED_CAPACITY (never in practice).
+//   decideBatch(requests, count, results): decides `count` requests of REQUEST_WORDS words
+//       each (the decide arguments in order) and writes one result word per request;
+//       TRANSIENT_HANDLE is refused there (it may stand for another ID by then).
+//   A result is `flags | reasonRef << 2`: flags bit 0 allow, bit 1 default; reasonRef
+//   names the deciding rules, read with resultReasonCount(result) / resultReasonAt(result, i)
+//   (rule indices, in reason order).
+//
+// INVARIANT: after loadTables returns 0, no lookup can leave the tables: every offset,
+// length and stored index was checked against what it indexes, exactly as strictly as
+// compiler/table-eval.ts (DecisionTableReader), so both accept the same tables and decide
+// every request alike. Nothing here traps on any input; only memory exhaustion can.
+
+// ---------------------------------------------------------------- constants
+
+export const UNIDENTIFIED: u32 = 0;
+export const TRANSIENT_HANDLE: u32 = 1;
+export const REQUEST_WORDS: u32 = 10;
+export const INVALID_REQUEST: u32 = 0xffffffff;
+export const COMBINED_CAPACITY: u32 = 0xfffffffe;
+export const MAX_CACHED_IDENTITIES: u32 = 65536;
+export const MAX_COMBINED: u32 = 1 << 20;
+
+const EMPTY_SLOT: u32 = 0xffffffff;
+const FLAG_ALLOW: u32 = 1;
+const FLAG_DEFAULT: u32 = 2;
+const MAX_SECTIONS: u32 = 64;
+const SECTION_IDS: u32 = 19;
+/** reasonRef must stay below 2^30 - 1 so that no result equals an error code. */
+const MAX_REASON_SETS: u32 = 1 << 28;
+
+const META: u32 = 1;
+const COMPONENTS: u32 = 2;
+const DFA_DATA: u32 = 3;
+const TERM_INDEX: u32 = 4;
+const DST_V4: u32 = 5;
+const DST_V6: u32 = 6;
+const PAIRS: u32 = 7;
+const DEFAULT_ROW: u32 = 8;
+const ROW_INDEX: u32 = 9;
+const ROW_DATA: u32 = 10;
+const VERDICTS: u32 = 11;
+const REASON_INDEX: u32 = 12;
+const REASON_DATA: u32 = 13;
+const EXACT_IDS: u32 = 14;
+const EXACT_BYTES: u32 = 15;
+const PATTERN_INDEX: u32 = 16;
+const PATTERN_DATA: u32 = 17;
+const PATTERN_BYTES: u32 = 18;
+const TERM_DATA: u32 = 19;
+
+// Load errors: runtime/evaluator.ts turns each into one line (loadErrorDetail adds the
+// section id or the component index where it says so).
+export const LOAD_OK: u32 = 0;
+export const LOAD_EMPTY: u32 = 1;
+export const LOAD_DIRECTORY: u32 = 2;
+export const LOAD_SECTION_OUTSIDE: u32 = 3; // detail: section id
+export const LOAD_SECTION_TWICE: u32 = 4; // detail: section id
+export const LOAD_SECTION_MISSING: u32 = 5; // detail: section id
+export const LOAD_META: u32 = 6;
+export const LOAD_RULE_COUNT: u32 = 7; // detail: the tables' rule count
+export const LOAD_EMPTY_TERM_CLASS: u32 = 8;
+export const LOAD_COMPONENTS_SIZE: u32 = 9;
+export const LOAD_COMPONENT_OUTSIDE: u32 = 10; // detail: component
+export const LOAD_COMPONENT_BYTE_CLASS: u32 = 11; // detail: component
+export const LOAD_COMPONENT_TRANSITION: u32 = 12; // detail: component
+export const LOAD_COMPONENT_STATE_CLASS: u32 = 13; // detail: component
+export const LOAD_PATTERN_INDEX: u32 = 14;
+export const LOAD_PATTERN_OUTSIDE: u32 = 15;
+export const LOAD_PATTERN_BYTES: u32 = 16;
+export const LOAD_PATTERN_WILDCARD: u32 = 17;
+export const LOAD_TERM_INDEX: u32 = 18;
+export const LOAD_TERM_ORDER: u32 = 19;
+export const LOAD_TERM: u32 = 20;
+export const LOAD_TERM_PATTERN: u32 = 21;
+export const LOAD_TERM_CLASS: u32 = 22;
+export const LOAD_EXACT_SIZE: u32 = 23;
+export const LOAD_EXACT_OUTSIDE: u32 = 24;
+export const LOAD_DST_PARTIAL: u32 = 25;
+export const LOAD_DST_V4: u32 = 26;
+export const LOAD_DST_V6: u32 = 27;
+export const LOAD_PAIRS_SIZE: u32 = 28;
+export const LOAD_PAIRS_ROW: u32 = 29;
+export const LOAD_DEFAULT_ROW_SIZE: u32 = 30;
+export const LOAD_DEFAULT_ROW: u32 = 31;
+export const LOAD_ROW_INDEX: u32 = 32;
+export const LOAD_VERDICTS_SIZE: u32 = 33;
+export const LOAD_VERDICT_REASONS: u32 = 34;
+export const LOAD_ROW_BLOCK: u32 = 35;
+export const LOAD_ROW_LIST: u32 = 36;
+export const LOAD_ROW_PROTOCOL: u32 = 37;
+export const LOAD_ROW_VERDICT: u32 = 38;
+export const LOAD_REASON_INDEX: u32 = 39;
+export const LOAD_REASON_ORDER: u32 = 40;
+export const LOAD_REASON_RULE: u32 = 41;
+export const LOAD_ALREADY: u32 = 42;
+export const LOAD_TOO_LARGE: u32 = 43;
+
+// ---------------------------------------------------------------- memory helpers
+
+@inline function wordAt(base: usize, index: u32): u32 {
+  return load<u32>(base + ((<usize>index) << 2));
+}
+
+@inline function setWord(base: usize, index: u32, value: u32): void {
+  store<u32>(base + ((<usize>index) << 2), value);
+}
+
+function allocWords(count: u32): usize {
+  const p = heap.alloc((<usize>max<u32>(count, 1)) << 2);
+  memory.fill(p, 0, (<usize>max<u32>(count, 1)) << 2);
+  return p;
+}
+
+// ---------------------------------------------------------------- loaded state
+
+let loaded = false;
+let errorDetail: u32 = 0;
+let ruleRanks: usize = 0;
+
+/** Per section id 1..19: byte address and length in words. */
+const sectionBase: usize = memory.data(4 * (SECTION_IDS + 1));
+const sectionLength: usize = memory.data(4 * (SECTION_IDS + 1));
+
+let identityClassCount: u32 = 0;
+let destinationClassCount: u32 = 0;
+let rowCount: u32 = 0;
+let verdictCount: u32 = 0;
+let reasonSetCount: u32 = 0;
+let ruleCount: u32 = 0;
+let componentCount: u32 = 0;
+let patternCount: u32 = 0;
+let emptyTermClass: u32 = 0;
+
+let componentIndex: usize = 0;
+let dfaData: usize = 0;
+let termIndex: usize = 0;
+let termData: usize = 0;
+let pairs: usize = 0;
+let pairMask: u32 = 0;
+let defaultRow: usize = 0;
+let rowIndex: usize = 0;
+let rowData: usize = 0;
+let rowDataLength: u32 = 0;
+let verdicts: usize = 0;
+let reasonIndex: usize = 0;
+let reasonData: usize = 0;
+let exactIds: usize = 0;
+let exactMask: u32 = 0;
+let exactBytes: usize = 0;
+let patternIndex: usize = 0;
+let patternData: usize = 0;
+let patternBytes: usize = 0;
+
+/** Load error detail: the section id or component index a LOAD_* code names. */
+export function loadErrorDetail(): u32 {
+  return errorDetail;
+}
+
+function section(id: u32): usize {
+  return wordAt(sectionBase, id);
+}
+
+function sectionWords(id: u32): u32 {
+  return wordAt(sectionLength, id);
+}
+
+// ---------------------------------------------------------------- validation
+
+/** The section directory: count, then (id, offset, length) per section, all within the tables. */
+function readSections(base: usize, words: u32): u32 {
+  if (words < 1) return LOAD_EMPTY;
+  const count = wordAt(base, 0);
+  if (count > MAX_SECTIONS || 1 + <u64>count * 3 > <u64>words) return LOAD_DIRECTORY;
+  for (let i: u32 = 0; i < count; i++) {
+    const id = wordAt(base, 1 + i * 3);
+    const offset = wordAt(base, 2 + i * 3);
+    const length = wordAt(base, 3 + i * 3);
+    errorDetail = id;
+    if (<u64>offset + <u64>length > <u64>words || offset < 1 + count * 3) return LOAD_SECTION_OUTSIDE;
+    for (let j: u32 = 0; j < i; j++) if (wordAt(base, 1 + j * 3) == id) return LOAD_SECTION_TWICE;
+    if (id >= 1 && id <= SECTION_IDS) {
+      setWord(sectionBase, id, <u32>(base + ((<usize>offset) << 2)));
+      setWord(sectionLength, id, length);
+    }
+  }
+  for (let id: u32 = 1; id <= SECTION_IDS; id++) {
+    let found = false;
+    for (let j: u32 = 0; j < count; j++) if (wordAt(base, 1 + j * 3) == id) found = true;
+    errorDetail = id;
+    if (!found) return LOAD_SECTION_MISSING;
+  }
+  return LOAD_OK;
+}
+
+/** Every entry at `at`, `at + stride`, … of a section is below `limit`. */
+function allBelow(base: usize, length: u32, limit: u32, stride: u32, at: u32): bool {
+  for (let i = at; i < length; i += stride) if (wordAt(base, i) >= limit) return false;
+  return true;
+}
+
+function checkComponents(): u32 {
+  const index = section(COMPONENTS);
+  const dataLength = <u64>sectionWords(DFA_DATA);
+  const data = section(DFA_DATA);
+  if (<u64>sectionWords(COMPONENTS) != <u64>componentCount * 5) return LOAD_COMPONENTS_SIZE;
+  for (let c: u32 = 0; c < componentCount; c++) {
+    errorDetail = c;
+    const inputClasses = wordAt(index, c * 5);
+    const states = wordAt(index, c * 5 + 1);
+    const byteAt = wordAt(index, c * 5 + 2);
+    const transAt = wordAt(index, c * 5 + 3);
+    const classAt = wordAt(index, c * 5 + 4);
+    if (states == 0 || inputClasses == 0 || <u64>byteAt + 256 > dataLength || <u64>transAt + <u64>states * <u64>inputClasses > dataLength || <u64>classAt + <u64>states > dataLength) {
+      return LOAD_COMPONENT_OUTSIDE;
+    }
+    if (!allBelow(data + ((<usize>byteAt) << 2), 256, inputClasses, 1, 0)) return LOAD_COMPONENT_BYTE_CLASS;
+    if (!allBelow(data + ((<usize>transAt) << 2), states * inputClasses, states, 1, 0)) return LOAD_COMPONENT_TRANSITION;
+    if (!allBelow(data + ((<usize>classAt) << 2), states, identityClassCount, 1, 0)) return LOAD_COMPONENT_STATE_CLASS;
+  }
+  return LOAD_OK;
+}
+
+function checkPatterns(): u32 {
+  const index = section(PATTERN_INDEX);
+  const data = section(PATTERN_DATA);
+  const dataLength = <u64>sectionWords(PATTERN_DATA);
+  const byteLength = <u64>sectionWords(PATTERN_BYTES) * 4;
+  if (<u64>sectionWords(PATTERN_INDEX) != <u64>patternCount + 1) return LOAD_PATTERN_INDEX;
+  for (let i: u32 = 0; i < patternCount; i++) {
+    const at = wordAt(index, i);
+    const next = <u64>wordAt(index, i + 1);
+    if (<u64>at >= dataLength || <u64>at + 1 + <u64>wordAt(data, at) * 2 > next || next > dataLength) return LOAD_PATTERN_OUTSIDE;
+    const pieces = wordAt(data, at);
+    for (let k: u32 = 0; k < pieces; k++) {
+      if (<u64>wordAt(data, at + 1 + k * 2) + <u64>wordAt(data, at + 2 + k * 2) > byteLength) return LOAD_PATTERN_BYTES;
+    }
+    if (pieces < 2) return LOAD_PATTERN_WILDCARD;
+  }
+  return LOAD_OK;
+}
+
+/** Every term lies inside its group, starts with the group's pattern and names valid patterns and classes. */
+function checkTerms(): u32 {
+  const index = section(TERM_INDEX);
+  const data = section(TERM_DATA);
+  const dataLength = sectionWords(TERM_DATA);
+  if (<u64>sectionWords(TERM_INDEX) != <u64>patternCount + 1 || wordAt(index, patternCount) != dataLength) return LOAD_TERM_INDEX;
+  // Ordered first, so that every group below lies inside TERM_DATA.
+  for (let first: u32 = 0; first < patternCount; first++) if (wordAt(index, first) > wordAt(index, first + 1)) return LOAD_TERM_ORDER;
+  for (let first: u32 = 0; first < patternCount; first++) {
+    const end = wordAt(index, first + 1);
+    for (let at = wordAt(index, first); at < end; ) {
+      const size = wordAt(data, at);
+      if (size == 0 || <u64>at + <u64>size + 2 > <u64>end || wordAt(data, at + 1) != first) return LOAD_TERM;
+      for (let k: u32 = 0; k < size; k++) if (wordAt(data, at + 1 + k) >= patternCount) return LOAD_TERM_PATTERN;
+      if (wordAt(data, at + 1 + size) >= identityClassCount) return LOAD_TERM_CLASS;
+      at += size + 2;
+    }
+  }
+  return LOAD_OK;
+}
+
+function isPowerOfTwo(x: u32): bool {
+  return x != 0 && (x & (x - 1)) == 0;
+}
+
+function checkExactIds(): u32 {
+  const ids = section(EXACT_IDS);
+  const length = sectionWords(EXACT_IDS);
+  const capacity: u32 = length > 0 ? wordAt(ids, 0) : 0;
+  if (!isPowerOfTwo(capacity) || <u64>length != 1 + <u64>capacity * 4) return LOAD_EXACT_SIZE;
+  const byteLength = <u64>sectionWords(EXACT_BYTES) * 4;
+  for (let i: u32 = 0; i < capacity; i++) {
+    const slot = 1 + i * 4;
+    const bytes = wordAt(ids, slot + 2);
+    if (bytes == EMPTY_SLOT) continue;
+    if (<u64>wordAt(ids, slot + 1) + <u64>bytes > byteLength || wordAt(ids, slot + 3) >= identityClassCount) return LOAD_EXACT_OUTSIDE;
+  }
+  exactMask = capacity - 1;
+  return LOAD_OK;
+}
+
+function checkDestinations(): u32 {
+  const v4 = section(DST_V4);
+  const v4Length = sectionWords(DST_V4);
+  const v6 = section(DST_V6);
+  const v6Length = sectionWords(DST_V6);
+  if (v4Length % 3 != 0 || v6Length % 6 != 0) return LOAD_DST_PARTIAL;
+  for (let i: u32 = 0; i < v4Length; i += 3) if (wordAt(v4, i + 1) > 32 || wordAt(v4, i + 2) >= destinationClassCount) return LOAD_DST_V4;
+  for (let i: u32 = 0; i < v6Length; i += 6) if (wordAt(v6, i + 4) > 128 || wordAt(v6, i + 5) >= destinationClassCount) return LOAD_DST_V6;
+  return LOAD_OK;
+}
+
+function checkPairs(): u32 {
+  const p = section(PAIRS);
+  const length = sectionWords(PAIRS);
+  const capacity: u32 = length > 0 ? wordAt(p, 0) : 0;
+  if (!isPowerOfTwo(capacity) || <u64>length != 1 + <u64>capacity * 3) return LOAD_PAIRS_SIZE;
+  for (let i: u32 = 0; i < capacity; i++) {
+    const slot = 1 + i * 3;
+    if (wordAt(p, slot) != EMPTY_SLOT && wordAt(p, slot + 2) >= rowCount) return LOAD_PAIRS_ROW;
+  }
+  pairMask = capacity - 1;
+  return LOAD_OK;
+}
+
+/** A list `n, (start, x)…` at `offset` in ROW_DATA: inside it, non-empty, starting at 0. Returns n, or 0 when bad. */
+function rowList(offset: u32): u32 {
+  if (offset >= rowDataLength) return 0;
+  const n = wordAt(rowData, offset);
+  if (n == 0 || <u64>offset + 1 + <u64>n * 2 > <u64>rowDataLength || wordAt(rowData, offset + 1) != 0) return 0;
+  return n;
+}
+
+/** Validates one row's nested lists (the same walk as DecisionTableReader.checkRow). */
+function checkRow(at: u32): u32 {
+  const nUid = rowList(at);
+  if (nUid == 0) return at >= rowDataLength ? LOAD_ROW_BLOCK : LOAD_ROW_LIST;
+  for (let u: u32 = 0; u < nUid; u++) {
+    const gidBlock = wordAt(rowData, at + 2 + u * 2);
+    const nGid = rowList(gidBlock);
+    if (nGid == 0) return gidBlock >= rowDataLength ? LOAD_ROW_BLOCK : LOAD_ROW_LIST;
+    for (let g: u32 = 0; g < nGid; g++) {
+      const protoBlock = wordAt(rowData, gidBlock + 2 + g * 2);
+      if (<u64>protoBlock + 2 > <u64>rowDataLength) return LOAD_ROW_PROTOCOL;
+      for (let proto: u32 = 0; proto < 2; proto++) {
+        const ports = wordAt(rowData, protoBlock + proto);
+        const nPorts = rowList(ports);
+        if (nPorts == 0) return ports >= rowDataLength ? LOAD_ROW_BLOCK : LOAD_ROW_LIST;
+        for (let p: u32 = 0; p < nPorts; p++) if (wordAt(rowData, ports + 2 + p * 2) >= verdictCount) return LOAD_ROW_VERDICT;
+      }
+    }
+  }
+  return LOAD_OK;
+}
+
+function checkRowsAndReasons(): u32 {
+  if (sectionWords(DEFAULT_ROW) != identityClassCount) return LOAD_DEFAULT_ROW_SIZE;
+  if (!allBelow(defaultRow, identityClassCount, rowCount, 1, 0)) return LOAD_DEFAULT_ROW;
+  if (sectionWords(ROW_INDEX) != rowCount) return LOAD_ROW_INDEX;
+  if (<u64>sectionWords(VERDICTS) != <u64>verdictCount * 2) return LOAD_VERDICTS_SIZE;
+  if (!allBelow(verdicts, verdictCount * 2, reasonSetCount, 2, 1)) return LOAD_VERDICT_REASONS;
+  for (let r: u32 = 0; r < rowCount; r++) {
+    const e = checkRow(wordAt(rowIndex, r));
+    if (e != LOAD_OK) return e;
+  }
+  if (<u64>sectionWords(REASON_INDEX) != <u64>reasonSetCount + 1) return LOAD_REASON_INDEX;
+  const reasonLength = sectionWords(REASON_DATA);
+  for (let i: u32 = 0; i < reasonSetCount; i++) {
+    if (wordAt(reasonIndex, i) > wordAt(reasonIndex, i + 1) || wordAt(reasonIndex, i + 1) > reasonLength) return LOAD_REASON_ORDER;
+  }
+  if (!allBelow(reasonData, reasonLength, ruleCount, 1, 0)) return LOAD_REASON_RULE;
+  return LOAD_OK;
+}
+
+function validate(base: usize, words: u32, rules: u32): u32 {
+  let e = readSections(base, words);
+  if (e != LOAD_OK) return e;
+  const meta = section(META);
+  if (sectionWords(META) < 9) return LOAD_META;
+  identityClassCount = wordAt(meta, 0);
+  destinationClassCount = wordAt(meta, 1);
+  rowCount = wordAt(meta, 2);
+  verdictCount = wordAt(meta, 3);
+  reasonSetCount = wordAt(meta, 4);
+  ruleCount = wordAt(meta, 5);
+  componentCount = wordAt(meta, 6);
+  patternCount = wordAt(meta, 7);
+  emptyTermClass = wordAt(meta, 8);
+  errorDetail = ruleCount;
+  if (ruleCount != rules) return LOAD_RULE_COUNT;
+  if (emptyTermClass >= identityClassCount) return LOAD_EMPTY_TERM_CLASS;
+
+  componentIndex = section(COMPONENTS);
+  dfaData = section(DFA_DATA);
+  termIndex = section(TERM_INDEX);
+  termData = section(TERM_DATA);
+  pairs = section(PAIRS);
+  defaultRow = section(DEFAULT_ROW);
+  rowIndex = section(ROW_INDEX);
+  rowData = section(ROW_DATA);
+  rowDataLength = sectionWords(ROW_DATA);
+  verdicts = section(VERDICTS);
+  reasonIndex = section(REASON_INDEX);
+  reasonData = section(REASON_DATA);
+  exactIds = section(EXACT_IDS);
+  exactBytes = section(EXACT_BYTES);
+  patternIndex = section(PATTERN_INDEX);
+  patternData = section(PATTERN_DATA);
+  patternBytes = section(PATTERN_BYTES);
+
+  if ((e = checkComponents()) != LOAD_OK) return e;
+  if ((e = checkPatterns()) != LOAD_OK) return e;
+  if ((e = checkTerms()) != LOAD_OK) return e;
+  if ((e = checkExactIds()) != LOAD_OK) return e;
+  if ((e = checkDestinations()) != LOAD_OK) return e;
+  if ((e = checkPairs()) != LOAD_OK) return e;
+  if ((e = checkRowsAndReasons()) != LOAD_OK) return e;
+  if (reasonSetCount >= MAX_REASON_SETS) return LOAD_TOO_LARGE;
+  return LOAD_OK;
+}
+
+// ---------------------------------------------------------------- destination classes
+
+// Each family's longest-prefix match is flattened at load into sorted disjoint intervals
+// (start → class), so a lookup is one binary search. Entries are taken exactly as
+// DecisionTableReader takes them: an entry whose address has bits past its prefix never
+// matches, and of two entries with the same address and prefix the later one wins.
+// Addresses are 128-bit keys (hi, lo); an IPv4 address a is (a << 32, 0).
+
+let v4Count: u32 = 0;
+let v4Starts: usize = 0;
+let v4Classes: usize = 0;
+let v6Count: u32 = 0;
+let v6Starts: usize = 0; // (hi, lo) u64 pairs
+let v6Classes: usize = 0;
+
+let entryHi: usize = 0;
+let entryLo: usize = 0;
+let entryPrefix: usize = 0;
+let entryClass: usize = 0;
+
+@inline function maskHi(prefix: u32): u64 {
+  return prefix == 0 ? 0 : prefix >= 64 ? <u64>-1 : <u64>-1 << (64 - <u64>prefix);
+}
+
+@inline function maskLo(prefix: u32): u64 {
+  return prefix <= 64 ? 0 : prefix >= 128 ? <u64>-1 : <u64>-1 << (128 - <u64>prefix);
+}
+
+@inline function hiOf(i: u32): u64 {
+  return load<u64>(entryHi + ((<usize>i) << 3));
+}
+
+@inline function loOf(i: u32): u64 {
+  return load<u64>(entryLo + ((<usize>i) << 3));
+}
+
+/** Entry order: address, then prefix (the larger block first), then table position. */
+function entryBefore(a: u32, b: u32): bool {
+  const ah = hiOf(a);
+  const bh = hiOf(b);
+  if (ah != bh) return ah < bh;
+  const al = loOf(a);
+  const bl = loOf(b);
+  if (al != bl) return al < bl;
+  const ap = wordAt(entryPrefix, a);
+  const bp = wordAt(entryPrefix, b);
+  if (ap != bp) return ap < bp;
+  return a < b;
+}
+
+/** Stable merge sort of `n` entry indices at `order` (scratch of n words at `tmp`). */
+function sortEntries(order: usize, tmp: usize, n: u32): void {
+  for (let width: u32 = 1; width < n; width <<= 1) {
+    for (let left: u32 = 0; left < n; left += width * 2) {
+      const mid = min<u32>(left + width, n);
+      const right = min<u32>(left + width * 2, n);
+      let i = left;
+      let j = mid;
+      let k = left;
+      while (i < mid && j < right) {
+        if (entryBefore(wordAt(order, j), wordAt(order, i))) setWord(tmp, k++, wordAt(order, j++));
+        else setWord(tmp, k++, wordAt(order, i++));
+      }
+      while (i < mid) setWord(tmp, k++, wordAt(order, i++));
+      while (j < right) setWord(tmp, k++, wordAt(order, j++));
+    }
+    memory.copy(order, tmp, (<usize>n) << 2);
+  }
+}
+
+// The interval list being built.
+let outCount: u32 = 0;
+let outHi: usize = 0;
+let outLo: usize = 0;
+let outClass: usize = 0;
+
+function emit(hi: u64, lo: u64, cls: u32): void {
+  if (outCount > 0 && wordAt(outClass, outCount - 1) == cls) return;
+  store<u64>(outHi + ((<usize>outCount) << 3), hi);
+  store<u64>(outLo + ((<usize>outCount) << 3), lo);
+  setWord(outClass, outCount, cls);
+  outCount++;
+}
+
+/** Flattens `n` entries (prefixes in 0..128 over 128-bit keys) into the out* interval list. */
+function flatten(n: u32): void {
+  const order = allocWords(n);
+  const tmp = allocWords(n);
+  let valid: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const p = wordAt(entryPrefix, i);
+    if ((hiOf(i) & ~maskHi(p)) == 0 && (loOf(i) & ~maskLo(p)) == 0) setWord(order, valid++, i);
+  }
+  sortEntries(order, tmp, valid);
+  // The same address and prefix: keep the last in table order (the last of its run).
+  let kept: u32 = 0;
+  for (let k: u32 = 0; k < valid; k++) {
+    const i = wordAt(order, k);
+    if (k + 1 < valid) {
+      const j = wordAt(order, k + 1);
+      if (hiOf(i) == hiOf(j) && loOf(i) == loOf(j) && wordAt(entryPrefix, i) == wordAt(entryPrefix, j)) continue;
+    }
+    setWord(order, kept++, i);
+  }
+  heap.free(tmp);
+  outCount = 0;
+  outHi = heap.alloc((<usize>(kept * 2 + 1)) << 3);
+  outLo = heap.alloc((<usize>(kept * 2 + 1)) << 3);
+  outClass = allocWords(kept * 2 + 1);
+  // A stack of enclosing blocks (at most 129 nested distinct prefixes).
+  const stackHi = heap.alloc(130 << 3);
+  const stackLo = heap.alloc(130 << 3);
+  const stackClass = allocWords(130);
+  let depth: u32 = 0;
+  let curHi: u64 = 0;
+  let curLo: u64 = 0;
+  let curValid = true;
+  for (let k: u32 = 0; k <= kept; k++) {
+    const last = k == kept;
+    const i = last ? 0 : wordAt(order, k);
+    const sHi = last ? 0 : hiOf(i);
+    const sLo = last ? 0 : loOf(i);
+    // Close every open block that ends before this entry starts (all of them at the end).
+    while (depth > 0) {
+      const eHi = load<u64>(stackHi + ((<usize>(depth - 1)) << 3));
+      const eLo = load<u64>(stackLo + ((<usize>(depth - 1)) << 3));
+      if (!last && (eHi > sHi || (eHi == sHi && eLo >= sLo))) break;
+      if (curValid && (curHi < eHi || (curHi == eHi && curLo <= eLo))) emit(curHi, curLo, wordAt(stackClass, depth - 1));
+      if (eHi == <u64>-1 && eLo == <u64>-1) curValid = false;
+      else if (curValid) {
+        curLo = eLo + 1;
+        curHi = curLo == 0 ? eHi + 1 : eHi;
+      }
+      depth--;
+    }
+    if (last) break;
+    if (curValid && (curHi < sHi || (curHi == sHi && curLo < sLo))) emit(curHi, curLo, depth > 0 ? wordAt(stackClass, depth - 1) : 0);
+    const p = wordAt(entryPrefix, i);
+    store<u64>(stackHi + ((<usize>depth) << 3), sHi | ~maskHi(p));
+    store<u64>(stackLo + ((<usize>depth) << 3), sLo | ~maskLo(p));
+    setWord(stackClass, depth, wordAt(entryClass, i));
+    depth++;
+    curHi = sHi;
+    curLo = sLo;
+    curValid = true;
+  }
+  if (curValid) emit(curHi, curLo, 0);
+  heap.free(stackHi);
+  heap.free(stackLo);
+  heap.free(stackClass);
+  heap.free(order);
+}
+
+function allocEntries(n: u32): void {
+  entryHi = heap.alloc((<usize>max<u32>(n, 1)) << 3);
+  entryLo = heap.alloc((<usize>max<u32>(n, 1)) << 3);
+  entryPrefix = allocWords(n);
+  entryClass = allocWords(n);
+}
+
+function freeEntries(): void {
+  heap.free(entryHi);
+  heap.free(entryLo);
+  heap.free(entryPrefix);
+  heap.free(entryClass);
+}
+
+function buildDestinations(): void {
+  const v4 = section(DST_V4);
+  const n4 = sectionWords(DST_V4) / 3;
+  allocEntries(n4);
+  for (let i: u32 = 0; i < n4; i++) {
+    store<u64>(entryHi + ((<usize>i) << 3), (<u64>wordAt(v4, i * 3)) << 32);
+    store<u64>(entryLo + ((<usize>i) << 3), 0);
+    setWord(entryPrefix, i, wordAt(v4, i * 3 + 1));
+    setWord(entryClass, i, wordAt(v4, i * 3 + 2));
+  }
+  flatten(n4);
+  freeEntries();
+  // IPv4 starts all have a zero low half (block ends + 1 are multiples of 2^32): keep 32 bits.
+  v4Count = outCount;
+  v4Starts = allocWords(outCount);
+  v4Classes = allocWords(outCount);
+  for (let k: u32 = 0; k < outCount; k++) {
+    setWord(v4Starts, k, <u32>(load<u64>(outHi + ((<usize>k) << 3)) >> 32));
+    setWord(v4Classes, k, wordAt(outClass, k));
+  }
+  heap.free(outHi);
+  heap.free(outLo);
+  heap.free(outClass);
+
+  const v6 = section(DST_V6);
+  const n6 = sectionWords(DST_V6) / 6;
+  allocEntries(n6);
+  for (let i: u32 = 0; i < n6; i++) {
+    store<u64>(entryHi + ((<usize>i) << 3), ((<u64>wordAt(v6, i * 6)) << 32) | <u64>wordAt(v6, i * 6 + 1));
+    store<u64>(entryLo + ((<usize>i) << 3), ((<u64>wordAt(v6, i * 6 + 2)) << 32) | <u64>wordAt(v6, i * 6 + 3));
+    setWord(entryPrefix, i, wordAt(v6, i * 6 + 4));
+    setWord(entryClass, i, wordAt(v6, i * 6 + 5));
+  }
+  flatten(n6);
+  freeEntries();
+  v6Count = outCount;
+  v6Starts = heap.alloc((<usize>max<u32>(outCount, 1)) << 4);
+  for (let k: u32 = 0; k < outCount; k++) {
+    store<u64>(v6Starts + ((<usize>k) << 4), load<u64>(outHi + ((<usize>k) << 3)));
+    store<u64>(v6Starts + ((<usize>k) << 4) + 8, load<u64>(outLo + ((<usize>k) << 3)));
+  }
+  v6Classes = outClass;
+  heap.free(outHi);
+  heap.free(outLo);
+}
+
+/** Class of an IPv4 address: the interval whose start is the last one <= address. */
+@inline function v4Class(address: u32): u32 {
+  let lo: u32 = 0;
+  let n = v4Count;
+  while (n > 1) {
+    const half = n >> 1;
+    if (wordAt(v4Starts, lo + half) <= address) lo += half;
+    n -= half;
+  }
+  return wordAt(v4Classes, lo);
+}
+
+function v6Class(hi: u64, lo64: u64): u32 {
+  let lo: u32 = 0;
+  let n = v6Count;
+  while (n > 1) {
+    const half = n >> 1;
+    const at = v6Starts + ((<usize>(lo + half)) << 4);
+    const sHi = load<u64>(at);
+    if (sHi < hi || (sHi == hi && load<u64>(at, 8) <= lo64)) lo += half;
+    n -= half;
+  }
+  return wordAt(v6Classes, lo);
+}
+
+// ---------------------------------------------------------------- identities
+
+// Identity records: per handle (hash, bytes at, byte length, classes at, class count |
+// COMBINE_BIT). Handle 0 is unidentified ([0]); handle 1 the transient slot; cached IDs
+// follow. A record's classes are deduplicated; COMBINE_BIT says the ID had more than one
+// part, so its decision combines its parts' verdicts (DecisionTableReader.combine).
+const RECORD_WORDS: u32 = 5;
+const COMBINE_BIT: u32 = 0x80000000;
+let records: usize = 0;
+let recordCount: u32 = 0;
+let recordCapacity: u32 = 0;
+let cacheSlots: usize = 0; // handle per slot, 0 = empty
+let cacheMask: u32 = 0;
+let patternMatched: usize = 0; // one byte per term pattern
+let classStamp: usize = 0; // per identity class: the classification that last listed it
+let classStampNow: u32 = 0;
+let classScratch: usize = 0;
+let classScratchCapacity: u32 = 0;
+
+function fnv1a(ptr: usize, length: u32): u32 {
+  let h: u32 = 0x811c9dc5;
+  for (let i: u32 = 0; i < length; i++) h = (h ^ <u32>load<u8>(ptr + i)) * 0x01000193;
+  return h;
+}
+
+function bytesEqual(a: usize, b: usize, length: u32): bool {
+  return memory.compare(a, b, length) == 0;
+}
+
+function exactClass(ptr: usize, length: u32, hash: u32): i64 {
+  const capacity = exactMask + 1;
+  let i = hash & exactMask;
+  for (let probes: u32 = 0; probes < capacity; probes++) {
+    const slot = 1 + i * 4;
+    const bytes = wordAt(exactIds, slot + 2);
+    if (bytes == EMPTY_SLOT) return -1;
+    if (wordAt(exactIds, slot) == hash && bytes == length && bytesEqual(exactBytes + wordAt(exactIds, slot + 1), ptr, length)) {
+      return <i64>wordAt(exactIds, slot + 3);
+    }
+    i = (i + 1) & exactMask;
+  }
+  return -1;
+}
+
+/** First position >= from where the piece occurs wholly before `limit`, or -1. */
+function indexOfPiece(id: usize, from: u32, limit: u32, piece: usize, length: u32): i64 {
+  for (let i = from; <u64>i + <u64>length <= <u64>limit; i++) if (bytesEqual(id + i, piece, length)) return i;
+  return -1;
+}
+
+/** Cedar `like`: the first piece a prefix, the last a suffix, the middle ones in order (compiler/tables.ts globMatches). */
+function globMatches(pattern: u32, id: usize, length: u32): bool {
+  const at = wordAt(patternIndex, pattern);
+  const pieces = wordAt(patternData, at);
+  const firstPtr = patternBytes + wordAt(patternData, at + 1);
+  const firstLength = wordAt(patternData, at + 2);
+  const lastPtr = patternBytes + wordAt(patternData, at + 1 + (pieces - 1) * 2);
+  const lastLength = wordAt(patternData, at + 2 + (pieces - 1) * 2);
+  if (<u64>length < <u64>firstLength + <u64>lastLength) return false;
+  if (!bytesEqual(id, firstPtr, firstLength) || !bytesEqual(id + length - lastLength, lastPtr, lastLength)) return false;
+  let from = firstLength;
+  const limit = length - lastLength;
+  for (let k: u32 = 1; k + 1 < pieces; k++) {
+    const piecePtr = patternBytes + wordAt(patternData, at + 1 + k * 2);
+    const pieceLength = wordAt(patternData, at + 2 + k * 2);
+    const found = indexOfPiece(id, from, limit, piecePtr, pieceLength);
+    if (found < 0) return false;
+    from = <u32>found + pieceLength;
+  }
+  return true;
+}
+
+/**
+ * Adds a part's class to the scratch list, as its equivalence representative (the same row
+ * at every destination, so the same verdict for every request), unless this classification
+ * listed it already.
+ */
+function listClass(part: u32, count: u32): u32 {
+  const cls = wordAt(classRep, part);
+  if (wordAt(classStamp, cls) == classStampNow) return count;
+  setWord(classStamp, cls, classStampNow);
+  setWord(classScratch, count, cls);
+  return count + 1;
+}
+
+/** Classes of a non-exact ID into the scratch list: components' DFA states, the empty term, matched terms. Returns count | COMBINE_BIT. */
+function partClasses(id: usize, length: u32): u32 {
+  classStampNow++;
+  let count: u32 = 0;
+  let parts: u32 = 0;
+  for (let c: u32 = 0; c < componentCount; c++) {
+    const inputClasses = wordAt(componentIndex, c * 5);
+    const byteClass = dfaData + ((<usize>wordAt(componentIndex, c * 5 + 2)) << 2);
+    const transitions = dfaData + ((<usize>wordAt(componentIndex, c * 5 + 3)) << 2);
+    const stateClass = dfaData + ((<usize>wordAt(componentIndex, c * 5 + 4)) << 2);
+    let state: u32 = 0;
+    for (let i: u32 = 0; i < length; i++) state = wordAt(transitions, state * inputClasses + wordAt(byteClass, load<u8>(id + i)));
+    count = listClass(wordAt(stateClass, state), count);
+    parts++;
+  }
+  count = listClass(emptyTermClass, count);
+  parts++;
+  for (let p: u32 = 0; p < patternCount; p++) store<u8>(patternMatched + p, globMatches(p, id, length) ? 1 : 0);
+  for (let first: u32 = 0; first < patternCount; first++) {
+    if (load<u8>(patternMatched + first) == 0) continue;
+    const end = wordAt(termIndex, first + 1);
+    for (let at = wordAt(termIndex, first); at < end; ) {
+      const size = wordAt(termData, at);
+      let all = true;
+      for (let k: u32 = 1; k < size; k++) if (load<u8>(patternMatched + wordAt(termData, at + 1 + k)) == 0) all = false;
+      if (all) {
+        count = listClass(wordAt(termData, at + 1 + size), count);
+        parts++;
+      }
+      at += size + 2;
+    }
+  }
+  return parts > 1 ? count | COMBINE_BIT : count;
+}
+
+function setRecord(handle: u32, hash: u32, bytes: usize, length: u32, classes: usize, countAndFlag: u32): void {
+  const r = records + (<usize>handle) * RECORD_WORDS * 4;
+  setWord(r, 0, hash);
+  setWord(r, 1, <u32>bytes);
+  setWord(r, 2, length);
+  setWord(r, 3, <u32>classes);
+  setWord(r, 4, countAndFlag);
+}
+
+function buildIdentities(): void {
+  recordCapacity = 64;
+  records = allocWords(recordCapacity * RECORD_WORDS);
+  const unidentified = allocWords(1);
+  setRecord(UNIDENTIFIED, 0, 0, 0, unidentified, 1);
+  setRecord(TRANSIENT_HANDLE, 0, 0, 0, allocWords(1), 0);
+  recordCount = 2;
+  cacheMask = 127;
+  cacheSlots = allocWords(cacheMask + 1);
+  patternMatched = heap.alloc(max<u32>(patternCount, 1));
+  classStamp = allocWords(identityClassCount);
+  // A classification lists each class once: at most every identity class.
+  classScratchCapacity = identityClassCount;
+  classScratch = allocWords(classScratchCapacity);
+  buildClassEquivalence();
+}
+
+// ---------------------------------------------------------------- equivalent classes
+
+// Identity classes that give the same row at every destination class decide every request
+// alike, so a multi-part identity needs only one of them (the compiler keeps, e.g., the
+// classes of DFA states that accept different patterns but apply the same rules). Found at
+// load: a signature per class over what pairRow returns for each of its PAIRS slots, then
+// an exact check of each candidate against the first class with its signature.
+let classRep: usize = 0; // identity class → representative (itself, or an equivalent lower class)
+
+function pairMix(d: u32, row: u32): u64 {
+  let x = ((<u64>d) << 32) | <u64>row;
+  x = (x ^ (x >> 33)) * 0xff51afd7ed558ccd;
+  x = (x ^ (x >> 33)) * 0xc4ceb3fe1a85ec53;
+  return x ^ (x >> 33);
+}
+
+/** Whether classes a and b give the same row for every destination class (slotList: PAIRS slots by class, from slotStart). */
+function sameRows(a: u32, b: u32, slotStart: usize, slotList: usize): bool {
+  if (wordAt(defaultRow, a) != wordAt(defaultRow, b)) return false;
+  for (let side: u32 = 0; side < 2; side++) {
+    const c = side == 0 ? a : b;
+    const other = side == 0 ? b : a;
+    for (let k = wordAt(slotStart, c); k < wordAt(slotStart, c + 1); k++) {
+      const d = wordAt(pairs, 1 + wordAt(slotList, k) * 3 + 1);
+      if (pairRow(c, d) != pairRow(other, d)) return false;
+    }
+  }
+  return true;
+}
+
+function buildClassEquivalence(): void {
+  const n = identityClassCount;
+  classRep = allocWords(n);
+  // PAIRS slots grouped by their (valid) identity class.
+  const slotStart = allocWords(n + 1);
+  for (let i: u32 = 0; i <= pairMask; i++) {
+    const c = wordAt(pairs, 1 + i * 3);
+    if (c < n) setWord(slotStart, c + 1, wordAt(slotStart, c + 1) + 1);
+  }
+  for (let c: u32 = 0; c < n; c++) setWord(slotStart, c + 1, wordAt(slotStart, c + 1) + wordAt(slotStart, c));
+  const slotList = allocWords(wordAt(slotStart, n));
+  const fill = allocWords(n);
+  for (let i: u32 = 0; i <= pairMask; i++) {
+    const c = wordAt(pairs, 1 + i * 3);
+    if (c >= n) continue;
+    setWord(slotList, wordAt(slotStart, c) + wordAt(fill, c), i);
+    setWord(fill, c, wordAt(fill, c) + 1);
+  }
+  heap.free(fill);
+  // Signatures: the default row and, summed over the class's slots, (d, what pairRow gives).
+  const signature = heap.alloc((<usize>max<u32>(n, 1)) << 3);
+  for (let c: u32 = 0; c < n; c++) {
+    let sum = pairMix(0xffffffff, wordAt(defaultRow, c));
+    for (let k = wordAt(slotStart, c); k < wordAt(slotStart, c + 1); k++) {
+      const d = wordAt(pairs, 1 + wordAt(slotList, k) * 3 + 1);
+      sum += pairMix(d, pairRow(c, d));
+    }
+    store<u64>(signature + ((<usize>c) << 3), sum);
+  }
+  // The first class of each signature represents every later class that checks equal to it.
+  let mask: u32 = 1;
+  while (mask < n * 2) mask = mask * 2 + 1;
+  const firstOf = allocWords(mask + 1); // class + 1 per slot, 0 = empty
+  for (let c: u32 = 0; c < n; c++) {
+    const sig = load<u64>(signature + ((<usize>c) << 3));
+    setWord(classRep, c, c);
+    let i = <u32>sig & mask;
+    while (true) {
+      const first = wordAt(firstOf, i);
+      if (first == 0) {
+        setWord(firstOf, i, c + 1);
+        break;
+      }
+      if (load<u64>(signature + ((<usize>(first - 1)) << 3)) == sig) {
+        if (sameRows(first - 1, c, slotStart, slotList)) setWord(classRep, c, first - 1);
+        break;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+  heap.free(firstOf);
+  heap.free(signature);
+  heap.free(slotList);
+  heap.free(slotStart);
+}
+
+function cacheInsert(handle: u32): void {
+  let i = wordAt(records + (<usize>handle) * RECORD_WORDS * 4, 0) & cacheMask;
+  while (wordAt(cacheSlots, i) != 0) i = (i + 1) & cacheMask;
+  setWord(cacheSlots, i, handle);
+}
+
+function growCache(): void {
+  heap.free(cacheSlots);
+  cacheMask = cacheMask * 2 + 1;
+  cacheSlots = allocWords(cacheMask + 1);
+  for (let h: u32 = 2; h < recordCount; h++) cacheInsert(h);
+}
+
+/** The identity handle of the UTF-8 SPIFFE ID at `ptr` (see the header). */
+export function classifyIdentity(ptr: usize, length: u32): u32 {
+  if (!loaded) return INVALID_REQUEST;
+  const hash = fnv1a(ptr, length);
+  for (let i = hash & cacheMask; ; i = (i + 1) & cacheMask) {
+    const h = wordAt(cacheSlots, i);
+    if (h == 0) break;
+    const r = records + (<usize>h) * RECORD_WORDS * 4;
+    if (wordAt(r, 0) == hash && wordAt(r, 2) == length && bytesEqual(<usize>wordAt(r, 1), ptr, length)) return h;
+  }
+  const exact = exactClass(ptr, length, hash);
+  let countAndFlag: u32;
+  if (exact >= 0) {
+    setWord(classScratch, 0, <u32>exact);
+    countAndFlag = 1;
+  } else countAndFlag = partClasses(ptr, length);
+  const count = countAndFlag & ~COMBINE_BIT;
+  if (recordCount - 2 >= MAX_CACHED_IDENTITIES) {
+    const r = records + (<usize>TRANSIENT_HANDLE) * RECORD_WORDS * 4;
+    const classes = heap.realloc(<usize>wordAt(r, 3), (<usize>max<u32>(count, 1)) << 2);
+    memory.copy(classes, classScratch, (<usize>count) << 2);
+    setRecord(TRANSIENT_HANDLE, hash, 0, length, classes, countAndFlag);
+    return TRANSIENT_HANDLE;
+  }
+  if (recordCount == recordCapacity) {
+    records = heap.realloc(records, (<usize>recordCapacity) * 2 * RECORD_WORDS * 4);
+    recordCapacity *= 2;
+  }
+  const bytes = heap.alloc(max<u32>(length, 1));
+  memory.copy(bytes, ptr, length);
+  const classes = heap.alloc((<usize>max<u32>(count, 1)) << 2);
+  memory.copy(classes, classScratch, (<usize>count) << 2);
+  const handle = recordCount++;
+  setRecord(handle, hash, bytes, length, classes, countAndFlag);
+  if ((recordCount - 2) * 2 > cacheMask + 1) growCache();
+  else cacheInsert(handle);
+  return handle;
+}
+
+/**
+ * Forgets every cached identity and combined reason list: back to the state right after
+ * loadTables. For hosts that reset the heap between decisions (the OPA ABI, opa.ts), so
+ * that what classifyIdentity and decide allocate is scratch that no later decision reads.
+ * INVARIANT: between two clears at most one identity is cached and one list interned, so
+ * the records, cache slots and combined lists allocated at load are never reallocated.
+ */
+export function clearIdentityCache(): void {
+  if (!loaded) return;
+  recordCount = 2;
+  memory.fill(cacheSlots, 0, (<usize>cacheMask + 1) << 2);
+  combinedCount = 1;
+  memory.fill(combinedSlots, 0, (<usize>combinedMask + 1) << 2);
+}
+
+/** Number of identity handles handed out (2 + cached IDs). */
+export function identityCount(): u32 {
+  return recordCount;
+}
+
+// ---------------------------------------------------------------- rows and verdicts
+
+@inline function pairRow(s: u32, d: u32): u32 {
+  let i = ((s * 0x9e3779b1) ^ (d * 0x85ebca77)) & pairMask;
+  for (let probes: u32 = 0; probes <= pairMask; probes++) {
+    const slot = pairs + ((<usize>(1 + i * 3)) << 2);
+    const cls = load<u32>(slot);
+    if (cls == EMPTY_SLOT) break;
+    if (cls == s && load<u32>(slot, 4) == d) return load<u32>(slot, 8);
+    i = (i + 1) & pairMask;
+  }
+  return wordAt(defaultRow, s);
+}
+
+/** In a list `n, (start, x)…` at `offset`, the x of the last entry whose start <= value. */
+@inline function pick(offset: u32, value: u32): u32 {
+  const list = rowData + ((<usize>offset) << 2);
+  let lo: u32 = 0;
+  let hi: u32 = load<u32>(list) - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (load<u32>(list + 4 + ((<usize>mid) << 3)) <= value) lo = mid;
+    else hi = mid - 1;
+  }
+  return load<u32>(list + 8 + ((<usize>lo) << 3));
+}
+
+@inline function verdictOf(row: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
+  const gidBlock = pick(wordAt(rowIndex, row), uid);
+  const protoBlock = pick(gidBlock, gid);
+  return pick(wordAt(rowData, protoBlock + protocol), port);
+}
+
+@inline function verdictResult(v: u32): u32 {
+  return (wordAt(verdicts, v * 2) & 3) | (wordAt(verdicts, v * 2 + 1) << 2);
+}
+
+// ---------------------------------------------------------------- combining parts
+
+// Combined reason lists, interned by the sorted distinct reason sets they unite. Entry k
+// (reasonRef = reasonSetCount + k) is (key at, key length, hash, list at, list length).
+// Entry 0 is the empty list (the identified default).
+const COMBINED_WORDS: u32 = 5;
+let combined: usize = 0;
+let combinedCount: u32 = 0;
+let combinedCapacity: u32 = 0;
+let combinedSlots: usize = 0;
+let combinedMask: u32 = 0;
+let canonicalSet: usize = 0; // one byte per reason set: its rules strictly increase in rank
+let ruleStamp: usize = 0;
+let ruleStampNow: u32 = 0;
+let unionScratch: usize = 0;
+let unionTmp: usize = 0;
+let setScratch: usize = 0;
+let rowScratch: usize = 0;
+let defaultOnlyRow: usize = 0; // one byte per row: every verdict it holds has the default flag
+
+/** Whether every verdict reachable from the row (validated) has the default flag. */
+function rowIsDefaultOnly(at: u32): bool {
+  const nUid = wordAt(rowData, at);
+  for (let u: u32 = 0; u < nUid; u++) {
+    const gidBlock = wordAt(rowData, at + 2 + u * 2);
+    const nGid = wordAt(rowData, gidBlock);
+    for (let g: u32 = 0; g < nGid; g++) {
+      const protoBlock = wordAt(rowData, gidBlock + 2 + g * 2);
+      for (let proto: u32 = 0; proto < 2; proto++) {
+        const ports = wordAt(rowData, protoBlock + proto);
+        const nPorts = wordAt(rowData, ports);
+        for (let p: u32 = 0; p < nPorts; p++) if ((wordAt(verdicts, wordAt(rowData, ports + 2 + p * 2) * 2) & FLAG_DEFAULT) == 0) return false;
+      }
+    }
+  }
+  return true;
+}
+
+@inline function rankOf(rule: u32): u32 {
+  return ruleRanks == 0 ? rule : wordAt(ruleRanks, rule);
+}
+
+function buildCombining(): void {
+  canonicalSet = heap.alloc(max<u32>(reasonSetCount, 1));
+  for (let s: u32 = 0; s < reasonSetCount; s++) {
+    let canonical: u8 = 1;
+    const end = wordAt(reasonIndex, s + 1);
+    for (let at = wordAt(reasonIndex, s); at + 1 < end; at++) if (rankOf(wordAt(reasonData, at)) >= rankOf(wordAt(reasonData, at + 1))) canonical = 0;
+    store<u8>(canonicalSet + s, canonical);
+  }
+  ruleStamp = allocWords(ruleCount);
+  unionScratch = allocWords(ruleCount);
+  unionTmp = allocWords(ruleCount);
+  setScratch = allocWords(identityClassCount);
+  rowScratch = allocWords(identityClassCount);
+  defaultOnlyRow = heap.alloc(max<u32>(rowCount, 1));
+  for (let r: u32 = 0; r < rowCount; r++) store<u8>(defaultOnlyRow + r, rowIsDefaultOnly(wordAt(rowIndex, r)) ? 1 : 0);
+  combinedCapacity = 16;
+  combined = allocWords(combinedCapacity * COMBINED_WORDS);
+  combinedMask = 31;
+  combinedSlots = allocWords(combinedMask + 1);
+  combinedCount = 1; // entry 0: the empty list, never looked up by key
+}
+
+function combinedEntry(k: u32): usize {
+  return combined + (<usize>k) * COMBINED_WORDS * 4;
+}
+
+function combinedInsert(k: u32): void {
+  let i = wordAt(combinedEntry(k), 2) & combinedMask;
+  while (wordAt(combinedSlots, i) != 0) i = (i + 1) & combinedMask;
+  setWord(combinedSlots, i, k);
+}
+
+/** Sorts `n` rule indices at `list` by rank (merge sort, scratch at unionTmp). */
+function sortByRank(list: usize, n: u32): void {
+  for (let width: u32 = 1; width < n; width <<= 1) {
+    for (let left: u32 = 0; left < n; left += width * 2) {
+      const mid = min<u32>(left + width, n);
+      const right = min<u32>(left + width * 2, n);
+      let i = left;
+      let j = mid;
+      let k = left;
+      while (i < mid && j < right) {
+        if (rankOf(wordAt(list, j)) < rankOf(wordAt(list, i))) setWord(unionTmp, k++, wordAt(list, j++));
+        else setWord(unionTmp, k++, wordAt(list, i++));
+      }
+      while (i < mid) setWord(unionTmp, k++, wordAt(list, i++));
+      while (j < right) setWord(unionTmp, k++, wordAt(list, j++));
+    }
+    memory.copy(list, unionTmp, (<usize>n) << 2);
+  }
+}
+
+/** The reasonRef of the union of `n` distinct reason sets (sorted ascending at setScratch), or MAX when full. */
+function internUnion(n: u32): u32 {
+  let hash: u32 = 0x811c9dc5;
+  for (let k: u32 = 0; k < n; k++) hash = (hash ^ wordAt(setScratch, k)) * 0x01000193;
+  for (let i = hash & combinedMask; ; i = (i + 1) & combinedMask) {
+    const k = wordAt(combinedSlots, i);
+    if (k == 0) break;
+    const e = combinedEntry(k);
+    if (wordAt(e, 2) == hash && wordAt(e, 1) == n && bytesEqual(<usize>wordAt(e, 0), setScratch, n << 2)) return reasonSetCount + k;
+  }
+  if (combinedCount >= MAX_COMBINED) return u32.MAX_VALUE;
+  // The union, each rule once, in rank order.
+  ruleStampNow++;
+  let count: u32 = 0;
+  for (let k: u32 = 0; k < n; k++) {
+    const s = wordAt(setScratch, k);
+    const end = wordAt(reasonIndex, s + 1);
+    for (let at = wordAt(reasonIndex, s); at < end; at++) {
+      const rule = wordAt(reasonData, at);
+      if (wordAt(ruleStamp, rule) == ruleStampNow) continue;
+      setWord(ruleStamp, rule, ruleStampNow);
+      setWord(unionScratch, count++, rule);
+    }
+  }
+  sortByRank(unionScratch, count);
+  if (combinedCount == combinedCapacity) {
+    combined = heap.realloc(combined, (<usize>combinedCapacity) * 2 * COMBINED_WORDS * 4);
+    combinedCapacity *= 2;
+  }
+  const key = heap.alloc((<usize>max<u32>(n, 1)) << 2);
+  memory.copy(key, setScratch, (<usize>n) << 2);
+  const list = heap.alloc((<usize>max<u32>(count, 1)) << 2);
+  memory.copy(list, unionScratch, (<usize>count) << 2);
+  const k = combinedCount++;
+  const e = combinedEntry(k);
+  setWord(e, 0, <u32>key);
+  setWord(e, 1, n);
+  setWord(e, 2, hash);
+  setWord(e, 3, <u32>list);
+  setWord(e, 4, count);
+  if (combinedCount * 2 > combinedMask + 1) {
+    heap.free(combinedSlots);
+    combinedMask = combinedMask * 2 + 1;
+    combinedSlots = allocWords(combinedMask + 1);
+    for (let j: u32 = 1; j < combinedCount; j++) combinedInsert(j);
+  } else combinedInsert(k);
+  return reasonSetCount + k;
+}
+
+/**
+ * The decision of an ID with several parts: forbids win with the union of their reasons,
+ * else permits with theirs, else the identified default (deny, no reasons).
+ */
+function combineParts(classes: usize, count: u32, d: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
+  // The parts' rows, each once; a row that only ever gives the default cannot decide.
+  let rows: u32 = 0;
+  for (let k: u32 = 0; k < count; k++) {
+    const row = pairRow(wordAt(classes, k), d);
+    if (load<u8>(defaultOnlyRow + row) != 0) continue;
+    let seen = false;
+    for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
+    if (!seen) setWord(rowScratch, rows++, row);
+  }
+  let group: u32 = FLAG_DEFAULT;
+  let n: u32 = 0;
+  for (let k: u32 = 0; k < rows; k++) {
+    const v = verdictOf(wordAt(rowScratch, k), uid, gid, protocol, port);
+    const flags = wordAt(verdicts, v * 2) & 3;
+    if (flags & FLAG_DEFAULT) continue;
+    if (flags != group) {
+      // A forbid (flags 0) outranks a permit (1), which outranks the default (2).
+      if (flags > group) continue;
+      group = flags;
+      n = 0;
+    }
+    // Insert the verdict's reason set into the sorted distinct list.
+    const s = wordAt(verdicts, v * 2 + 1);
+    let at = n;
+    while (at > 0 && wordAt(setScratch, at - 1) > s) at--;
+    if (at > 0 && wordAt(setScratch, at - 1) == s) continue;
+    for (let j = n; j > at; j--) setWord(setScratch, j, wordAt(setScratch, j - 1));
+    setWord(setScratch, at, s);
+    n++;
+  }
+  if (group == FLAG_DEFAULT) return FLAG_DEFAULT | ((reasonSetCount + 0) << 2);
+  const s0 = wordAt(setScratch, 0);
+  if (n == 1 && load<u8>(canonicalSet + s0) != 0) return group | (s0 << 2);
+  const ref = internUnion(n);
+  return ref == u32.MAX_VALUE ? COMBINED_CAPACITY : group | (ref << 2);
+}
+
+// ---------------------------------------------------------------- deciding
+
+/** Decides one request (see the header); INVALID_REQUEST for fields out of range. */
+export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32, family: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
+  if (handle >= recordCount || protocol > 1 || port > 65535) return INVALID_REQUEST;
+  let d: u32;
+  if (family == 4) d = v4Class(a0);
+  else if (family == 6) d = a0 == 0 && a1 == 0 && a2 == 0xffff ? v4Class(a3) : v6Class(((<u64>a0) << 32) | <u64>a1, ((<u64>a2) << 32) | <u64>a3);
+  else return INVALID_REQUEST;
+  const r = records + (<usize>handle) * RECORD_WORDS * 4;
+  const countAndFlag = load<u32>(r, 16);
+  const classes = <usize>load<u32>(r, 12);
+  if (countAndFlag == 1) return verdictResult(verdictOf(pairRow(load<u32>(classes), d), uid, gid, protocol, port));
+  if (countAndFlag == 0) return INVALID_REQUEST;
+  return combineParts(classes, countAndFlag & ~COMBINE_BIT, d, uid, gid, protocol, port);
+}
+
+/**
+ * Decides `count` requests of REQUEST_WORDS words at `requests`; writes one result word each
+ * at `results`. TRANSIENT_HANDLE is refused here (INVALID_REQUEST): in a batch it could
+ * stand for several IDs, so a request of an uncached ID is decided alone.
+ */
+export function decideBatch(requests: usize, count: u32, results: usize): void {
+  for (let i: u32 = 0; i < count; i++) {
+    const q = requests + (<usize>i) * REQUEST_WORDS * 4;
+    const handle = load<u32>(q);
+    store<u32>(
+      results + ((<usize>i) << 2),
+      handle == TRANSIENT_HANDLE
+        ? INVALID_REQUEST
+        : decide(handle, load<u32>(q, 4), load<u32>(q, 8), load<u32>(q, 12), load<u32>(q, 16), load<u32>(q, 20), load<u32>(q, 24), load<u32>(q, 28), load<u32>(q, 32), load<u32>(q, 36)),
+    );
+  }
+}
+
+/** Number of deciding rules a result names (0 for an error result). */
+export function resultReasonCount(result: u32): u32 {
+  if (result >= COMBINED_CAPACITY) return 0;
+  const ref = result >> 2;
+  if (ref < reasonSetCount) return wordAt(reasonIndex, ref + 1) - wordAt(reasonIndex, ref);
+  if (ref - reasonSetCount >= combinedCount) return 0;
+  return wordAt(combinedEntry(ref - reasonSetCount), 4);
+}
+
+/** The i-th deciding rule (rule index) of a result; i below resultReasonCount(result). */
+export function resultReasonAt(result: u32, i: u32): u32 {
+  if (i >= resultReasonCount(result)) return u32.MAX_VALUE;
+  const ref = result >> 2;
+  if (ref < reasonSetCount) return wordAt(reasonData, wordAt(reasonIndex, ref) + i);
+  return wordAt(<usize>wordAt(combinedEntry(ref - reasonSetCount), 3), i);
+}
+
+// ---------------------------------------------------------------- loading
+
+/** Validates the tables at `ptr` and builds the lookup structures (see the header). */
+export function loadTables(ptr: usize, words: u32, rules: u32, ranks: usize): u32 {
+  if (loaded) return LOAD_ALREADY;
+  errorDetail = 0;
+  const e = validate(ptr, words, rules);
+  if (e != LOAD_OK) return e;
+  ruleRanks = ranks;
+  buildDestinations();
+  buildIdentities();
+  buildCombining();
+  loaded = true;
+  return LOAD_OK;
+}

@@ -1,0 +1,109 @@
+// The WASM evaluator against the reference and the tables engine (DESIGN.md, invariant
+// 1): the same decision, reasons and default flag on every boundary point of the example
+// sets and on seeded random policy sets, both one request per call and in one batch.
+//
+// Requests per run through the fast path (each one decided singly AND in a batch):
+//   fixtures:    boundaryRequests (2,777 + 16,191 + 565) + 1,000 random each  =  22,533
+//   random sets: 40 sets × (700 boundary + 700 random)                        =  56,000
+//   78,533 requests, 157,066 fast-path decisions; the reference and the tables decide each
+//   once. test/runtime/bad-input.test.ts adds some 100,000 more on corrupt tables.
+//
+// Reproduce a failure with the seed it prints:
+//   PORTCULLIS_WASM_SEED=<seed> npx vitest run test/runtime/differential.test.ts
+// More random sets: PORTCULLIS_WASM_SETS=400 (default 40).
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import type { PolicySet } from "../../compiler/model.js";
+import { checkSources, loadPolicySet } from "../../compiler/program.js";
+import { ReferenceEvaluator } from "../../compiler/reference.js";
+import type { Decision, Request } from "../../compiler/request.js";
+import { DecisionTableReader, TableEvaluator } from "../../compiler/table-eval.js";
+import { buildDecisionTables, type DecisionTables } from "../../compiler/tables.js";
+import { formatIp } from "../../dsl/ip.js";
+import { loadEvaluator } from "../../runtime/evaluator.js";
+import { repoRoot } from "../support/baselines.js";
+import { boundaryRequests } from "../support/boundary.js";
+import { Random } from "../support/random.js";
+import { randomPolicySet, randomRequests } from "../support/random-policy.js";
+
+const SEED = Number(process.env["PORTCULLIS_WASM_SEED"] ?? 20261122);
+const RANDOM_SETS = Number(process.env["PORTCULLIS_WASM_SETS"] ?? 40);
+const SETS_PER_TEST = 10;
+const BOUNDARY_PER_SET = 700;
+const RANDOM_PER_SET = 700;
+const RANDOM_PER_FIXTURE = 1_000;
+const REPORTED_MISMATCHES = 5;
+
+function fixture(...paths: string[]): PolicySet {
+  const r = loadPolicySet(paths.map((p) => path.join(repoRoot, p)));
+  if (r.policySet === undefined) throw new Error(r.diagnostics.map((d) => d.message).join("\n"));
+  return r.policySet;
+}
+
+function randomSet(index: number): { policy: PolicySet; seed: number; origin: string } {
+  const seed = Random.forItem(SEED, index).uint32();
+  const { text } = randomPolicySet(seed);
+  const checked = checkSources([{ path: `random-${seed}.policy`, relPath: `random-${seed}.policy`, text }]);
+  if (checked.policySet === undefined) throw new Error(`randomPolicySet(${seed}) does not check:\n${text}`);
+  return { policy: checked.policySet, seed, origin: `random set ${index}, randomPolicySet(${seed}) (PORTCULLIS_WASM_SEED=${SEED}):\n${text}` };
+}
+
+const requestJson = (r: Request) => JSON.stringify({ principal: r.principal, uid: r.uid, gid: r.gid, ip: formatIp(r.family, r.ip), port: r.port, protocol: r.protocol });
+const decisionJson = (d: Decision) => JSON.stringify({ decision: d.decision, reasons: d.reasons, default: d.default });
+
+/** How often the case exercised a multi-part identity (several identity classes to combine). */
+function multiPartRequests(tables: DecisionTables, requests: readonly Request[]): number {
+  const reader = new DecisionTableReader(tables.words, tables.ruleIds);
+  return requests.filter((r) => reader.identityClasses(r.principal).length > 1).length;
+}
+
+/**
+ * Decides every request with the reference, the tables engine and the WASM evaluator (one
+ * call each, then all in one batch); returns one message per disagreement (a few at most).
+ */
+function compare(policy: PolicySet, tables: DecisionTables, requests: readonly Request[], origin: string): string[] {
+  const reference = new ReferenceEvaluator(policy);
+  const tablesEngine = new TableEvaluator(tables);
+  const wasm = loadEvaluator(tables);
+  const batch = wasm.decideBatch(requests);
+  const messages: string[] = [];
+  requests.forEach((r, i) => {
+    const expected = decisionJson(reference.decide(r));
+    const got = { tables: decisionJson(tablesEngine.decide(r)), "wasm single": decisionJson(wasm.decide(r)), "wasm batch": decisionJson(batch[i]!) };
+    for (const [engine, actual] of Object.entries(got)) {
+      if (actual !== expected && messages.length < REPORTED_MISMATCHES) {
+        messages.push(`${engine} disagrees with the reference\n  request:   ${requestJson(r)}\n  reference: ${expected}\n  ${engine}: ${actual}\n  policy: ${origin}`);
+      }
+    }
+  });
+  return messages;
+}
+
+describe("the WASM evaluator decides as the reference", () => {
+  const fixtures = [["test/fixtures/spec-example.policy"], ["policies/shop"], ["policies/demo"]];
+  fixtures.forEach((paths, index) => {
+    it(`on every boundary point of ${paths.join(" ")}, singly and in a batch`, () => {
+      const policy = fixture(...paths);
+      const tables = buildDecisionTables(policy);
+      const requests = [...boundaryRequests(policy), ...randomRequests(policy, SEED + index, RANDOM_PER_FIXTURE)];
+      expect(compare(policy, tables, requests, paths.join(" "))).toEqual([]);
+    });
+  });
+
+  for (let first = 0; first < RANDOM_SETS; first += SETS_PER_TEST) {
+    const last = Math.min(RANDOM_SETS, first + SETS_PER_TEST) - 1;
+    it(`on random policy sets ${first}..${last}, singly and in a batch`, () => {
+      let multiPart = 0;
+      for (let index = first; index <= last; index++) {
+        const { policy, origin } = randomSet(index);
+        const tables = buildDecisionTables(policy);
+        const requests = [...boundaryRequests(policy, { limit: BOUNDARY_PER_SET }), ...randomRequests(policy, Random.forItem(SEED, index).uint32(), RANDOM_PER_SET)];
+        const messages = compare(policy, tables, requests, origin);
+        if (messages.length > 0) expect.fail(messages.join("\n\n"));
+        multiPart += multiPartRequests(tables, requests);
+      }
+      // The combining path (an ID in several identity classes) must have been exercised.
+      expect(multiPart).toBeGreaterThan(100);
+    });
+  }
+});
