@@ -14,11 +14,9 @@
 // 40 × (500 boundary + 300 random) = 32,000; processes: up to 400 destinations in each of
 // the 43 sets. About 25 s on this 2-core machine at a load average of 9. Reproduce with
 // PORTCULLIS_KSIM_SEED=<seed> npx vitest run test/kernel/sim.test.ts.
-import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { manifestWorkloads } from "../../compiler/bundle.js";
 import type { PolicySet } from "../../compiler/model.js";
-import { checkSources, loadPolicySet } from "../../compiler/program.js";
 import { ReferenceEvaluator } from "../../compiler/reference.js";
 import type { Decision, Request } from "../../compiler/request.js";
 import { DecisionTableReader, TableEvaluator } from "../../compiler/table-eval.js";
@@ -26,11 +24,10 @@ import { buildDecisionTables } from "../../compiler/tables.js";
 import { formatIp } from "../../dsl/ip.js";
 import { NO_RULE } from "../../kernel-bridge/layout.js";
 import { KernelSimEvaluator, SIM_MANAGED_ROOT } from "../../kernel-bridge/sim.js";
-import { repoRoot } from "../support/baselines.js";
 import { boundaryRequests } from "../support/boundary.js";
 import { blockProcesses, firstWorkload, INVALID_ID } from "../support/processes.js";
-import { Random } from "../support/random.js";
-import { randomPolicySet, randomRequests } from "../support/random-policy.js";
+import { randomRequests } from "../support/random-policy.js";
+import { decisionJson, fixturePolicy, randomSet as randomSetOf, requestJson } from "../support/policy-sets.js";
 
 const SEED = Number(process.env["PORTCULLIS_KSIM_SEED"] ?? 20261122);
 const RANDOM_SETS = 40;
@@ -42,32 +39,12 @@ const PROCESS_DESTINATIONS = 400;
 const REPORTED = 5;
 const FIXTURES = [["test/fixtures/spec-example.policy"], ["policies/shop"], ["policies/demo"]] as const;
 
-function requestJson(r: Request): string {
-  return JSON.stringify({ principal: r.principal, uid: r.uid, gid: r.gid, ip: formatIp(r.family, r.ip), port: r.port, protocol: r.protocol });
-}
-
-function decisionJson(d: Decision): string {
-  return JSON.stringify(d);
-}
-
 function same(a: Decision, b: Decision): boolean {
   return a.decision === b.decision && a.default === b.default && a.reasons.join("\n") === b.reasons.join("\n") && a.reasons.length === b.reasons.length;
 }
 
-function fixture(paths: readonly string[]): PolicySet {
-  const result = loadPolicySet(paths.map((p) => path.join(repoRoot, p)));
-  expect(result.policySet, result.diagnostics.map((d) => d.message).join("\n")).toBeDefined();
-  return result.policySet!;
-}
 
-function randomSet(index: number): { policy: PolicySet; origin: string; seed: number } {
-  const seed = Random.forItem(SEED, index).uint32();
-  const { text } = randomPolicySet(seed);
-  const file = `random-${seed}.policy`;
-  const result = checkSources([{ path: file, relPath: file, text }]);
-  expect(result.policySet, `randomPolicySet(${seed}) must check:\n${text}`).toBeDefined();
-  return { policy: result.policySet!, origin: `random set ${index}, randomPolicySet(${seed}) (PORTCULLIS_KSIM_SEED=${SEED}):\n${text}`, seed };
-}
+const randomSet = (index: number) => randomSetOf(SEED, index, "PORTCULLIS_KSIM_SEED");
 
 function simulatorOf(policy: PolicySet) {
   const tables = buildDecisionTables(policy);
@@ -140,7 +117,7 @@ function expectNone(messages: readonly string[]): void {
 describe("kernel-sim decides eval requests as the reference and the tables", () => {
   FIXTURES.forEach((paths, index) => {
     it(`on the boundary points of ${paths.join(" ")}`, () => {
-      const policy = fixture(paths);
+      const policy = fixturePolicy(...paths);
       const requests = [...boundaryRequests(policy), ...randomRequests(policy, SEED + index, RANDOM_PER_FIXTURE)];
       expectNone(evalDisagreements(policy, requests, paths.join(" ")));
     });
@@ -164,7 +141,7 @@ describe("the simulated kernel decides processes as the reference decides their 
     const messages: string[] = [];
     let decided = 0;
     let attested = 0;
-    const cases = [...FIXTURES.map((paths) => ({ policy: fixture(paths), origin: paths.join(" ") })), ...Array.from({ length: RANDOM_SETS }, (_, i) => randomSet(i))];
+    const cases = [...FIXTURES.map((paths) => ({ policy: fixturePolicy(...paths), origin: paths.join(" ") })), ...Array.from({ length: RANDOM_SETS }, (_, i) => randomSet(i))];
     for (const c of cases) {
       const result = processDisagreements(c.policy, boundaryRequests(c.policy, { limit: PROCESS_DESTINATIONS }), c.origin);
       messages.push(...result.messages);
@@ -180,7 +157,7 @@ describe("the simulated kernel decides processes as the reference decides their 
 
 describe("the verdict map", () => {
   it("holds each verdict's flags and the first rule of its reasons", () => {
-    for (const c of [...FIXTURES.map((paths) => fixture(paths)), ...Array.from({ length: 6 }, (_, i) => randomSet(i).policy)]) {
+    for (const c of [...FIXTURES.map((paths) => fixturePolicy(...paths)), ...Array.from({ length: 6 }, (_, i) => randomSet(i).policy)]) {
       const { tables, sim } = simulatorOf(c);
       const reader = new DecisionTableReader(tables.words, tables.ruleIds);
       const count = sim.images.counts.verdicts;

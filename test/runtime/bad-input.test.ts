@@ -9,42 +9,26 @@
 // Reproduce a failure with the seed it prints:
 //   PORTCULLIS_WASM_SEED=<seed> npx vitest run test/runtime/bad-input.test.ts
 import { createHash } from "node:crypto";
-import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { readBundle, writeBundle } from "../../compiler/bundle.js";
 import type { PolicySet } from "../../compiler/model.js";
-import { checkSources, loadPolicySet } from "../../compiler/program.js";
 import { ReferenceEvaluator } from "../../compiler/reference.js";
-import { RequestError, type Decision, type Request } from "../../compiler/request.js";
+import { RequestError, type Request } from "../../compiler/request.js";
 import { DecisionTableReader, TableEvaluator } from "../../compiler/table-eval.js";
 import { buildDecisionTables } from "../../compiler/tables.js";
-import { formatIp } from "../../dsl/ip.js";
 import { EvaluatorLoadError, loadEvaluator, REQUEST_WORDS, TRANSIENT_HANDLE, UNIDENTIFIED_HANDLE, type WasmEvaluator } from "../../runtime/evaluator.js";
-import { repoRoot } from "../support/baselines.js";
 import { boundaryRequests } from "../support/boundary.js";
 import { Random } from "../support/random.js";
-import { randomPolicySet, randomRequests } from "../support/random-policy.js";
+import { randomRequests } from "../support/random-policy.js";
+import { decisionJson, fixturePolicy, randomSet as randomSetOf, requestJson } from "../support/policy-sets.js";
 
 const SEED = Number(process.env["PORTCULLIS_WASM_SEED"] ?? 20261122);
 const CORRUPTIONS_PER_SET = 300;
 const REQUESTS_PER_CORRUPTION = 100;
 
-function fixture(...paths: string[]): PolicySet {
-  const r = loadPolicySet(paths.map((p) => path.join(repoRoot, p)));
-  if (r.policySet === undefined) throw new Error(r.diagnostics.map((d) => d.message).join("\n"));
-  return r.policySet;
-}
 
-function randomSet(index: number): { policy: PolicySet; seed: number; origin: string } {
-  const seed = Random.forItem(SEED, index).uint32();
-  const { text } = randomPolicySet(seed);
-  const checked = checkSources([{ path: `random-${seed}.policy`, relPath: `random-${seed}.policy`, text }]);
-  if (checked.policySet === undefined) throw new Error(`randomPolicySet(${seed}) does not check:\n${text}`);
-  return { policy: checked.policySet, seed, origin: `random set ${index}, randomPolicySet(${seed}) (PORTCULLIS_WASM_SEED=${SEED}):\n${text}` };
-}
+const randomSet = (index: number) => randomSetOf(SEED, index, "PORTCULLIS_WASM_SEED");
 
-const requestJson = (r: Request) => JSON.stringify({ principal: r.principal, uid: r.uid, gid: r.gid, ip: formatIp(r.family, r.ip), port: r.port, protocol: r.protocol });
-const decisionJson = (d: Decision) => JSON.stringify({ decision: d.decision, reasons: d.reasons, default: d.default });
 
 // ---------------------------------------------------------------- corrupt tables
 
@@ -65,8 +49,8 @@ function tablesOf(bundle: Buffer): { start: number; words: Uint32Array } {
 
 describe("corrupt tables behind a valid checksum", () => {
   const sets: [string, () => PolicySet][] = [
-    ["the spec example", () => fixture("test/fixtures/spec-example.policy")],
-    ["policies/shop", () => fixture("policies/shop")],
+    ["the spec example", () => fixturePolicy("test/fixtures/spec-example.policy")],
+    ["policies/shop", () => fixturePolicy("policies/shop")],
     ...[0, 1, 2, 3].map((i): [string, () => PolicySet] => [`random set ${i}`, () => randomSet(1000 + i).policy]),
   ];
   for (const [name, make] of sets) {
@@ -121,7 +105,7 @@ describe("corrupt tables behind a valid checksum", () => {
   }
 
   it("refuse truncated tables, an empty directory and a wrong rule count with one line each", () => {
-    const tables = buildDecisionTables(fixture("test/fixtures/spec-example.policy"));
+    const tables = buildDecisionTables(fixturePolicy("test/fixtures/spec-example.policy"));
     const attempts: [string, Uint32Array, readonly string[]][] = [
       ["empty", new Uint32Array(0), tables.ruleIds],
       ["truncated", tables.words.subarray(0, tables.words.length - 1), tables.ruleIds],
@@ -149,7 +133,7 @@ describe("corrupt tables behind a valid checksum", () => {
 type Encoded = [number, number, number, number, number, number, number, number, number, number];
 
 describe("requests", () => {
-  const policy = fixture("test/fixtures/spec-example.policy");
+  const policy = fixturePolicy("test/fixtures/spec-example.policy");
   const tables = buildDecisionTables(policy);
   const good: Request = { principal: null, uid: 1000, gid: 1000, family: 4, ip: [10, 0, 0, 1], port: 443, protocol: "tcp" };
 

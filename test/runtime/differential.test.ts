@@ -11,20 +11,17 @@
 // Reproduce a failure with the seed it prints:
 //   PORTCULLIS_WASM_SEED=<seed> npx vitest run test/runtime/differential.test.ts
 // More random sets: PORTCULLIS_WASM_SETS=400 (default 40).
-import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { PolicySet } from "../../compiler/model.js";
-import { checkSources, loadPolicySet } from "../../compiler/program.js";
 import { ReferenceEvaluator } from "../../compiler/reference.js";
-import type { Decision, Request } from "../../compiler/request.js";
+import type { Request } from "../../compiler/request.js";
 import { DecisionTableReader, TableEvaluator } from "../../compiler/table-eval.js";
 import { buildDecisionTables, type DecisionTables } from "../../compiler/tables.js";
-import { formatIp } from "../../dsl/ip.js";
 import { loadEvaluator } from "../../runtime/evaluator.js";
-import { repoRoot } from "../support/baselines.js";
 import { boundaryRequests } from "../support/boundary.js";
 import { Random } from "../support/random.js";
-import { randomPolicySet, randomRequests } from "../support/random-policy.js";
+import { randomRequests } from "../support/random-policy.js";
+import { decisionJson, fixturePolicy, randomSet as randomSetOf, requestJson } from "../support/policy-sets.js";
 
 const SEED = Number(process.env["PORTCULLIS_WASM_SEED"] ?? 20261122);
 const RANDOM_SETS = Number(process.env["PORTCULLIS_WASM_SETS"] ?? 40);
@@ -34,22 +31,9 @@ const RANDOM_PER_SET = 700;
 const RANDOM_PER_FIXTURE = 1_000;
 const REPORTED_MISMATCHES = 5;
 
-function fixture(...paths: string[]): PolicySet {
-  const r = loadPolicySet(paths.map((p) => path.join(repoRoot, p)));
-  if (r.policySet === undefined) throw new Error(r.diagnostics.map((d) => d.message).join("\n"));
-  return r.policySet;
-}
 
-function randomSet(index: number): { policy: PolicySet; seed: number; origin: string } {
-  const seed = Random.forItem(SEED, index).uint32();
-  const { text } = randomPolicySet(seed);
-  const checked = checkSources([{ path: `random-${seed}.policy`, relPath: `random-${seed}.policy`, text }]);
-  if (checked.policySet === undefined) throw new Error(`randomPolicySet(${seed}) does not check:\n${text}`);
-  return { policy: checked.policySet, seed, origin: `random set ${index}, randomPolicySet(${seed}) (PORTCULLIS_WASM_SEED=${SEED}):\n${text}` };
-}
+const randomSet = (index: number) => randomSetOf(SEED, index, "PORTCULLIS_WASM_SEED");
 
-const requestJson = (r: Request) => JSON.stringify({ principal: r.principal, uid: r.uid, gid: r.gid, ip: formatIp(r.family, r.ip), port: r.port, protocol: r.protocol });
-const decisionJson = (d: Decision) => JSON.stringify({ decision: d.decision, reasons: d.reasons, default: d.default });
 
 /** How often the case exercised a multi-part identity (several identity classes to combine). */
 function multiPartRequests(tables: DecisionTables, requests: readonly Request[]): number {
@@ -83,7 +67,7 @@ describe("the WASM evaluator decides as the reference", () => {
   const fixtures = [["test/fixtures/spec-example.policy"], ["policies/shop"], ["policies/demo"]];
   fixtures.forEach((paths, index) => {
     it(`on every boundary point of ${paths.join(" ")}, singly and in a batch`, () => {
-      const policy = fixture(...paths);
+      const policy = fixturePolicy(...paths);
       const tables = buildDecisionTables(policy);
       const requests = [...boundaryRequests(policy), ...randomRequests(policy, SEED + index, RANDOM_PER_FIXTURE)];
       expect(compare(policy, tables, requests, paths.join(" "))).toEqual([]);

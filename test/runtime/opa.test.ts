@@ -13,11 +13,10 @@
 //   bad inputs:  crafted cases + 3,000 seeded mutations of valid inputs
 // Reproduce a failure with the seed it prints:
 //   PORTCULLIS_OPA_SEED=<seed> npx vitest run test/runtime/opa.test.ts
-import path from "node:path";
 import { loadPolicy, type LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { PolicySet } from "../../compiler/model.js";
-import { checkSources, loadPolicySet } from "../../compiler/program.js";
+import { checkSources } from "../../compiler/program.js";
 import { ReferenceEvaluator } from "../../compiler/reference.js";
 import { parseRequestObject, RequestError, workloadPrincipal, type Request } from "../../compiler/request.js";
 import { DecisionTableReader, TableError } from "../../compiler/table-eval.js";
@@ -28,7 +27,8 @@ import { buildOpaPayload, emitOpaModule, OPA_ENTRYPOINT, readOpaTemplate } from 
 import { repoRoot } from "../support/baselines.js";
 import { boundaryRequests } from "../support/boundary.js";
 import { Random } from "../support/random.js";
-import { randomPolicySet, randomRequests } from "../support/random-policy.js";
+import { randomRequests } from "../support/random-policy.js";
+import { fixturePolicy, randomSet as randomSetOf, requestJson } from "../support/policy-sets.js";
 
 const SEED = Number(process.env["PORTCULLIS_OPA_SEED"] ?? 20261123);
 const RANDOM_SETS = 12;
@@ -40,19 +40,8 @@ const REPORTED_MISMATCHES = 5;
 
 type Input = Record<string, unknown>;
 
-function fixture(...paths: string[]): PolicySet {
-  const r = loadPolicySet(paths.map((p) => path.join(repoRoot, p)));
-  if (r.policySet === undefined) throw new Error(r.diagnostics.map((d) => d.message).join("\n"));
-  return r.policySet;
-}
 
-function randomSet(index: number): { policy: PolicySet; seed: number; origin: string } {
-  const seed = Random.forItem(SEED, index).uint32();
-  const { text } = randomPolicySet(seed);
-  const checked = checkSources([{ path: `random-${seed}.policy`, relPath: `random-${seed}.policy`, text }]);
-  if (checked.policySet === undefined) throw new Error(`randomPolicySet(${seed}) does not check:\n${text}`);
-  return { policy: checked.policySet, seed, origin: `random set ${index}, randomPolicySet(${seed}):\n${text}` };
-}
+const randomSet = (index: number) => randomSetOf(SEED, index, "PORTCULLIS_OPA_SEED");
 
 async function opaModule(policy: PolicySet): Promise<LoadedPolicy> {
   const wasm = await buildOpaOutput(opaPolicyInput(policy, buildDecisionTables(policy)), "policy.wasm");
@@ -137,7 +126,6 @@ function inputFor(r: Request, policy: PolicySet, rng: Random): Input {
   return rng.chance(0.3) ? Object.fromEntries(Object.entries(input).reverse()) : input;
 }
 
-const requestJson = (r: Request) => JSON.stringify({ principal: r.principal, uid: r.uid, gid: r.gid, ip: formatIp(r.family, r.ip), port: r.port, protocol: r.protocol });
 
 /**
  * Runs every request through the SDK and the reference; returns the disagreements (a few).
@@ -165,7 +153,7 @@ describe("the OPA module", () => {
   let shop: PolicySet;
   let opa: LoadedPolicy;
   beforeAll(async () => {
-    shop = fixture("policies/shop");
+    shop = fixturePolicy("policies/shop");
     opa = await opaModule(shop);
   });
 
@@ -266,7 +254,7 @@ describe("the OPA module decides as the reference", () => {
   const fixtures = [["test/fixtures/spec-example.policy"], ["policies/shop"], ["policies/demo"]] as const;
   fixtures.forEach((paths, index) => {
     it(`on the boundary points of ${paths.join(" ")}`, async () => {
-      const policy = fixture(...paths);
+      const policy = fixturePolicy(...paths);
       const requests = [...boundaryRequests(policy), ...randomRequests(policy, SEED + index, RANDOM_PER_FIXTURE)];
       const messages = compareRequests(await opaModule(policy), policy, requests, Random.forItem(SEED, 1000 + index), paths.join(" "));
       expect(messages.join("\n\n")).toBe("");
@@ -297,7 +285,7 @@ describe("the OPA module on bad input", () => {
   let opa: LoadedPolicy;
   let reference: ReferenceEvaluator;
   beforeAll(async () => {
-    shop = fixture("policies/shop");
+    shop = fixturePolicy("policies/shop");
     opa = await opaModule(shop);
     reference = new ReferenceEvaluator(shop);
   });
