@@ -88,6 +88,15 @@ export function runKernelLoad(bundleFile: string, opts: LoadOptions, out: Out, e
     const generation = bundleGeneration(bundle, cgroup);
     return { cgroup, ...loadPolicy({ name, cgroup, image: generation.image, bundleBytes: readFileSync(bundleFile), audit: opts.audit, capacity, createdCgroups: generation.createdCgroups }) };
   });
+  // A `cgroup` selector outside the attach point names processes the programs never see.
+  const attach = cgroupRelative(result.cgroup);
+  for (const w of bundle.manifest.workloads) {
+    for (const b of w.match) {
+      if (b.cgroup !== undefined && !cgroupAtOrBelow(b.cgroup, attach)) {
+        err(`warning: workload \`${w.name}\` matches cgroup \`${b.cgroup}\`, outside the attach point \`${attach}\`: the kernel does not govern processes there`);
+      }
+    }
+  }
   const total = Object.values(result.counts).reduce((a, b) => a + b, 0);
   const verb = result.created ? `loaded and attached to ${result.cgroup}` : "swapped in";
   out(`policy \`${name}\` ${verb}: generation ${result.generation}, ${total} map entries${opts.audit ? ", audit mode (denies are logged, not enforced)" : ""}`);

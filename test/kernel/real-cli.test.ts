@@ -33,10 +33,13 @@ describe.skipIf(unavailable !== undefined)("portcullis kernel … and exec", () 
 
   it("load, exec, status, events, unload", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "portcullis-cli-"));
-    writeFileSync(path.join(dir, "p.policy"), POLICY);
+    const name = uniqueName("cli");
+    // A workload whose cgroup lies outside the attach point: loading says so (the programs
+    // attached at /<name> never see processes in /<name>-outside).
+    const outsider = `workload outsider {\n  id = "spiffe://cli.test/outsider";\n  match { cgroup = "/${name}-outside" }\n}\n`;
+    writeFileSync(path.join(dir, "p.policy"), POLICY + outsider);
     const bundle = path.join(dir, "p.pcb");
     expect(spawnCli(["compile", dir, "-o", bundle]).code).toBe(0);
-    const name = uniqueName("cli");
     // A corrupt bundle is refused before anything reaches the kernel.
     const corrupt = path.join(dir, "corrupt.pcb");
     const bytes = readFileSync(bundle);
@@ -48,7 +51,7 @@ describe.skipIf(unavailable !== undefined)("portcullis kernel … and exec", () 
     expect(leftovers()).toEqual([]);
     const load = spawnCli(["kernel", "load", bundle, "--cgroup", `/${name}`, "--name", name]);
     try {
-      expect(load.stderr).toBe("");
+      expect(load.stderr.trim()).toBe(`warning: workload \`outsider\` matches cgroup \`/${name}-outside\`, outside the attach point \`/${name}\`: the kernel does not govern processes there`);
       expect(load.stdout).toContain(`loaded and attached to`);
 
       const script = "grep ^0:: /proc/self/cgroup; id -u; id -g; (echo x > /dev/udp/127.0.0.1/47011) && echo sent-open; (echo x > /dev/udp/127.0.0.1/47010) 2>/dev/null || echo refused-blocked";

@@ -3,7 +3,8 @@
 // all of them) with the workloads' uids make real TCP connects, UDP connects and
 // unconnected UDP sendtos, over IPv4, IPv6 and v4-mapped IPv6, to every loopback boundary
 // address and port; EPERM exactly when the reference denies, and the simulator, fed the
-// same map images and the real cgroup ids, agrees with both.
+// same map images and the real cgroup ids, and the WASM evaluator, fed the same bundle,
+// agree with both.
 import { afterAll, describe, expect, it } from "vitest";
 import { readBundle, writeBundle, type Bundle } from "../../compiler/bundle.js";
 import type { PolicySet } from "../../compiler/model.js";
@@ -15,6 +16,7 @@ import { bundleGeneration, cgroupRelative } from "../../kernel-bridge/generation
 import { placementCgroup } from "../../kernel-bridge/lower.js";
 import { cgroupId, cgroup2Mount, loadPolicy, resolveCgroup, unloadPolicy } from "../../kernel-bridge/loader.js";
 import { KernelSimulator } from "../../kernel-bridge/sim.js";
+import { loadEvaluator } from "../../runtime/evaluator.js";
 import { boundaryPoints, U32_MAX } from "../support/boundary.js";
 import { tempPolicies } from "../support/cli.js";
 import { addressTexts, demoPolicyAt, EPERM, isLoopback, kernelGate, leftovers, Listeners, probe, uniqueName, workloadOf, type Attempt, type Placement } from "../support/kernel.js";
@@ -95,6 +97,7 @@ async function compareOnKernel(label: string, policy: PolicySet, attach: string)
     loadPolicy({ name, cgroup: absolute, image: generation.image, bundleBytes: bytes, audit: false, createdCgroups: generation.createdCgroups });
     loaded = true;
     const reference = new ReferenceEvaluator(policy);
+    const wasm = loadEvaluator(bundle);
     const sim = new KernelSimulator(generation.image);
     const managedRoot = cgroupRelative(absolute);
     const attempts = attemptsFor(policy, listeners);
@@ -110,11 +113,12 @@ async function compareOnKernel(label: string, policy: PolicySet, attach: string)
         const request = { principal, uid: p.uid, gid: p.gid, family: parsed.family, ip: parsed.bytes, port: a.port, protocol: a.protocol };
         const expected = reference.decide(request).decision;
         const simulated = sim.decideProcess({ cgroupAncestors: ancestors, ...request }).allow ? "allow" : "deny";
+        const fromWasm = wasm.decide(request).decision;
         const kernel = errnos[i] === EPERM ? "deny" : "allow";
         compared++;
         if (kernel === "deny") denied++;
-        if (kernel !== expected || simulated !== expected) {
-          mismatches.push(`${label}: ${JSON.stringify(p)} as ${principal ?? "unidentified"} ${a.protocol} ${a.mode} ${a.address}:${a.port}: kernel ${kernel} (errno ${errnos[i]}), reference ${expected}, simulator ${simulated}`);
+        if (kernel !== expected || simulated !== expected || fromWasm !== expected) {
+          mismatches.push(`${label}: ${JSON.stringify(p)} as ${principal ?? "unidentified"} ${a.protocol} ${a.mode} ${a.address}:${a.port}: kernel ${kernel} (errno ${errnos[i]}), reference ${expected}, wasm ${fromWasm}, simulator ${simulated}`);
         }
       });
     }
@@ -132,7 +136,7 @@ function ancestorsOf(rel: string): bigint[] {
   return [cgroupId(mount), ...parts.map((_, i) => cgroupId(path.join(mount, ...parts.slice(0, i + 1))))];
 }
 
-describe.skipIf(unavailable !== undefined)("real kernel = reference = simulator", () => {
+describe.skipIf(unavailable !== undefined)("real kernel = reference = simulator = wasm", () => {
   afterAll(() => {
     expect(leftovers(), "pins, state or cgroups of ours left behind").toEqual([]);
   });
