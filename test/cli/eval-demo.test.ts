@@ -8,6 +8,7 @@ import { loadPolicySet } from "../../compiler/program.js";
 import { repoRoot } from "../support/baselines.js";
 import { boundaryRequests } from "../support/boundary.js";
 import { runCli, tempPolicies } from "../support/cli.js";
+import { kernelUnavailable } from "../../kernel-bridge/loader.js";
 
 const spec = path.join(repoRoot, "test", "fixtures", "spec-example.policy");
 const shop = path.join(repoRoot, "policies", "shop");
@@ -73,5 +74,13 @@ describe("portcullis demo", () => {
     expect(r.stdout).toContain("71 passed, 0 failed");
     expect(r.stdout).toContain("23 passed, 0 failed");
     expect(r.stdout.split("\n").pop()).toBe("demo: both example sets check, format, compile and pass their tests");
+    // The kernel step: real connects where the kernel path runs (CI requires it), else one line why not.
+    const unavailable = kernelUnavailable();
+    if (unavailable === undefined || process.env["PORTCULLIS_REQUIRE_KERNEL"] === "1") {
+      expect(r.stdout).toContain("exec --as client: connect 127.0.0.1:18080/tcp succeeded");
+      expect(r.stdout).toContain("exec --as intruder: connect 127.0.0.1:18080/tcp failed with EPERM");
+    } else {
+      expect(r.stdout).toContain(`skipped: the kernel path is off here (${unavailable})`);
+    }
   });
 });
