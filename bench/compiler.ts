@@ -3,18 +3,17 @@
 // with a time limit, reporting time, table size and peak memory — or why it did not finish.
 //
 //   node dist/bench/compiler.js --measure N   (the child's entry point)
-import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { writeBundle } from "../compiler/bundle.js";
 import { checkSources } from "../compiler/program.js";
 import { buildDecisionTables, LoweringError } from "../compiler/tables.js";
 import { generatePolicySet } from "../test/support/generate.js";
 import type { BenchSection } from "./run.js";
+import { measureInChild } from "./child.js";
 
 const SIZES = [1_000, 10_000, 100_000];
 const SEED = 1;
 const LIMIT_SECONDS = 150;
-const MB = 1024 * 1024;
 
 interface CompilerMeasurement {
   readonly rules: number;
@@ -47,16 +46,6 @@ function measure(rules: number): CompilerMeasurement {
   }
 }
 
-function measureInChild(rules: number): CompilerMeasurement | string {
-  const child = spawnSync(process.execPath, ["--max-old-space-size=8192", fileURLToPath(import.meta.url), "--measure", String(rules)], {
-    encoding: "utf8",
-    maxBuffer: 16 * MB,
-    timeout: LIMIT_SECONDS * 1000,
-  });
-  if (child.error !== undefined || child.signal !== null) return `not finished within ${LIMIT_SECONDS} s`;
-  if (child.status !== 0) return `failed (exit ${child.status}): ${child.stderr.trim().split("\n").pop() ?? ""}`;
-  return JSON.parse(child.stdout.trim().split("\n").pop()!) as CompilerMeasurement;
-}
 
 const ms = (x: number | undefined) => (x === undefined ? "–" : x.toFixed(0));
 
@@ -67,7 +56,7 @@ export const compilerSection: BenchSection = {
   run() {
     const lines = ["| rules | check ms | tables ms | bundle ms | total ms | bundle bytes | identity classes | destination classes | pairs | rows | peak RSS MB | outcome |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"];
     for (const rules of SIZES) {
-      const m = measureInChild(rules);
+      const m = measureInChild<CompilerMeasurement>(fileURLToPath(import.meta.url), rules, LIMIT_SECONDS);
       if (typeof m === "string") {
         lines.push(`| ${rules.toLocaleString("en-US")} | – | – | – | – | – | – | – | – | – | – | ${m} |`);
         continue;

@@ -6,7 +6,6 @@
 // flag that slows every JS→WASM call made after it).
 //
 //   node dist/bench/wasm.js --measure N   (the child's entry point)
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -22,6 +21,7 @@ import { generatePolicySet } from "../test/support/generate.js";
 import { randomRequests } from "../test/support/random-policy.js";
 import { measureOpaSdk } from "./opa.js";
 import type { BenchSection } from "./run.js";
+import { measureInChild } from "./child.js";
 
 /** 2,000: the largest generated set whose tables this machine builds in minutes (see the 10,000 row). */
 const SIZES = [100, 1_000, 2_000, 10_000];
@@ -32,7 +32,6 @@ const CEDAR_SECONDS = 3;
 const CEDAR_MAX_REQUESTS = 300;
 /** Per size, building the tables included (a built bundle is cached for the next run). */
 const LIMIT_SECONDS = 300;
-const MB = 1024 * 1024;
 /** dist/ (this file is dist/bench/wasm.js) and the repository root. */
 const distRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const repoRoot = path.resolve(distRoot, "..");
@@ -237,16 +236,6 @@ async function measure(rules: number): Promise<WasmMeasurement> {
   };
 }
 
-function measureInChild(rules: number): WasmMeasurement | string {
-  const child = spawnSync(process.execPath, ["--max-old-space-size=8192", fileURLToPath(import.meta.url), "--measure", String(rules)], {
-    encoding: "utf8",
-    maxBuffer: 16 * MB,
-    timeout: LIMIT_SECONDS * 1000,
-  });
-  if (child.error !== undefined || child.signal !== null) return `not finished within ${LIMIT_SECONDS} s`;
-  if (child.status !== 0) return `failed (exit ${child.status}): ${child.stderr.trim().split("\n").pop() ?? ""}`;
-  return JSON.parse(child.stdout.trim().split("\n").pop()!) as WasmMeasurement;
-}
 
 const count = (x: number) => Math.round(x).toLocaleString("en-US");
 const met = (ok: boolean) => (ok ? "met" : "missed");
@@ -263,7 +252,7 @@ export const wasmSection: BenchSection = {
     const verdicts: string[] = [];
     let largest: { m: WasmMeasurement; cedarRatio: number; loadedRatio: number } | undefined;
     for (const rules of SIZES) {
-      const m = measureInChild(rules);
+      const m = measureInChild<WasmMeasurement>(fileURLToPath(import.meta.url), rules, LIMIT_SECONDS);
       if (typeof m === "string") {
         lines.push(`| ${count(rules)} | ${m} |  |  |  |  |  |  |  |  |  |  |  |  |  |  |`);
         continue;

@@ -3,11 +3,10 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { formatIp } from "../../dsl/ip.js";
 import { loadPolicySet } from "../../compiler/program.js";
 import { repoRoot } from "../support/baselines.js";
 import { boundaryRequests } from "../support/boundary.js";
-import { runCli, tempPolicies } from "../support/cli.js";
+import { requestLineFor, runCli, tempPolicies } from "../support/cli.js";
 import { kernelUnavailable } from "../../kernel-bridge/loader.js";
 
 const spec = path.join(repoRoot, "test", "fixtures", "spec-example.policy");
@@ -44,15 +43,7 @@ describe("portcullis eval --requests", () => {
   it("prints identical output from the reference, tables and cedar engines", async () => {
     const loaded = loadPolicySet([shop]);
     const policy = loaded.policySet!;
-    const byId = new Map(policy.workloads.map((w) => [w.id, w.name]));
-    const requests = boundaryRequests(policy, { limit: 1500 }).map((q) => ({
-      principal: q.principal === null ? null : byId.has(q.principal) ? `workload:${byId.get(q.principal)}` : q.principal,
-      uid: q.uid,
-      gid: q.gid,
-      ip: formatIp(q.family, q.ip),
-      port: q.port,
-      protocol: q.protocol,
-    }));
+    const requests = boundaryRequests(policy, { limit: 1500 }).map(requestLineFor(policy));
     const file = path.join(tempPolicies({}), "requests.jsonl");
     writeFileSync(file, requests.map((q) => JSON.stringify(q)).join("\n"));
     const outputs = [];

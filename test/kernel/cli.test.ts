@@ -5,10 +5,9 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadPolicySet } from "../../compiler/program.js";
-import { formatIp } from "../../dsl/ip.js";
 import { repoRoot } from "../support/baselines.js";
 import { boundaryRequests } from "../support/boundary.js";
-import { runCli, tempPolicies } from "../support/cli.js";
+import { requestLineFor, runCli, tempPolicies } from "../support/cli.js";
 
 const shop = path.join(repoRoot, "policies", "shop");
 const demo = path.join(repoRoot, "policies", "demo");
@@ -16,15 +15,7 @@ const demo = path.join(repoRoot, "policies", "demo");
 describe("portcullis --engine kernel-sim", () => {
   it("evaluates requests from sources and from a bundle exactly as the tables engine", async () => {
     const policy = loadPolicySet([shop]).policySet!;
-    const byId = new Map(policy.workloads.map((w) => [w.id, w.name]));
-    const requests = boundaryRequests(policy, { limit: 1500 }).map((q) => ({
-      principal: q.principal === null ? null : byId.has(q.principal) ? `workload:${byId.get(q.principal)}` : q.principal,
-      uid: q.uid,
-      gid: q.gid,
-      ip: formatIp(q.family, q.ip),
-      port: q.port,
-      protocol: q.protocol,
-    }));
+    const requests = boundaryRequests(policy, { limit: 1500 }).map(requestLineFor(policy));
     const dir = tempPolicies({});
     const file = path.join(dir, "requests.jsonl");
     writeFileSync(file, requests.map((q) => JSON.stringify(q)).join("\n"));

@@ -5,10 +5,9 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadPolicySet } from "../../compiler/program.js";
-import { formatIp } from "../../dsl/ip.js";
 import { repoRoot } from "../support/baselines.js";
 import { boundaryRequests } from "../support/boundary.js";
-import { runCli, tempPolicies } from "../support/cli.js";
+import { requestLineFor, runCli, tempPolicies } from "../support/cli.js";
 import { randomRequests } from "../support/random-policy.js";
 
 const shop = path.join(repoRoot, "policies", "shop");
@@ -17,17 +16,7 @@ const spec = path.join(repoRoot, "test", "fixtures", "spec-example.policy");
 describe("portcullis --engine wasm", () => {
   it("eval --requests prints the reference's output, from sources and from a bundle", async () => {
     const policy = loadPolicySet([shop]).policySet!;
-    const byId = new Map(policy.workloads.map((w) => [w.id, w.name]));
-    const lines = [...boundaryRequests(policy, { limit: 2000 }), ...randomRequests(policy, 7, 1000)].map((q) =>
-      JSON.stringify({
-        principal: q.principal === null ? null : byId.has(q.principal) ? `workload:${byId.get(q.principal)}` : q.principal,
-        uid: q.uid,
-        gid: q.gid,
-        ip: formatIp(q.family, q.ip),
-        port: q.port,
-        protocol: q.protocol,
-      }),
-    );
+    const lines = [...boundaryRequests(policy, { limit: 2000 }), ...randomRequests(policy, 7, 1000)].map(requestLineFor(policy)).map((line) => JSON.stringify(line));
     // Bad lines are answered in place by every engine alike.
     lines.splice(10, 0, "not json", JSON.stringify({ principal: null, ip: "10.0.0.1", port: 70000, protocol: "tcp" }), JSON.stringify({ principal: null, ip: "10.0.0.1", port: 1, protocol: "icmp" }));
     const dir = tempPolicies({});

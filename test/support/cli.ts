@@ -6,6 +6,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { main } from "../../cli/main.js";
+import type { PolicySet } from "../../compiler/model.js";
+import type { Request } from "../../compiler/request.js";
+import { formatIp } from "../../dsl/ip.js";
 import { repoRoot } from "./baselines.js";
 
 export interface CliRun {
@@ -31,4 +34,20 @@ export function tempPolicies(files: Record<string, string>): string {
   const dir = mkdtempSync(path.join(tmpdir(), "portcullis-test-"));
   for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
   return dir;
+}
+
+/**
+ * A request as a line of `eval --requests` would give it: a workload's SPIFFE ID as
+ * `workload:NAME`, any other ID as itself, unidentified as null.
+ */
+export function requestLineFor(policy: PolicySet): (r: Request) => Record<string, unknown> {
+  const byId = new Map(policy.workloads.map((w) => [w.id, w.name]));
+  return (q) => ({
+    principal: q.principal === null ? null : byId.has(q.principal) ? `workload:${byId.get(q.principal)}` : q.principal,
+    uid: q.uid,
+    gid: q.gid,
+    ip: formatIp(q.family, q.ip),
+    port: q.port,
+    protocol: q.protocol,
+  });
 }
