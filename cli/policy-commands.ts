@@ -96,7 +96,7 @@ export function runInspect(file: string, json: boolean, out: Out): ExitCode {
   out(`format      ${manifest.format} (compiled by ${manifest.compiler.name} ${manifest.compiler.version})`);
   out(`sources     ${manifest.sources.map((s) => `${s.path} sha256:${s.sha256.slice(0, 12)}`).join("\n            ")}`);
   out(`rules       ${c.rules} (${manifest.rules.filter((r) => r.effect === "forbid").length} forbid)`);
-  out(`workloads   ${manifest.workloads.map((w) => `${w.name} → class ${w.identityClass}`).join(", ") || "none"}`);
+  out(`workloads   ${manifest.workloads.map((w) => `${w.name} → ${w.identityClasses.length === 1 ? "class" : "classes"} ${w.identityClasses.join(",")}`).join(", ") || "none"}`);
   out(`tests       ${c.tests} assertions`);
   out(`default     unidentified ${manifest.defaultUnidentified}`);
   out(`tables      ${c.words * 4} bytes: ${c.identityClasses} identity classes (${c.dfaStates} DFA states), ${c.destinationClasses} destination classes, ${c.pairs} pairs, ${c.rows} rows, ${c.verdicts} verdicts, ${c.reasonSets} reason sets`);

@@ -10,7 +10,7 @@ import { DecisionTableReader, TableError } from "./table-eval.js";
 import { assertionRequest } from "./tests.js";
 
 export const BUNDLE_MAGIC = "PCBUNDLE";
-export const BUNDLE_FORMAT_VERSION = 1;
+export const BUNDLE_FORMAT_VERSION = 2;
 const HEADER_BYTES = 56;
 
 export interface BundleTest {
@@ -30,7 +30,7 @@ export interface BundleManifest {
   readonly counts: TableStats & { readonly rules: number; readonly workloads: number; readonly tests: number };
   readonly defaultUnidentified: "allow" | "deny";
   readonly rules: readonly { id: string; effect: "permit" | "forbid"; file: string; line: number; annotations: Record<string, string> }[];
-  readonly workloads: readonly { name: string; id: string; identityClass: number; match: readonly MatchSpec[] }[];
+  readonly workloads: readonly { name: string; id: string; identityList: number; identityClasses: readonly number[]; match: readonly MatchSpec[] }[];
   readonly tests: readonly BundleTest[];
 }
 
@@ -46,9 +46,9 @@ function sha256(data: Uint8Array | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-/** The manifest's workloads: each with its identity class and `match` blocks, in policy-set order. */
+/** The manifest's workloads: each with its class list (a word offset in CLASS_LISTS, and its classes) and `match` blocks, in policy-set order. */
 export function manifestWorkloads(policy: PolicySet, tables: DecisionTables): BundleManifest["workloads"] {
-  return policy.workloads.map((w) => ({ name: w.name, id: w.id, identityClass: tables.workloadClasses.get(w.name)!, match: w.matches }));
+  return policy.workloads.map((w) => ({ name: w.name, id: w.id, identityList: tables.workloadLists.get(w.name)!, identityClasses: tables.listClasses(tables.workloadLists.get(w.name)!), match: w.matches }));
 }
 
 export function buildManifest(policy: PolicySet, tables: DecisionTables, compilerVersion: string): BundleManifest {

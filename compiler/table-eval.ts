@@ -3,7 +3,7 @@
 // run. Loading validates every section bound and every stored index once, so a corrupt
 // table is refused and can never be read out of bounds.
 import type { Decision, Request } from "./request.js";
-import { EMPTY_SLOT, fnv1a, globMatches, pairHash, SECTION, VERDICT_ALLOW, VERDICT_DEFAULT } from "./tables.js";
+import { EMPTY_SLOT, fnv1a, globMatches, MAX_LIST_CLASSES, pairHash, SECTION, VERDICT_ALLOW, VERDICT_DEFAULT } from "./tables.js";
 import type { Evaluator } from "./tests.js";
 
 export class TableError extends Error {}
@@ -43,12 +43,15 @@ function checkIndices(name: string, values: Uint32Array, limit: number, stride =
 }
 
 export class DecisionTableReader {
-  /** Per component: input classes, byte-class map, transitions, state → class (views into DFA_DATA). */
-  private readonly components: readonly { inputClasses: number; byteClass: Uint32Array; transitions: Uint32Array; stateClass: Uint32Array }[];
+  /** Per component: input classes, byte-class map, transitions, state → class list (views into DFA_DATA). */
+  private readonly components: readonly { inputClasses: number; byteClass: Uint32Array; transitions: Uint32Array; stateList: Uint32Array }[];
   private readonly patterns: readonly (readonly Uint8Array[])[];
   private readonly termIndex: Uint32Array;
   private readonly termData: Uint32Array;
-  private readonly emptyTermClass: number;
+  private readonly emptyTermList: number;
+  private readonly unidentifiedList: number;
+  private readonly classLists: Uint32Array;
+  private readonly parent: Uint32Array;
   private readonly exactIds: Uint32Array;
   private readonly exactBytes: Uint8Array;
   private readonly v4 = new Map<number, Map<number, number>>();
@@ -67,16 +70,26 @@ export class DecisionTableReader {
   constructor(words: Uint32Array, private readonly ruleIds: readonly string[]) {
     const s = readSections(words);
     const meta = s[SECTION.META]!;
-    if (meta.length < 9) fail("META is truncated");
-    const [identityClasses, destinationClasses, rows, verdicts, reasonSets, rules, componentCount, patternCount, emptyTermClass] = [...meta.subarray(0, 9)] as number[];
+    if (meta.length < 10) fail("META is truncated");
+    const [identityClasses, destinationClasses, rows, verdicts, reasonSets, rules, componentCount, patternCount, emptyTermList, unidentifiedList] = [...meta.subarray(0, 10)] as number[];
     if (rules !== ruleIds.length) fail(`the tables have ${rules} rules but the manifest names ${ruleIds.length}`);
-    if (emptyTermClass! >= identityClasses!) fail("META names a bad empty-term class");
-    this.emptyTermClass = emptyTermClass!;
-    this.components = readComponents(s, componentCount!, identityClasses!);
+    this.classLists = s[SECTION.CLASS_LISTS]!;
+    const isList = checkClassLists(this.classLists, identityClasses!);
+    const checkList = (what: string, at: number) => {
+      if (!isList(at)) fail(`${what} names no class list`);
+    };
+    checkList("META's empty term", emptyTermList!);
+    checkList("META's unidentified", unidentifiedList!);
+    this.emptyTermList = emptyTermList!;
+    this.unidentifiedList = unidentifiedList!;
+    this.components = readComponents(s, componentCount!, (at) => checkList("a DFA state", at));
     this.patterns = readPatterns(s, patternCount!);
     this.termIndex = s[SECTION.TERM_INDEX]!;
     this.termData = s[SECTION.TERM_DATA]!;
-    checkTerms(this.termIndex, this.termData, patternCount!, identityClasses!);
+    checkTerms(this.termIndex, this.termData, patternCount!, (at) => checkList("TERM_DATA", at));
+    this.parent = s[SECTION.DST_PARENT]!;
+    if (this.parent.length !== destinationClasses || this.parent[0] !== 0) fail("DST_PARENT has the wrong size");
+    for (let c = 1; c < this.parent.length; c++) if (this.parent[c]! >= c) fail("DST_PARENT holds a bad parent");
 
     this.exactIds = s[SECTION.EXACT_IDS]!;
     const exactBytes = s[SECTION.EXACT_BYTES]!;
@@ -84,9 +97,10 @@ export class DecisionTableReader {
     const capacity = this.exactIds[0] ?? 0;
     if (capacity === 0 || (capacity & (capacity - 1)) !== 0 || this.exactIds.length !== 1 + capacity * 4) fail("EXACT_IDS has the wrong size");
     for (let i = 0; i < capacity; i++) {
-      const [, offset, length, cls] = this.exactIds.subarray(1 + i * 4, 5 + i * 4) as unknown as number[];
+      const [, offset, length, list] = this.exactIds.subarray(1 + i * 4, 5 + i * 4) as unknown as number[];
       if (length === EMPTY_SLOT) continue;
-      if (offset! + length! > this.exactBytes.length || cls! >= identityClasses!) fail("EXACT_IDS points outside its bytes or classes");
+      if (offset! + length! > this.exactBytes.length) fail("EXACT_IDS points outside its bytes");
+      checkList("EXACT_IDS", list!);
     }
 
     const v4 = s[SECTION.DST_V4]!;
@@ -111,6 +125,8 @@ export class DecisionTableReader {
     const pairCapacity = this.pairs[0] ?? 0;
     if (pairCapacity === 0 || (pairCapacity & (pairCapacity - 1)) !== 0 || this.pairs.length !== 1 + pairCapacity * 3) fail("PAIRS has the wrong size");
     checkIndices("PAIRS", this.pairs, rows!, 3, 3, (i) => this.pairs[i - 2] === EMPTY_SLOT);
+    checkIndices("PAIRS", this.pairs, identityClasses!, 3, 1, (i) => this.pairs[i] === EMPTY_SLOT);
+    checkIndices("PAIRS", this.pairs, destinationClasses!, 3, 2, (i) => this.pairs[i - 1] === EMPTY_SLOT);
     this.defaultRow = s[SECTION.DEFAULT_ROW]!;
     if (this.defaultRow.length !== identityClasses) fail("DEFAULT_ROW has the wrong size");
     checkIndices("DEFAULT_ROW", this.defaultRow, rows!);
@@ -153,27 +169,32 @@ export class DecisionTableReader {
     }
   }
 
+  /** The classes of the list at word offset `at` of CLASS_LISTS. */
+  listClasses(at: number): number[] {
+    return [...this.classLists.subarray(at + 1, at + 1 + this.classLists[at]!)];
+  }
+
   /**
-   * The identity classes of a principal (docs/bundle-format.md, step 1): one for
-   * unidentified and for an exact ID of the policy; for any other ID, one per component
-   * (its DFA's final state), the empty term's, and one per term all of whose patterns it
-   * matches. Cached per identity.
+   * The identity classes of a principal (docs/bundle-format.md, step 1): its list for
+   * unidentified and for an exact ID of the policy; for any other ID, the lists of every
+   * component's DFA final state, of the empty term and of every term all of whose patterns
+   * it matches. Cached per identity.
    */
   identityClasses(principal: string | null): readonly number[] {
-    if (principal === null) return [0];
+    if (principal === null) return this.listClasses(this.unidentifiedList);
     const cached = this.identityCache.get(principal);
     if (cached !== undefined) return cached;
     const utf8 = new TextEncoder().encode(principal);
-    const exact = this.exactClass(utf8);
+    const exact = this.exactList(utf8);
     let classes: number[];
-    if (exact !== undefined) classes = [exact];
+    if (exact !== undefined) classes = this.listClasses(exact);
     else {
-      classes = this.components.map((c) => {
+      classes = this.components.flatMap((c) => {
         let state = 0;
         for (const byte of utf8) state = c.transitions[state * c.inputClasses + c.byteClass[byte]!]!;
-        return c.stateClass[state]!;
+        return this.listClasses(c.stateList[state]!);
       });
-      classes.push(this.emptyTermClass);
+      classes.push(...this.listClasses(this.emptyTermList));
       const matched = this.patterns.map((pieces) => globMatches(pieces, utf8));
       matched.forEach((isMatched, first) => {
         if (!isMatched) return;
@@ -181,7 +202,7 @@ export class DecisionTableReader {
           const size = this.termData[at]!;
           let all = true;
           for (let k = 1; k < size; k++) all &&= matched[this.termData[at + 1 + k]!]!;
-          if (all) classes.push(this.termData[at + 1 + size]!);
+          if (all) classes.push(...this.listClasses(this.termData[at + 1 + size]!));
           at += size + 2;
         }
       });
@@ -190,7 +211,7 @@ export class DecisionTableReader {
     return classes;
   }
 
-  private exactClass(utf8: Uint8Array): number | undefined {
+  private exactList(utf8: Uint8Array): number | undefined {
     const capacity = this.exactIds[0]!;
     const hash = fnv1a(utf8);
     for (let i = hash & (capacity - 1), probes = 0; probes < capacity; i = (i + 1) & (capacity - 1), probes++) {
@@ -227,13 +248,16 @@ export class DecisionTableReader {
     return 0;
   }
 
+  /** Step 3: the first of the destination class and its parents paired with the identity class, else its default row. */
   row(identityClass: number, destinationClass: number): number {
     const capacity = this.pairs[0]!;
-    for (let i = pairHash(identityClass, destinationClass, capacity), probes = 0; probes < capacity; i = (i + 1) & (capacity - 1), probes++) {
-      const slot = 1 + i * 3;
-      const s = this.pairs[slot]!;
-      if (s === EMPTY_SLOT) break;
-      if (s === identityClass && this.pairs[slot + 1] === destinationClass) return this.pairs[slot + 2]!;
+    for (let c = destinationClass; c !== 0; c = this.parent[c]!) {
+      for (let i = pairHash(identityClass, c, capacity), probes = 0; probes < capacity; i = (i + 1) & (capacity - 1), probes++) {
+        const slot = 1 + i * 3;
+        const s = this.pairs[slot]!;
+        if (s === EMPTY_SLOT) break;
+        if (s === identityClass && this.pairs[slot + 1] === c) return this.pairs[slot + 2]!;
+      }
     }
     return this.defaultRow[identityClass]!;
   }
@@ -268,9 +292,9 @@ export class DecisionTableReader {
   }
 
   /**
-   * The verdict of a principal in several classes (an ID matching several scope-only
-   * patterns): its matching rules are the union of each class's, so forbids win with the
-   * union of their reasons, else permits with theirs, else the identified default (deny).
+   * The verdict of a principal in several classes (step 6): its matching rules are the
+   * union of each class's, so forbids win with the union of their reasons, else permits
+   * with theirs, else the first class's (default) verdict.
    */
   combine(verdicts: readonly number[]): Decision {
     if (verdicts.length === 1) return this.decision(verdicts[0]!);
@@ -281,11 +305,24 @@ export class DecisionTableReader {
     if (forbidden.length > 0) return { decision: "deny", reasons: union(forbidden), default: false };
     const permitted = deciding(VERDICT_ALLOW);
     if (permitted.length > 0) return { decision: "allow", reasons: union(permitted), default: false };
-    return { decision: "deny", reasons: [], default: true };
+    return this.decision(verdicts[0]!);
   }
 }
 
-function readComponents(s: Sections, count: number, identityClasses: number) {
+/** Validates CLASS_LISTS as a sequence of lists; returns whether a word offset starts one. */
+function checkClassLists(words: Uint32Array, classes: number): (at: number) => boolean {
+  const starts = new Set<number>();
+  for (let at = 0; at < words.length; ) {
+    const count = words[at]!;
+    if (count === 0 || count > MAX_LIST_CLASSES || at + 1 + count > words.length) fail("CLASS_LISTS holds a bad list");
+    checkIndices("CLASS_LISTS", words.subarray(at + 1, at + 1 + count), classes);
+    starts.add(at);
+    at += 1 + count;
+  }
+  return (at) => starts.has(at);
+}
+
+function readComponents(s: Sections, count: number, checkList: (at: number) => void) {
   const index = s[SECTION.COMPONENTS]!;
   const data = s[SECTION.DFA_DATA]!;
   if (index.length !== count * 5) fail("COMPONENTS has the wrong size");
@@ -297,17 +334,17 @@ function readComponents(s: Sections, count: number, identityClasses: number) {
     }
     const byteClass = data.subarray(byteAt!, byteAt! + 256);
     const transitions = data.subarray(transAt!, transAt! + states! * inputClasses!);
-    const stateClass = data.subarray(classAt!, classAt! + states!);
+    const stateList = data.subarray(classAt!, classAt! + states!);
     checkIndices(`component ${c} byte classes`, byteClass, inputClasses!);
     checkIndices(`component ${c} transitions`, transitions, states!);
-    checkIndices(`component ${c} state classes`, stateClass, identityClasses);
-    out.push({ inputClasses: inputClasses!, byteClass, transitions, stateClass });
+    for (const at of stateList) checkList(at);
+    out.push({ inputClasses: inputClasses!, byteClass, transitions, stateList });
   }
   return out;
 }
 
-/** Every term lies inside TERM_DATA, starts with its group's pattern and names valid patterns and classes. */
-function checkTerms(index: Uint32Array, data: Uint32Array, patterns: number, classes: number): void {
+/** Every term lies inside TERM_DATA, starts with its group's pattern and names valid patterns and class lists. */
+function checkTerms(index: Uint32Array, data: Uint32Array, patterns: number, checkList: (at: number) => void): void {
   if (index.length !== patterns + 1 || index[patterns] !== data.length) fail("TERM_INDEX has the wrong size");
   for (let first = 0; first < patterns; first++) {
     if (index[first]! > index[first + 1]!) fail("TERM_INDEX is not ordered");
@@ -315,7 +352,7 @@ function checkTerms(index: Uint32Array, data: Uint32Array, patterns: number, cla
       const size = data[at]!;
       if (size === 0 || at + size + 2 > index[first + 1]! || data[at + 1] !== first) fail("TERM_DATA holds a bad term");
       for (let k = 0; k < size; k++) if (data[at + 1 + k]! >= patterns) fail("TERM_DATA names a bad pattern");
-      if (data[at + 1 + size]! >= classes) fail("TERM_DATA names a bad class");
+      checkList(data[at + 1 + size]!);
       at += size + 2;
     }
   }

@@ -29,7 +29,12 @@ export const SECTION = {
   PATTERN_DATA: 17,
   PATTERN_BYTES: 18,
   TERM_DATA: 19,
+  CLASS_LISTS: 20,
+  DST_PARENT: 21,
 } as const;
+
+/** At most this many classes in one class list (the kernel loops over a process's list). */
+export const MAX_LIST_CLASSES = 8;
 
 export const EMPTY_SLOT = 0xffffffff;
 export const VERDICT_ALLOW = 1;
@@ -56,8 +61,10 @@ export interface DecisionTables {
   readonly words: Uint32Array;
   readonly ruleIds: readonly string[];
   readonly stats: TableStats;
-  /** Identity class of each declared workload's SPIFFE ID, by workload name. */
-  readonly workloadClasses: ReadonlyMap<string, number>;
+  /** Each declared workload's class list (a word offset in CLASS_LISTS), by workload name. */
+  readonly workloadLists: ReadonlyMap<string, number>;
+  /** The classes of a class list, by its word offset. */
+  listClasses(at: number): readonly number[];
 }
 
 // ---------------------------------------------------------------- identities
@@ -78,8 +85,8 @@ interface Component {
   readonly inputClasses: number;
   /** states × inputClasses; state 0 is the start. */
   readonly transitions: Uint32Array;
-  /** DFA state → identity class. */
-  readonly stateClass: Uint32Array;
+  /** DFA state → its class list (a word offset in CLASS_LISTS). */
+  readonly stateList: Uint32Array;
 }
 
 interface IdentityClasses {
@@ -87,9 +94,10 @@ interface IdentityClasses {
   /** The patterns that terms use (pieces), tested one by one. */
   readonly termPatterns: readonly (readonly string[])[];
   /** Terms as (indices into termPatterns, class), grouped by their first pattern. */
-  readonly termsByFirst: readonly (readonly { patterns: readonly number[]; cls: number }[])[];
-  readonly emptyTermClass: number;
-  /** Exact IDs of the policy → their class. */
+  readonly termsByFirst: readonly (readonly { patterns: readonly number[]; list: number }[])[];
+  readonly emptyTermList: number;
+  readonly unidentifiedList: number;
+  /** Exact IDs of the policy → their class list. */
   readonly exact: ReadonlyMap<string, number>;
   /** Class → the atoms it matches (class 0, unidentified, matches none). */
   readonly classAtoms: readonly ReadonlySet<number>[];
@@ -97,6 +105,24 @@ interface IdentityClasses {
   readonly classComponent: readonly number[];
   /** Rule index → its component (non-monotone rules), or NO_COMPONENT. */
   readonly ruleComponent: readonly number[];
+}
+
+/** Class lists (CLASS_LISTS): each list `count, class…`, interned, named by its word offset. */
+export class ClassLists {
+  readonly words: number[] = [];
+  private readonly index = new Map<string, number>();
+
+  of(classes: readonly number[]): number {
+    if (classes.length === 0 || classes.length > MAX_LIST_CLASSES) throw new Error(`a class list of ${classes.length} classes`);
+    const key = classes.join(",");
+    let at = this.index.get(key);
+    if (at === undefined) {
+      at = this.words.length;
+      this.words.push(classes.length, ...classes);
+      this.index.set(key, at);
+    }
+    return at;
+  }
 }
 
 export const ALL_RULES = -2;
@@ -137,7 +163,7 @@ export function globMatches(pieces: readonly Uint8Array[], id: Uint8Array): bool
  * is (pattern, position in its byte sequence), encoded pattern * 2^20 + position; `*` is
  * byte -1. Returns the DFA and, per state, the atoms it accepts.
  */
-function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy): { dfa: Omit<Component, "stateClass">; accepted: number[][] } {
+function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy): { dfa: Omit<Component, "stateList">; accepted: number[][] } {
   const encoder = new TextEncoder();
   const sequences = atoms.map((atom) => {
     const seq: number[] = [];
@@ -196,7 +222,7 @@ function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy): { df
   return { dfa: { byteClass, inputClasses, transitions: Uint32Array.from(transitions) }, accepted };
 }
 
-function buildIdentityClasses(policy: NormalPolicy): IdentityClasses {
+function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists): IdentityClasses {
   const encoder = new TextEncoder();
   const isPattern = (atom: number) => policy.identityAtoms[atom]!.pattern.pieces.length > 1;
 
@@ -231,7 +257,7 @@ function buildIdentityClasses(policy: NormalPolicy): IdentityClasses {
   const built = componentAtoms.map((atoms) => buildComponentDfa(atoms, policy));
   const components: Component[] = built.map(({ dfa, accepted }, c) => {
     const byAccepted = new Map<string, number>();
-    const stateClass = Uint32Array.from(
+    const stateList = Uint32Array.from(
       accepted.map((atoms) => {
         const key = atoms.join(",");
         let cls = byAccepted.get(key);
@@ -239,10 +265,10 @@ function buildIdentityClasses(policy: NormalPolicy): IdentityClasses {
           cls = newClass(atoms, c);
           byAccepted.set(key, cls);
         }
-        return cls;
+        return lists.of([cls]);
       }),
     );
-    return { ...dfa, stateClass };
+    return { ...dfa, stateList };
   });
 
   // Terms of the monotone rules, each a class; their patterns are tested one by one.
@@ -252,11 +278,11 @@ function buildIdentityClasses(policy: NormalPolicy): IdentityClasses {
   const termAtoms = [...new Set(terms.flat())].sort((a, b) => a - b);
   const patternIndex = new Map(termAtoms.map((a, i) => [a, i]));
   const termPatterns = termAtoms.map((a) => policy.identityAtoms[a]!.pattern.pieces);
-  const emptyTermClass = newClass([], NO_COMPONENT);
-  const termsByFirst: { patterns: number[]; cls: number }[][] = termAtoms.map(() => []);
+  const emptyTermList = lists.of([newClass([], NO_COMPONENT)]);
+  const termsByFirst: { patterns: number[]; list: number }[][] = termAtoms.map(() => []);
   for (const t of terms) {
     const patterns = t.map((a) => patternIndex.get(a)!);
-    termsByFirst[patterns[0]!]!.push({ patterns, cls: newClass(t, NO_COMPONENT) });
+    termsByFirst[patterns[0]!]!.push({ patterns, list: lists.of([newClass(t, NO_COMPONENT)]) });
   }
 
   // An exact ID's class holds every pattern it matches: its rows evaluate every rule directly.
@@ -267,9 +293,10 @@ function buildIdentityClasses(policy: NormalPolicy): IdentityClasses {
     if (isPattern(atom)) return;
     const id = a.pattern.pieces[0]!;
     const utf8 = encoder.encode(id);
-    exact.set(id, newClass([atom, ...patternAtoms.filter((_p, i) => globMatches(patternBytes[i]!, utf8))], ALL_RULES));
+    exact.set(id, lists.of([newClass([atom, ...patternAtoms.filter((_p, i) => globMatches(patternBytes[i]!, utf8))], ALL_RULES)]));
   });
-  return { components, termPatterns, termsByFirst, emptyTermClass, exact, classAtoms, classComponent, ruleComponent };
+  const unidentifiedList = lists.of([0]);
+  return { components, termPatterns, termsByFirst, emptyTermList, unidentifiedList, exact, classAtoms, classComponent, ruleComponent };
 }
 
 // ---------------------------------------------------------------- destinations
@@ -281,6 +308,8 @@ interface DestinationClasses {
   readonly cidrClass: readonly number[];
   /** CIDR atom → the classes inside it (itself and every more specific CIDR's class). */
   readonly inside: readonly (readonly number[])[];
+  /** Class → the class of the longest CIDR strictly containing its CIDR (0: none); always smaller. */
+  readonly parent: readonly number[];
 }
 
 function compareCidr(a: Cidr, b: Cidr): number {
@@ -308,6 +337,7 @@ function buildDestinationClasses(cidrs: readonly Cidr[]): DestinationClasses {
   for (const c of cidrs) prefixes.set(c.family, [...new Set([...(prefixes.get(c.family) ?? []), c.prefix])]);
   const classCidrs: Set<number>[] = [new Set()];
   const inside: number[][] = cidrs.map(() => []);
+  const parent: number[] = [0];
   for (const atom of order) {
     const c = cidrs[atom]!;
     const containing = new Set<number>();
@@ -318,8 +348,11 @@ function buildDestinationClasses(cidrs: readonly Cidr[]): DestinationClasses {
     }
     classCidrs.push(containing);
     for (const a of containing) inside[a]!.push(cidrClass[atom]!);
+    let longest = -1;
+    for (const a of containing) if (a !== atom && (longest < 0 || cidrs[a]!.prefix > cidrs[longest]!.prefix)) longest = a;
+    parent.push(longest < 0 ? 0 : cidrClass[longest]!);
   }
-  return { classCidrs, cidrClass, inside };
+  return { classCidrs, cidrClass, inside, parent };
 }
 
 // ---------------------------------------------------------------- rows
@@ -531,7 +564,8 @@ function needsIdentityAtom(r: NormalRule, dst: DestinationClasses): boolean {
 /** Builds the decision tables of a checked policy set. Throws `LoweringError` past the limits. */
 export function buildDecisionTables(policySet: PolicySet): DecisionTables {
   const policy = normalisePolicy(policySet);
-  const ids = buildIdentityClasses(policy);
+  const lists = new ClassLists();
+  const ids = buildIdentityClasses(policy, lists);
   const dst = buildDestinationClasses(policy.cidrs);
   const builder = new TableBuilder(policy);
 
@@ -607,16 +641,17 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
     }
   });
 
-  const words = encode(policy, ids, dst, builder, pairs, defaultRow);
-  const workloadClasses = new Map(policySet.workloads.map((w) => [w.name, ids.exact.get(w.id)!]));
+  const words = encode(policy, ids, dst, builder, pairs, defaultRow, lists);
+  const workloadLists = new Map(policySet.workloads.map((w) => [w.name, ids.exact.get(w.id)!]));
   return {
     words,
     ruleIds: policy.rules.map((r) => r.id),
-    workloadClasses,
+    workloadLists,
+    listClasses: (at) => lists.words.slice(at + 1, at + 1 + lists.words[at]!),
     stats: {
       identityClasses: ids.classAtoms.length,
       destinationClasses: dst.classCidrs.length,
-      dfaStates: ids.components.reduce((n, c) => n + c.stateClass.length, 0),
+      dfaStates: ids.components.reduce((n, c) => n + c.stateList.length, 0),
       pairs: pairs.length,
       rows: builder.rows.length,
       verdicts: builder.verdicts.length,
@@ -630,16 +665,16 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
 
 /**
  * COMPONENTS: per component `(inputClasses, states, byteClassAt, transitionsAt,
- * stateClassAt)`, word offsets into DFA_DATA, which holds each component's 256-word
+ * stateListAt)`, word offsets into DFA_DATA, which holds each component's 256-word
  * byte-class map, its `states × inputClasses` transitions and its state → class map.
  */
 function encodeComponents(components: readonly Component[], sections: Map<number, number[]>): void {
   const index: number[] = [];
   const data: number[] = [];
   for (const c of components) {
-    const states = c.stateClass.length;
+    const states = c.stateList.length;
     index.push(c.inputClasses, states, data.length, data.length + 256, data.length + 256 + states * c.inputClasses);
-    for (const part of [c.byteClass, c.transitions, c.stateClass]) for (const w of part) data.push(w);
+    for (const part of [c.byteClass, c.transitions, c.stateList]) for (const w of part) data.push(w);
   }
   sections.set(SECTION.COMPONENTS, index);
   sections.set(SECTION.DFA_DATA, data);
@@ -647,14 +682,14 @@ function encodeComponents(components: readonly Component[], sections: Map<number
 
 /**
  * Terms by their first pattern: TERM_INDEX holds, per pattern, a word offset into
- * TERM_DATA (plus a final offset); there, `size, pattern…, class` per term.
+ * TERM_DATA (plus a final offset); there, `size, pattern…, list` per term.
  */
-function encodeTerms(termsByFirst: readonly (readonly { patterns: readonly number[]; cls: number }[])[], sections: Map<number, number[]>): void {
+function encodeTerms(termsByFirst: readonly (readonly { patterns: readonly number[]; list: number }[])[], sections: Map<number, number[]>): void {
   const index: number[] = [];
   const data: number[] = [];
   for (const group of termsByFirst) {
     index.push(data.length);
-    for (const t of group) data.push(t.patterns.length, ...t.patterns, t.cls);
+    for (const t of group) data.push(t.patterns.length, ...t.patterns, t.list);
   }
   index.push(data.length);
   sections.set(SECTION.TERM_INDEX, index);
@@ -719,7 +754,7 @@ export function pairHash(s: number, d: number, capacity: number): number {
   return ((Math.imul(s, 0x9e3779b1) ^ Math.imul(d, 0x85ebca77)) >>> 0) & (capacity - 1);
 }
 
-function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClasses, b: TableBuilder, pairs: [number, number, number][], defaultRow: number[]): Uint32Array {
+function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClasses, b: TableBuilder, pairs: [number, number, number][], defaultRow: number[], lists: ClassLists): Uint32Array {
   const sections = new Map<number, number[]>();
   sections.set(SECTION.META, [
     ids.classAtoms.length,
@@ -730,12 +765,15 @@ function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClas
     policy.rules.length,
     ids.components.length,
     ids.termPatterns.length,
-    ids.emptyTermClass,
+    ids.emptyTermList,
+    ids.unidentifiedList,
   ]);
   encodeComponents(ids.components, sections);
   encodePatterns(ids.termPatterns, sections);
   encodeTerms(ids.termsByFirst, sections);
   encodeExactIds(ids.exact, sections);
+  sections.set(SECTION.CLASS_LISTS, lists.words);
+  sections.set(SECTION.DST_PARENT, [...dst.parent]);
 
   const v4: number[][] = [];
   const v6: number[][] = [];
