@@ -2,7 +2,8 @@
 // loaded (audit mode) at a private attach cgroup; each request becomes a process placed
 // where the workload's match block puts it, with the request's uid/gid, making one real
 // connect() (TCP) or UDP connect() to the loopback destination; the program's decision
-// event gives the verdict index, resolved to the decision and its reasons by the tables.
+// event gives every class's verdict index, combined into the decision and its reasons by
+// the tables (step 6).
 // Audit mode keeps the call itself flowing; the decision is still the kernel's lookup.
 // The instance is unloaded when the process exits.
 import { spawnSync } from "node:child_process";
@@ -70,9 +71,9 @@ export class KernelEngineEvaluator implements Evaluator {
     if (child.status !== 0) throw new Error(`portcullis_run failed: ${child.stderr.trim()}`);
     const event = readEvents(this.name, 100).filter((e) => e.pid === child.pid).pop();
     if (event === undefined) throw new Error("the kernel logged no decision for the request");
-    if (event.verdict === NO_VERDICT) throw new Error("a kernel map lookup missed (a lowering bug)");
-    const decision = this.bundle.reader.decision(event.verdict);
-    if ((decision.decision === "allow") !== event.allowed) throw new Error("the kernel's flags disagree with its verdict index");
+    if (event.verdict === NO_VERDICT || event.verdicts.length === 0 || event.verdicts.includes(NO_VERDICT)) throw new Error("a kernel map lookup missed (a lowering bug)");
+    const decision = this.bundle.reader.combine(event.verdicts);
+    if ((decision.decision === "allow") !== event.allowed) throw new Error("the kernel's decision disagrees with its verdicts");
     return decision;
   }
 

@@ -141,7 +141,7 @@ export function runKernelStatus(name: string, json: boolean, out: Out, err: Out)
 
 /** One event as `kernel events` prints it: SPIFFE ID, workload and rule id resolved. */
 export function eventJson(e: RawEvent, manifest: BundleManifest | undefined): Record<string, unknown> {
-  const workload = manifest?.workloads.find((w) => w.identityClass === e.identityClass);
+  const workload = e.workload === undefined ? undefined : manifest?.workloads[e.workload];
   return {
     time_ns: e.timeNs.toString(),
     pid: e.pid,
@@ -150,7 +150,7 @@ export function eventJson(e: RawEvent, manifest: BundleManifest | undefined): Re
     uid: e.uid,
     gid: e.gid,
     identity_class: e.identityClass,
-    principal: e.identityClass === 0 ? null : (workload?.id ?? null),
+    principal: workload?.id ?? null,
     workload: workload?.name ?? null,
     ip: formatIp(e.family, e.addr),
     port: e.port,

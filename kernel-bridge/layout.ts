@@ -8,6 +8,8 @@
 // of an address, uid, gid or port is its high bits (the kernel LPM trie compares data
 // bytes in order, most significant bit first).
 
+import { MAX_LIST_CLASSES } from "../compiler/tables.js";
+
 export interface FieldLayout {
   readonly offset: number;
   readonly size: number;
@@ -21,11 +23,9 @@ export interface StructLayout {
 /** Struct name (as in portcullis.h) → size and field offsets, in bytes. */
 export const LAYOUT = {
   pc_ident_key: { size: 16, fields: { cgroup_id: { offset: 0, size: 8 }, uid: { offset: 8, size: 4 }, gid: { offset: 12, size: 4 } } },
-  pc_ident_val: { size: 8, fields: { order: { offset: 0, size: 4 }, identity_class: { offset: 4, size: 4 } } },
-  pc_dst4_key: { size: 8, fields: { prefixlen: { offset: 0, size: 4 }, addr: { offset: 4, size: 4 } } },
-  pc_dst6_key: { size: 20, fields: { prefixlen: { offset: 0, size: 4 }, addr: { offset: 4, size: 16 } } },
-  pc_class_val: { size: 4, fields: { cls: { offset: 0, size: 4 } } },
-  pc_pair_key: { size: 8, fields: { identity_class: { offset: 0, size: 4 }, destination_class: { offset: 4, size: 4 } } },
+  pc_ident_val: { size: 40, fields: { order: { offset: 0, size: 4 }, count: { offset: 4, size: 4 }, classes: { offset: 8, size: 32 } } },
+  pc_pair4_key: { size: 12, fields: { prefixlen: { offset: 0, size: 4 }, cls: { offset: 4, size: 4 }, addr: { offset: 8, size: 4 } } },
+  pc_pair6_key: { size: 24, fields: { prefixlen: { offset: 0, size: 4 }, cls: { offset: 4, size: 4 }, addr: { offset: 8, size: 16 } } },
   pc_row_val: { size: 4, fields: { row: { offset: 0, size: 4 } } },
   pc_uid_key: { size: 12, fields: { prefixlen: { offset: 0, size: 4 }, row: { offset: 4, size: 4 }, uid: { offset: 8, size: 4 } } },
   pc_gid_key: { size: 12, fields: { prefixlen: { offset: 0, size: 4 }, block: { offset: 4, size: 4 }, gid: { offset: 8, size: 4 } } },
@@ -49,6 +49,11 @@ export const ANY_CGROUP = 0n;
  * BPF program's loop bound. A policy needing more is refused by the lowering.
  */
 export const MAX_CGROUP_LEVELS = 16;
+/**
+ * At most this many identity classes in a list (`pc_ident_val.classes`, the unidentified
+ * list of a generation): the bound of the BPF program's class loop, the tables' own limit.
+ */
+export const MAX_CLASSES = MAX_LIST_CLASSES;
 /** `pc_verdict.rule` of a verdict without reasons (a default). */
 export const NO_RULE = 0xffffffff;
 /** `pc_verdict.flags` bits, as in the tables' VERDICTS section. */
@@ -60,9 +65,9 @@ export const IPPROTO_UDP = 17;
 
 /**
  * Bits of an LPM key's data that are always matched whole, before the value's prefix:
- * `row` (uid), `block` (gid), `block` + `protocol` + `pad` (port).
+ * `cls` (pairs4, pairs6), `row` (uid), `block` (gid), `block` + `protocol` + `pad` (port).
  */
-export const LPM_FIXED_BITS = { uid: 32, gid: 32, port: 48 } as const;
+export const LPM_FIXED_BITS = { pair: 32, uid: 32, gid: 32, port: 48 } as const;
 
 // ---------------------------------------------------------------- field access
 
@@ -136,34 +141,43 @@ export function decodeIdentKey(bytes: Uint8Array): IdentKey {
 export interface IdentVal {
   /** Position of the workload in policy-set order; the lowest among all hits wins. */
   readonly order: number;
-  readonly identityClass: number;
+  /** The workload's identity classes (1..MAX_CLASSES), in list order. */
+  readonly classes: readonly number[];
 }
 
 export function encodeIdentVal(x: IdentVal): Uint8Array {
   const out = new Uint8Array(LAYOUT.pc_ident_val.size);
+  if (x.classes.length === 0 || x.classes.length > MAX_CLASSES) throw new RangeError(`pc_ident_val holds 1..${MAX_CLASSES} classes, not ${x.classes.length}`);
   putU32(out, "pc_ident_val", "order", x.order);
-  putU32(out, "pc_ident_val", "identity_class", x.identityClass);
+  putU32(out, "pc_ident_val", "count", x.classes.length);
+  const at = offsetOf("pc_ident_val", "classes");
+  x.classes.forEach((cls, i) => setU32(out, at + 4 * i, u32(cls, "pc_ident_val.classes"), true));
   return out;
 }
 
 export function decodeIdentVal(bytes: Uint8Array): IdentVal {
   const v = sized("pc_ident_val", bytes);
-  return { order: getU32(v, "pc_ident_val", "order"), identityClass: getU32(v, "pc_ident_val", "identity_class") };
+  const count = getU32(v, "pc_ident_val", "count");
+  if (count === 0 || count > MAX_CLASSES) throw new RangeError(`pc_ident_val.count must be 1..${MAX_CLASSES}, not ${count}`);
+  const at = offsetOf("pc_ident_val", "classes");
+  return { order: getU32(v, "pc_ident_val", "order"), classes: Array.from({ length: count }, (_, i) => v.getUint32(at + 4 * i, true)) };
 }
 
-// ---------------------------------------------------------------- 2. destinations
+// ---------------------------------------------------------------- 2+3. (class, destination) → row
 
-export interface DstKey {
-  /** Leading bits of `addr` that must match (0..32 for IPv4, 0..128 for IPv6). */
+export interface PairKey {
+  /** 32 (the class, matched whole) + the CIDR's prefix: 32..64 for IPv4, 32..160 for IPv6. */
   readonly prefixlen: number;
+  readonly identityClass: number;
   /** 4 or 16 bytes in network order; bits past the prefix are zero when encoded by the lowering. */
   readonly addr: readonly number[];
 }
 
-function encodeDst(name: "pc_dst4_key" | "pc_dst6_key", bytes: number, k: DstKey): Uint8Array {
+function encodePair(name: "pc_pair4_key" | "pc_pair6_key", bytes: number, k: PairKey): Uint8Array {
   if (k.addr.length !== bytes) throw new RangeError(`${name}.addr must be ${bytes} bytes, not ${k.addr.length}`);
   const out = new Uint8Array(LAYOUT[name].size);
-  putU32(out, name, "prefixlen", checkPrefix(k.prefixlen, bytes * 8, name));
+  putU32(out, name, "prefixlen", checkPrefix(k.prefixlen, LPM_FIXED_BITS.pair + bytes * 8, name));
+  putU32(out, name, "cls", k.identityClass);
   const at = offsetOf(name, "addr");
   k.addr.forEach((b, i) => {
     if (!Number.isInteger(b) || b < 0 || b > 255) throw new RangeError(`${name}.addr holds a bad byte ${b}`);
@@ -172,31 +186,29 @@ function encodeDst(name: "pc_dst4_key" | "pc_dst6_key", bytes: number, k: DstKey
   return out;
 }
 
-function decodeDst(name: "pc_dst4_key" | "pc_dst6_key", bytes: Uint8Array): DstKey {
+function decodePair(name: "pc_pair4_key" | "pc_pair6_key", bytes: Uint8Array): PairKey {
   const v = sized(name, bytes);
   const at = offsetOf(name, "addr");
-  return { prefixlen: getU32(v, name, "prefixlen"), addr: [...bytes.subarray(at, at + LAYOUT[name].fields.addr.size)] };
+  return { prefixlen: getU32(v, name, "prefixlen"), identityClass: getU32(v, name, "cls"), addr: [...bytes.subarray(at, at + LAYOUT[name].fields.addr.size)] };
 }
 
-export const encodeDst4Key = (k: DstKey): Uint8Array => encodeDst("pc_dst4_key", 4, k);
-export const encodeDst6Key = (k: DstKey): Uint8Array => encodeDst("pc_dst6_key", 16, k);
-export const decodeDst4Key = (bytes: Uint8Array): DstKey => decodeDst("pc_dst4_key", bytes);
-export const decodeDst6Key = (bytes: Uint8Array): DstKey => decodeDst("pc_dst6_key", bytes);
+export const encodePair4Key = (k: PairKey): Uint8Array => encodePair("pc_pair4_key", 4, k);
+export const encodePair6Key = (k: PairKey): Uint8Array => encodePair("pc_pair6_key", 16, k);
+export const decodePair4Key = (bytes: Uint8Array): PairKey => decodePair("pc_pair4_key", bytes);
+export const decodePair6Key = (bytes: Uint8Array): PairKey => decodePair("pc_pair6_key", bytes);
 
 // ---------------------------------------------------------------- single-u32 values and array keys
 
-function encodeOne(name: "pc_class_val" | "pc_row_val" | "pc_block_val" | "pc_verdict_ref", field: string, value: number): Uint8Array {
+function encodeOne(name: "pc_row_val" | "pc_block_val" | "pc_verdict_ref", field: string, value: number): Uint8Array {
   const out = new Uint8Array(LAYOUT[name].size);
   setU32(out, 0, u32(value, `${name}.${field}`), true);
   return out;
 }
 
-function decodeOne(name: "pc_class_val" | "pc_row_val" | "pc_block_val" | "pc_verdict_ref", bytes: Uint8Array): number {
+function decodeOne(name: "pc_row_val" | "pc_block_val" | "pc_verdict_ref", bytes: Uint8Array): number {
   return sized(name, bytes).getUint32(0, true);
 }
 
-export const encodeClassVal = (cls: number): Uint8Array => encodeOne("pc_class_val", "cls", cls);
-export const decodeClassVal = (bytes: Uint8Array): number => decodeOne("pc_class_val", bytes);
 export const encodeRowVal = (row: number): Uint8Array => encodeOne("pc_row_val", "row", row);
 export const decodeRowVal = (bytes: Uint8Array): number => decodeOne("pc_row_val", bytes);
 export const encodeBlockVal = (block: number): Uint8Array => encodeOne("pc_block_val", "block", block);
@@ -216,25 +228,6 @@ export function encodeArrayKey(index: number): Uint8Array {
 export function decodeArrayKey(bytes: Uint8Array): number {
   if (bytes.byteLength !== ARRAY_KEY_SIZE) throw new RangeError(`an array key is ${ARRAY_KEY_SIZE} bytes, not ${bytes.byteLength}`);
   return view(bytes).getUint32(0, true);
-}
-
-// ---------------------------------------------------------------- 3. pairs
-
-export interface PairKey {
-  readonly identityClass: number;
-  readonly destinationClass: number;
-}
-
-export function encodePairKey(k: PairKey): Uint8Array {
-  const out = new Uint8Array(LAYOUT.pc_pair_key.size);
-  putU32(out, "pc_pair_key", "identity_class", k.identityClass);
-  putU32(out, "pc_pair_key", "destination_class", k.destinationClass);
-  return out;
-}
-
-export function decodePairKey(bytes: Uint8Array): PairKey {
-  const v = sized("pc_pair_key", bytes);
-  return { identityClass: getU32(v, "pc_pair_key", "identity_class"), destinationClass: getU32(v, "pc_pair_key", "destination_class") };
 }
 
 // ---------------------------------------------------------------- 4. uid, gid, port LPM keys
@@ -335,9 +328,8 @@ export interface MapSpec {
 /** The policy maps of one generation, by name, with their BPF map type and key/value structs. */
 export const MAPS = {
   ident: { type: "hash", key: "pc_ident_key", value: "pc_ident_val" },
-  dst4: { type: "lpm_trie", key: "pc_dst4_key", value: "pc_class_val" },
-  dst6: { type: "lpm_trie", key: "pc_dst6_key", value: "pc_class_val" },
-  pairs: { type: "hash", key: "pc_pair_key", value: "pc_row_val" },
+  pairs4: { type: "lpm_trie", key: "pc_pair4_key", value: "pc_row_val" },
+  pairs6: { type: "lpm_trie", key: "pc_pair6_key", value: "pc_row_val" },
   default_row: { type: "array", key: "u32", value: "pc_row_val" },
   uid_lpm: { type: "lpm_trie", key: "pc_uid_key", value: "pc_block_val" },
   gid_lpm: { type: "lpm_trie", key: "pc_gid_key", value: "pc_block_val" },

@@ -22,7 +22,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync,
 import { createRequire } from "node:module";
 import path from "node:path";
 import { diag, type CatalogKey, type Diagnostic } from "../dsl/diagnostics.js";
-import { ANY_CGROUP, ANY_ID, decodeIdentKey, keySize, MAP_NAMES, MAPS, MAX_CGROUP_LEVELS, valueSize, type MapName } from "./layout.js";
+import { ANY_CGROUP, ANY_ID, decodeIdentKey, keySize, MAP_NAMES, MAPS, MAX_CGROUP_LEVELS, MAX_CLASSES, valueSize, type MapName } from "./layout.js";
 import { packEntries, type MapImages } from "./lower.js";
 
 export const PIN_ROOT = "/sys/fs/bpf/portcullis";
@@ -34,9 +34,9 @@ const MAX_LEVELS = MAX_CGROUP_LEVELS;
 export const MAX_RULES = 16384;
 const COUNTER_SLOTS = MAX_RULES + 1;
 const CONTROL_BYTES = 8;
-const CONFIG_BYTES = 8 + 4 * MAX_LEVELS + 8;
+const CONFIG_BYTES = 8 + 4 * MAX_LEVELS + 8 + 4 * MAX_CLASSES;
 const COUNTER_BYTES = 16;
-const EVENT_BYTES = 88;
+const EVENT_BYTES = 128;
 
 /** Sizes of the loader's own structs in portcullis.h; the layout test compares them with the BTF. */
 export const LOADER_STRUCT_SIZES = { pc_control: CONTROL_BYTES, pc_gen_config: CONFIG_BYTES, pc_counter: COUNTER_BYTES } as const;
@@ -44,9 +44,8 @@ export const LOADER_STRUCT_SIZES = { pc_control: CONTROL_BYTES, pc_gen_config: C
 /** Entries each map of a generation holds unless `kernel load --capacity MAP=N` says otherwise. */
 export const DEFAULT_CAPACITY: Readonly<Record<MapName, number>> = {
   ident: 16384,
-  dst4: 262144,
-  dst6: 262144,
-  pairs: 262144,
+  pairs4: 524288,
+  pairs6: 262144,
   default_row: 65536,
   uid_lpm: 262144,
   gid_lpm: 262144,
@@ -195,7 +194,7 @@ export function checkName(name: string): string {
 // ---------------------------------------------------------------- generations
 
 /** One generation of policy as map images: what lowerToMapImages gives (the bench builds synthetic ones). */
-export type GenerationImage = Pick<MapImages, "maps" | "levels">;
+export type GenerationImage = Pick<MapImages, "maps" | "levels" | "unidentified">;
 
 /** Entries each map needs: the entry count, or for an ARRAY the highest index + 1. */
 export function requiredCapacity(image: GenerationImage): Record<MapName, number> {
@@ -213,6 +212,7 @@ export function checkCapacity(image: GenerationImage, capacity: Readonly<Record<
   const need = requiredCapacity(image);
   for (const name of MAP_NAMES) if (need[name] > capacity[name]) fail("KernelCapacity", need[name], name, capacity[name]);
   if (image.levels.length > MAX_LEVELS) fail("KernelCapacity", image.levels.length, "levels", MAX_LEVELS);
+  if (image.unidentified.length === 0 || image.unidentified.length > MAX_CLASSES) fail("KernelCapacity", image.unidentified.length, "unidentified classes", MAX_CLASSES);
 }
 
 function mapTypeNumber(n: NativeBpf, name: MapName): { type: number; flags: number } {
@@ -275,6 +275,8 @@ function encodeConfig(audit: boolean, image: GenerationImage): Uint8Array {
   v.setUint32(4, image.levels.length, true);
   image.levels.forEach((l, i) => v.setUint32(8 + 4 * i, l, true));
   v.setUint32(8 + 4 * MAX_LEVELS, probeMask(image), true);
+  v.setUint32(12 + 4 * MAX_LEVELS, image.unidentified.length, true);
+  image.unidentified.forEach((cls, i) => v.setUint32(16 + 4 * MAX_LEVELS + 4 * i, cls, true));
   return out;
 }
 
@@ -620,10 +622,16 @@ export interface RawEvent {
   readonly pid: number;
   readonly uid: number;
   readonly gid: number;
+  /** The identified workload's index in the manifest, or undefined (unidentified). */
+  readonly workload: number | undefined;
+  /** The class whose verdict decided. */
   readonly identityClass: number;
+  /** The deciding verdict index, NO_VERDICT when a lookup missed. */
   readonly verdict: number;
   readonly rule: number;
   readonly generation: number;
+  /** Each class's verdict index, in list order (NO_VERDICT where a lookup missed). */
+  readonly verdicts: readonly number[];
   readonly port: number;
   readonly protocol: number;
   readonly family: 4 | 6;
@@ -635,6 +643,8 @@ export interface RawEvent {
 }
 
 const HOOKS = ["connect4", "connect6", "sendmsg4", "sendmsg6"] as const;
+/** pc_event.workload of an unidentified process (PC_UNIDENTIFIED). */
+const UNIDENTIFIED = 0xffffffff;
 
 /** struct pc_event (portcullis.h); the layout test compares it with the object's BTF. */
 export const EVENT_LAYOUT = {
@@ -645,19 +655,22 @@ export const EVENT_LAYOUT = {
     pid: { offset: 16, size: 4 },
     uid: { offset: 20, size: 4 },
     gid: { offset: 24, size: 4 },
-    identity_class: { offset: 28, size: 4 },
-    verdict: { offset: 32, size: 4 },
-    rule: { offset: 36, size: 4 },
-    generation: { offset: 40, size: 4 },
-    port: { offset: 44, size: 2 },
-    protocol: { offset: 46, size: 1 },
-    family: { offset: 47, size: 1 },
-    addr: { offset: 48, size: 16 },
-    allowed: { offset: 64, size: 1 },
-    returned: { offset: 65, size: 1 },
-    hook: { offset: 66, size: 1 },
-    pad: { offset: 67, size: 5 },
-    comm: { offset: 72, size: 16 },
+    workload: { offset: 28, size: 4 },
+    identity_class: { offset: 32, size: 4 },
+    verdict: { offset: 36, size: 4 },
+    rule: { offset: 40, size: 4 },
+    generation: { offset: 44, size: 4 },
+    count: { offset: 48, size: 4 },
+    verdicts: { offset: 52, size: 4 * MAX_CLASSES },
+    port: { offset: 84, size: 2 },
+    protocol: { offset: 86, size: 1 },
+    family: { offset: 87, size: 1 },
+    addr: { offset: 88, size: 16 },
+    allowed: { offset: 104, size: 1 },
+    returned: { offset: 105, size: 1 },
+    hook: { offset: 106, size: 1 },
+    pad: { offset: 107, size: 5 },
+    comm: { offset: 112, size: 16 },
   },
 } as const;
 
@@ -666,16 +679,20 @@ export function decodeEvent(b: Buffer): RawEvent {
   const family = b.readUInt8(f.family.offset) === 4 ? 4 : 6;
   const comm = b.subarray(f.comm.offset, f.comm.offset + f.comm.size);
   const end = comm.indexOf(0);
+  const workload = b.readUInt32LE(f.workload.offset);
+  const count = b.readUInt32LE(f.count.offset);
   return {
     cgroupId: b.readBigUInt64LE(f.cgroup_id.offset),
     timeNs: b.readBigUInt64LE(f.time_ns.offset),
     pid: b.readUInt32LE(f.pid.offset),
     uid: b.readUInt32LE(f.uid.offset),
     gid: b.readUInt32LE(f.gid.offset),
+    workload: workload === UNIDENTIFIED ? undefined : workload,
     identityClass: b.readUInt32LE(f.identity_class.offset),
     verdict: b.readUInt32LE(f.verdict.offset),
     rule: b.readUInt32LE(f.rule.offset),
     generation: b.readUInt32LE(f.generation.offset),
+    verdicts: Array.from({ length: Math.min(count, MAX_CLASSES) }, (_, i) => b.readUInt32LE(f.verdicts.offset + 4 * i)),
     port: b.readUInt16LE(f.port.offset),
     protocol: b.readUInt8(f.protocol.offset),
     family,

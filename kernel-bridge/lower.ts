@@ -1,9 +1,9 @@
 // Owns lowering one bundle's decision tables (docs/bundle-format.md) into the eBPF map
-// images of one policy generation (docs/kernel-maps.md, /work/kernel-contract.md): the
-// identity map from the workloads' `match` blocks, the destination LPM tries, the pairs
-// and default rows, the uid/gid/port LPM tries (intervals as exact prefix covers) and the
-// verdicts. Pure: no kernel, no I/O. Reads only the validated tables and the manifest's
-// workloads, never the AST.
+// images of one policy generation (docs/kernel-maps.md): the identity map from the
+// workloads' `match` blocks and class lists, the (class, destination) LPM tries from the
+// pairs and the destination CIDRs, the default rows, the uid/gid/port LPM tries (intervals
+// as exact prefix covers) and the verdicts. Pure: no kernel, no I/O. Reads only the
+// validated tables and the manifest's workloads, never the AST.
 //
 // INVARIANT: exact or refused (DESIGN.md, invariant 5). Every lookup over the images
 // gives what the tables give; a construct the maps cannot hold exactly throws
@@ -16,13 +16,11 @@ import {
   ANY_ID,
   encodeArrayKey,
   encodeBlockVal,
-  encodeClassVal,
-  encodeDst4Key,
-  encodeDst6Key,
   encodeGidKey,
   encodeIdentKey,
   encodeIdentVal,
-  encodePairKey,
+  encodePair4Key,
+  encodePair6Key,
   encodePortKey,
   encodeRowVal,
   encodeUidKey,
@@ -34,6 +32,7 @@ import {
   LPM_FIXED_BITS,
   MAP_NAMES,
   MAX_CGROUP_LEVELS,
+  MAX_CLASSES,
   NO_RULE,
   valueSize,
   type MapName,
@@ -93,7 +92,7 @@ function intervals(rowData: Uint32Array, at: number, max: number): { low: number
 // ---------------------------------------------------------------- identities
 
 /** A workload as the manifest holds it, in policy-set order (its index is its `order`). */
-export type WorkloadIdentity = Pick<BundleManifest["workloads"][number], "name" | "identityClass" | "match">;
+export type WorkloadIdentity = Pick<BundleManifest["workloads"][number], "name" | "id" | "identityList" | "identityClasses" | "match">;
 type Block = WorkloadIdentity["match"][number];
 
 export interface IdentityInput {
@@ -251,29 +250,48 @@ export function packEntries(map: MapName, entries: readonly MapEntry[]): { keys:
 /** One generation of policy as map contents (layout.ts `MAPS`). */
 export interface MapImages {
   readonly maps: Readonly<Record<MapName, readonly MapEntry[]>>;
-  /** The cgroup levels the program probes (`pc_levels`), ascending, at most MAX_CGROUP_LEVELS. */
+  /** The cgroup levels the program probes (`pc_gen_config.levels`), ascending, at most MAX_CGROUP_LEVELS. */
   readonly levels: readonly number[];
+  /** The classes of a process no identity entry matches (`pc_gen_config.unidentified`): the tables' META[9] list. */
+  readonly unidentified: readonly number[];
   /** Entries per map. */
   readonly counts: Readonly<Record<MapName, number>>;
   /** The `max_entries` each map needs to hold this generation (arrays: exactly their length; at least 1). */
   readonly capacity: Readonly<Record<MapName, number>>;
 }
 
-/** The section words and META counts lowering reads. */
+/** The section words and META counts lowering reads, and the validated reader. */
 interface Tables {
-  readonly identityClasses: number;
   readonly rows: number;
   readonly verdictCount: number;
   readonly s: Sections;
+  readonly reader: DecisionTableReader;
 }
 
+/** Word offsets in CLASS_LISTS where a list starts (the reader has checked every list's bounds and classes). */
+function listStarts(t: Tables): Set<number> {
+  const lists = t.s[SECTION.CLASS_LISTS]!;
+  const starts = new Set<number>();
+  for (let at = 0; at < lists.length; at += 1 + lists[at]!) starts.add(at);
+  return starts;
+}
+
+/**
+ * The identity entries: one per distinct key of a kernel-checkable match block, valued
+ * with the workload's order and class list. The list is the manifest's `identityList`,
+ * which must start a list of CLASS_LISTS, hold the manifest's `identityClasses` and be the
+ * list the tables give the workload's SPIFFE ID: a process of the workload is then
+ * decided exactly as its ID is.
+ */
 function lowerIdentities(t: Tables, input: IdentityInput): { entries: MapEntry[]; levels: number[] } {
-  const best = new Map<string, { key: Uint8Array; order: number; cls: number }>();
+  const best = new Map<string, { key: Uint8Array; order: number; classes: readonly number[] }>();
   const levels = new Set<number>();
+  const starts = listStarts(t);
   input.workloads.forEach((w, order) => {
-    if (!Number.isInteger(w.identityClass) || w.identityClass <= 0 || w.identityClass >= t.identityClasses) {
-      refuse(`workload \`${w.name}\` names identity class ${w.identityClass}, which the tables do not have`);
-    }
+    if (!Number.isInteger(w.identityList) || !starts.has(w.identityList)) refuse(`workload \`${w.name}\` names class list ${w.identityList}, which the tables do not have`);
+    const classes = t.reader.listClasses(w.identityList);
+    if (classes.join(",") !== w.identityClasses.join(",")) refuse(`workload \`${w.name}\`: the manifest's classes ${w.identityClasses.join(", ")} are not its list's (${classes.join(", ")})`);
+    if (classes.join(",") !== t.reader.identityClasses(w.id).join(",")) refuse(`workload \`${w.name}\`: its class list is not the one the tables give \`${w.id}\``);
     for (const block of w.match.filter(matchesSomeProcess)) {
       // INVARIANT: only managed cgroups are named `portcullis.*`, so no selector path lies
       // inside another workload's managed cgroup and only exec places processes there.
@@ -292,45 +310,87 @@ function lowerIdentities(t: Tables, input: IdentityInput): { entries: MapEntry[]
       const key = encodeIdentKey({ cgroupId, uid: block.uid ?? ANY_ID, gid: block.gid ?? ANY_ID });
       const hex = Buffer.from(key).toString("hex");
       // INVARIANT: the first workload in policy-set order wins, so an equal key keeps the lower order.
-      if (!best.has(hex)) best.set(hex, { key, order, cls: w.identityClass });
+      if (!best.has(hex)) best.set(hex, { key, order, classes });
     }
   });
   if (levels.size > MAX_CGROUP_LEVELS) refuse(`the workloads' cgroups lie at ${levels.size} different levels; the kernel probes at most ${MAX_CGROUP_LEVELS}`);
-  const entries = [...best.values()].map((e) => ({ key: e.key, value: encodeIdentVal({ order: e.order, identityClass: e.cls }) }));
+  const entries = [...best.values()].map((e) => ({ key: e.key, value: encodeIdentVal({ order: e.order, classes: e.classes }) }));
   return { entries, levels: [...levels].sort((a, b) => a - b) };
 }
 
-function lowerDestinations(t: Tables): { dst4: MapEntry[]; dst6: MapEntry[] } {
-  const v4 = t.s[SECTION.DST_V4]!;
-  const v6 = t.s[SECTION.DST_V6]!;
-  const bytesOf = (words: Uint32Array, prefix: number): number[] => {
-    const out: number[] = [];
-    for (const w of words) out.push(w >>> 24, (w >>> 16) & 255, (w >>> 8) & 255, w & 255);
-    // INVARIANT: bits past the prefix are zero, so equal prefixes give equal keys.
-    return out.map((b, i) => {
-      const keep = Math.max(0, Math.min(8, prefix - i * 8));
-      return b & ((0xff00 >> keep) & 0xff);
-    });
-  };
-  const dst4: MapEntry[] = [];
-  for (let i = 0; i < v4.length; i += 3) dst4.push({ key: encodeDst4Key({ prefixlen: v4[i + 1]!, addr: bytesOf(v4.subarray(i, i + 1), v4[i + 1]!) }), value: encodeClassVal(v4[i + 2]!) });
-  const dst6: MapEntry[] = [];
-  for (let i = 0; i < v6.length; i += 6) dst6.push({ key: encodeDst6Key({ prefixlen: v6[i + 4]!, addr: bytesOf(v6.subarray(i, i + 4), v6[i + 4]!) }), value: encodeClassVal(v6[i + 5]!) });
-  return { dst4, dst6 };
+/** A destination class's CIDR: its address bytes (host bits zero) and prefix. */
+interface ClassCidr {
+  readonly family: 4 | 6;
+  readonly bytes: readonly number[];
+  readonly prefix: number;
 }
 
-function lowerPairs(t: Tables): { pairs: MapEntry[]; defaultRow: MapEntry[] } {
+/** The first `prefix` bits of `bytes`, the rest zero. */
+function maskBytes(bytes: readonly number[], prefix: number): number[] {
+  return bytes.map((b, i) => b & ((0xff00 >> Math.max(0, Math.min(8, prefix - i * 8))) & 0xff));
+}
+
+/**
+ * Destination class → its CIDR, from DST_V4 and DST_V6. Refused unless every class there
+ * is one CIDR (class ≥ 1, no class or CIDR twice) and DST_PARENT names for each class the
+ * longest CIDR of its family strictly containing it: what makes one LPM trie per identity
+ * class equal to the tables' parent walk.
+ */
+function classCidrs(t: Tables): Map<number, ClassCidr> {
+  const out = new Map<number, ClassCidr>();
+  const byCidr = new Map<string, number>();
+  const add = (family: 4 | 6, words: Uint32Array, prefix: number, cls: number) => {
+    const bytes = maskBytes([...words].flatMap((w) => [w >>> 24, (w >>> 16) & 255, (w >>> 8) & 255, w & 255]), prefix);
+    const text = `${family}/${bytes.join(".")}/${prefix}`;
+    if (cls === 0 || out.has(cls) || byCidr.has(text)) refuse(`the destination tables hold class ${cls} or CIDR ${text} twice, or class 0`);
+    out.set(cls, { family, bytes, prefix });
+    byCidr.set(text, cls);
+  };
+  const v4 = t.s[SECTION.DST_V4]!;
+  const v6 = t.s[SECTION.DST_V6]!;
+  for (let i = 0; i < v4.length; i += 3) add(4, v4.subarray(i, i + 1), v4[i + 1]!, v4[i + 2]!);
+  for (let i = 0; i < v6.length; i += 6) add(6, v6.subarray(i, i + 4), v6[i + 4]!, v6[i + 5]!);
+  const parent = t.s[SECTION.DST_PARENT]!;
+  const prefixes = (family: 4 | 6) => [...new Set([...out.values()].filter((c) => c.family === family).map((c) => c.prefix))].sort((a, b) => b - a);
+  const byFamily = { 4: prefixes(4), 6: prefixes(6) };
+  for (const [cls, c] of out) {
+    let longest = 0;
+    for (const p of byFamily[c.family]) {
+      if (p >= c.prefix) continue;
+      longest = byCidr.get(`${c.family}/${maskBytes(c.bytes, p).join(".")}/${p}`) ?? 0;
+      if (longest !== 0) break;
+    }
+    if (parent[cls] !== longest) refuse(`DST_PARENT gives class ${cls} the parent ${parent[cls]}, but the longest CIDR containing it is class ${longest}`);
+  }
+  return out;
+}
+
+/**
+ * pairs4 / pairs6: per PAIRS entry (s, c, row), the key (s, c's CIDR) → row; default_row:
+ * per identity class its row. A lookup with (s, address) finds the longest CIDR paired
+ * with s that holds the address, which is the first (s, c) of the tables' walk c = d,
+ * DST_PARENT[c], … (the CIDRs holding an address are nested, so that walk visits exactly
+ * them, longest first).
+ */
+function lowerPairs(t: Tables): { pairs4: MapEntry[]; pairs6: MapEntry[]; defaultRow: MapEntry[] } {
+  const cidrs = classCidrs(t);
   const section = t.s[SECTION.PAIRS]!;
   const capacity = section[0]!;
-  const pairs: MapEntry[] = [];
+  const pairs4: MapEntry[] = [];
+  const pairs6: MapEntry[] = [];
   for (let i = 0; i < capacity; i++) {
     const slot = 1 + i * 3;
     if (section[slot] === EMPTY_SLOT) continue;
-    pairs.push({ key: encodePairKey({ identityClass: section[slot]!, destinationClass: section[slot + 1]! }), value: encodeRowVal(section[slot + 2]!) });
+    const [identityClass, destinationClass, row] = [section[slot]!, section[slot + 1]!, section[slot + 2]!];
+    const c = cidrs.get(destinationClass);
+    if (c === undefined) refuse(`PAIRS names destination class ${destinationClass}, which has no CIDR`);
+    const key = { prefixlen: LPM_FIXED_BITS.pair + c.prefix, identityClass, addr: c.bytes };
+    if (c.family === 4) pairs4.push({ key: encodePair4Key(key), value: encodeRowVal(row) });
+    else pairs6.push({ key: encodePair6Key(key), value: encodeRowVal(row) });
   }
   const defaults = t.s[SECTION.DEFAULT_ROW]!;
   const defaultRow = [...defaults].map((row, cls) => ({ key: encodeArrayKey(cls), value: encodeRowVal(row) }));
-  return { pairs, defaultRow };
+  return { pairs4, pairs6, defaultRow };
 }
 
 const U32_MAX = 0xffffffff;
@@ -426,19 +486,19 @@ function lowerVerdicts(t: Tables): MapEntry[] {
  */
 export function lowerToMapImages(tables: Uint32Array, ruleIds: readonly string[], identity: IdentityInput): MapImages {
   // Validates every section and stored index before anything is read below.
-  new DecisionTableReader(tables, ruleIds);
+  const reader = new DecisionTableReader(tables, ruleIds);
   const s = readSections(tables);
   const meta = s[SECTION.META]!;
-  const t: Tables = { identityClasses: meta[0]!, rows: meta[2]!, verdictCount: meta[3]!, s };
+  const t: Tables = { rows: meta[2]!, verdictCount: meta[3]!, s, reader };
   const ident = lowerIdentities(t, identity);
-  const { dst4, dst6 } = lowerDestinations(t);
-  const { pairs, defaultRow } = lowerPairs(t);
+  const unidentified = reader.listClasses(meta[9]!);
+  if (unidentified.length === 0 || unidentified.length > MAX_CLASSES) refuse(`the unidentified list has ${unidentified.length} classes; the kernel holds 1..${MAX_CLASSES}`);
+  const { pairs4, pairs6, defaultRow } = lowerPairs(t);
   const rows = lowerRows(t);
   const maps: Record<MapName, readonly MapEntry[]> = {
     ident: ident.entries,
-    dst4,
-    dst6,
-    pairs,
+    pairs4,
+    pairs6,
     default_row: defaultRow,
     uid_lpm: rows.uid,
     gid_lpm: rows.gid,
@@ -447,5 +507,5 @@ export function lowerToMapImages(tables: Uint32Array, ruleIds: readonly string[]
   };
   const counts = Object.fromEntries(MAP_NAMES.map((m) => [m, maps[m].length])) as Record<MapName, number>;
   const capacity = Object.fromEntries(MAP_NAMES.map((m) => [m, Math.max(1, maps[m].length)])) as Record<MapName, number>;
-  return { maps, levels: ident.levels, counts, capacity };
+  return { maps, levels: ident.levels, unidentified, counts, capacity };
 }

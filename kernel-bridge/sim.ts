@@ -5,10 +5,10 @@
 // - `decideProcess`: what the kernel does at connect()/sendmsg() for a process (cgroup
 //   ancestry, uid, gid) and a destination;
 // - `KernelSimEvaluator.decide`: an `eval` request, with the same output as every other
-//   engine. A workload's SPIFFE ID is its class; any other ID is classified as the agent
-//   classifies a peer (the tables' user-space classification, possibly several classes),
-//   then each class goes through the simulated lookups and the verdicts combine as in
-//   compiler/table-eval.ts.
+//   engine. A workload's SPIFFE ID has its class list as its identity entries hold it,
+//   unidentified the generation's unidentified list; any other ID is classified as the
+//   agent classifies a peer (the tables' user-space classification, possibly more than
+//   eight classes); then the classes go through the simulated class loop.
 import type { BundleManifest } from "../compiler/bundle.js";
 import type { Decision, Request } from "../compiler/request.js";
 import { DecisionTableReader } from "../compiler/table-eval.js";
@@ -17,17 +17,15 @@ import {
   ANY_CGROUP,
   ANY_ID,
   decodeBlockVal,
-  decodeClassVal,
   decodeIdentVal,
   decodeRowVal,
   decodeVerdict,
   decodeVerdictRef,
   encodeArrayKey,
-  encodeDst4Key,
-  encodeDst6Key,
   encodeGidKey,
   encodeIdentKey,
-  encodePairKey,
+  encodePair4Key,
+  encodePair6Key,
   encodePortKey,
   encodeUidKey,
   FLAG_ALLOW,
@@ -35,8 +33,10 @@ import {
   IPPROTO_TCP,
   IPPROTO_UDP,
   keySize,
+  LPM_FIXED_BITS,
   MAPS,
   MAP_NAMES,
+  MAX_CLASSES,
   valueSize,
   type MapName,
 } from "./layout.js";
@@ -159,29 +159,50 @@ export interface ProcessRequest {
   readonly protocol: "tcp" | "udp";
 }
 
-/** The kernel's verdict and every intermediate value (what the decision events carry). */
-export interface KernelOutcome {
-  readonly allow: boolean;
+/** One class's lookups: its row and verdict, with the verdict's record. */
+export interface ClassStep {
   readonly identityClass: number;
-  /** The winning identity entry's workload order; undefined when unidentified. */
-  readonly order: number | undefined;
-  readonly destinationClass: number;
   readonly row: number;
   /** The tables' verdict index. */
   readonly verdict: number;
   readonly flags: number;
-  /** First rule index of the reason set, or NO_RULE. */
+  /** First rule index of the verdict's reason set, or NO_RULE. */
   readonly rule: number;
 }
 
-/** The prefixlen of a lookup key: all of its data bits (a uid, gid or port key has 8 data bytes). */
-const FULL_KEY_BITS = 64;
+/** What the class loop decides (steps 2-6) and what the decision event carries. */
+export interface ClassDecision {
+  readonly allow: boolean;
+  /** Every class's lookups, in list order. */
+  readonly steps: readonly ClassStep[];
+  /** Index in `steps` of the deciding verdict: the first forbid, else the first permit, else 0. */
+  readonly deciding: number;
+  /** The deciding class, verdict, flags and rule (the event's and the counters'). */
+  readonly identityClass: number;
+  readonly verdict: number;
+  readonly flags: number;
+  readonly rule: number;
+}
+
+/** The kernel's decision for a process, with its identity. */
+export interface KernelOutcome extends ClassDecision {
+  /** The winning identity entry's workload order; undefined when unidentified. */
+  readonly order: number | undefined;
+  /** The class list the process got (its identity entry's, or the unidentified list). */
+  readonly classes: readonly number[];
+}
+
+/** The prefixlen of a lookup key: all of its data bits. */
+const FULL_KEY_BITS = { uid: 64, pair4: LPM_FIXED_BITS.pair + 32, pair6: LPM_FIXED_BITS.pair + 128 } as const;
+/** `flags & KIND` of a verdict: 0 forbid, FLAG_ALLOW permit, else a default. */
+const KIND = FLAG_ALLOW | FLAG_DEFAULT;
 
 export class KernelSimulator {
   private readonly maps: Record<MapName, MapSim>;
   readonly levels: readonly number[];
+  readonly unidentified: readonly number[];
 
-  constructor(images: MapImages) {
+  constructor(images: Pick<MapImages, "maps" | "levels" | "unidentified" | "capacity">) {
     const built = {} as Record<MapName, MapSim>;
     for (const name of MAP_NAMES) {
       const type = MAPS[name].type;
@@ -189,8 +210,10 @@ export class KernelSimulator {
       if (entries.length > images.capacity[name]) throw new SimulatorError(`${name} holds ${entries.length} entries, more than its capacity ${images.capacity[name]}`);
       built[name] = type === "hash" ? new HashMapSim(name, entries) : type === "array" ? new ArrayMapSim(name, entries, images.capacity[name]) : new LpmTrieSim(name, entries);
     }
+    if (images.unidentified.length === 0 || images.unidentified.length > MAX_CLASSES) throw new SimulatorError(`the unidentified list has ${images.unidentified.length} classes`);
     this.maps = built;
     this.levels = images.levels;
+    this.unidentified = images.unidentified;
   }
 
   private get(name: MapName, key: Uint8Array): Uint8Array | undefined {
@@ -204,13 +227,14 @@ export class KernelSimulator {
   }
 
   /**
-   * 1. process → identity class: for each level L in `levels`, the key {ancestor(L), uid,
-   * gid} with each of uid/gid replaced by ANY (4 variants), then the same with cgroup 0;
-   * the lowest `order` among all hits wins; no hit is class 0 (unidentified).
+   * 1. process → class list: for each level L in `levels`, the key {ancestor(L), uid, gid}
+   * with each of uid/gid replaced by ANY (4 variants), then the same with cgroup 0; the
+   * lowest `order` among all hits wins; no hit is unidentified, with the generation's
+   * unidentified list.
    */
-  identify(cgroupAncestors: readonly bigint[], uid: number, gid: number): { identityClass: number; order: number | undefined } {
+  identify(cgroupAncestors: readonly bigint[], uid: number, gid: number): { classes: readonly number[]; order: number | undefined } {
     if (uid === ANY_ID || gid === ANY_ID) throw new RangeError(`no process has uid or gid ${ANY_ID} ((uid_t)-1 is never assigned)`);
-    let best: { identityClass: number; order: number } | undefined;
+    let best: { classes: readonly number[]; order: number } | undefined;
     const cgroups = [...this.levels.map((level) => cgroupAncestors[level] ?? ANY_CGROUP), ANY_CGROUP];
     for (const cgroupId of cgroups) {
       for (const [u, g] of [
@@ -225,30 +249,28 @@ export class KernelSimulator {
         if (best === undefined || v.order < best.order) best = v;
       }
     }
-    return best === undefined ? { identityClass: 0, order: undefined } : best;
+    return best === undefined ? { classes: this.unidentified, order: undefined } : best;
   }
 
-  /** 2. destination → destination class (LPM); a v4-mapped IPv6 address is looked up in dst4. */
-  destinationClass(family: 4 | 6, ip: readonly number[]): number {
+  /**
+   * 2+3. (identity class, destination) → row: the longest prefix in pairs4 or pairs6 under
+   * the class (a v4-mapped IPv6 address is looked up in pairs4); a miss uses the class's
+   * default row.
+   */
+  row(identityClass: number, family: 4 | 6, ip: readonly number[]): number {
     const mapped = family === 6 && ip.slice(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff;
     const hit =
       family === 4 || mapped
-        ? this.get("dst4", encodeDst4Key({ prefixlen: 32, addr: family === 4 ? ip : ip.slice(12) }))
-        : this.get("dst6", encodeDst6Key({ prefixlen: 128, addr: ip }));
-    return hit === undefined ? 0 : decodeClassVal(hit);
-  }
-
-  /** 3. (identity class, destination class) → row; a miss uses the class's default row. */
-  row(identityClass: number, destinationClass: number): number {
-    const hit = this.get("pairs", encodePairKey({ identityClass, destinationClass }));
+        ? this.get("pairs4", encodePair4Key({ prefixlen: FULL_KEY_BITS.pair4, identityClass, addr: family === 4 ? ip : ip.slice(12) }))
+        : this.get("pairs6", encodePair6Key({ prefixlen: FULL_KEY_BITS.pair6, identityClass, addr: ip }));
     return decodeRowVal(hit ?? this.must("default_row", encodeArrayKey(identityClass)));
   }
 
   /** 4. row, uid → gid block; gid → protocol block; protocol, port → verdict (three LPM lookups). */
   verdict(row: number, uid: number, gid: number, protocol: "tcp" | "udp", port: number): number {
-    const gidBlock = decodeBlockVal(this.must("uid_lpm", encodeUidKey({ prefixlen: FULL_KEY_BITS, scope: row, value: uid })));
-    const protoBlock = decodeBlockVal(this.must("gid_lpm", encodeGidKey({ prefixlen: FULL_KEY_BITS, scope: gidBlock, value: gid })));
-    return decodeVerdictRef(this.must("port_lpm", encodePortKey({ prefixlen: FULL_KEY_BITS, block: protoBlock, protocol: protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, port })));
+    const gidBlock = decodeBlockVal(this.must("uid_lpm", encodeUidKey({ prefixlen: FULL_KEY_BITS.uid, scope: row, value: uid })));
+    const protoBlock = decodeBlockVal(this.must("gid_lpm", encodeGidKey({ prefixlen: FULL_KEY_BITS.uid, scope: gidBlock, value: gid })));
+    return decodeVerdictRef(this.must("port_lpm", encodePortKey({ prefixlen: FULL_KEY_BITS.uid, block: protoBlock, protocol: protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, port })));
   }
 
   /** 5. verdict → flags and first rule. */
@@ -256,14 +278,30 @@ export class KernelSimulator {
     return decodeVerdict(this.must("verdicts", encodeArrayKey(verdict)));
   }
 
+  /**
+   * 2-6 for each class of a list (all of them, as the program does, so that the event
+   * carries every verdict): the first forbid decides (deny), else the first permit
+   * (allow), else the first class's default. The BPF loop holds at most MAX_CLASSES
+   * classes; a peer's longer list is decided here the same way.
+   */
+  decideClasses(classes: readonly number[], r: { uid: number; gid: number; family: 4 | 6; ip: readonly number[]; port: number; protocol: "tcp" | "udp" }): ClassDecision {
+    if (classes.length === 0) throw new SimulatorError("an empty class list");
+    const steps = classes.map((identityClass): ClassStep => {
+      const row = this.row(identityClass, r.family, r.ip);
+      const verdict = this.verdict(row, r.uid, r.gid, r.protocol, r.port);
+      return { identityClass, row, verdict, ...this.verdictRecord(verdict) };
+    });
+    const forbid = steps.findIndex((x) => (x.flags & KIND) === 0);
+    const permit = steps.findIndex((x) => (x.flags & KIND) === FLAG_ALLOW);
+    const deciding = forbid >= 0 ? forbid : permit >= 0 ? permit : 0;
+    const d = steps[deciding]!;
+    return { allow: (d.flags & FLAG_ALLOW) !== 0, steps, deciding, identityClass: d.identityClass, verdict: d.verdict, flags: d.flags, rule: d.rule };
+  }
+
   /** The whole sequence for one process, as the BPF program runs it. */
   decideProcess(p: ProcessRequest): KernelOutcome {
-    const { identityClass, order } = this.identify(p.cgroupAncestors, p.uid, p.gid);
-    const destinationClass = this.destinationClass(p.family, p.ip);
-    const row = this.row(identityClass, destinationClass);
-    const verdict = this.verdict(row, p.uid, p.gid, p.protocol, p.port);
-    const { flags, rule } = this.verdictRecord(verdict);
-    return { allow: (flags & FLAG_ALLOW) !== 0, identityClass, order, destinationClass, row, verdict, flags, rule };
+    const { classes, order } = this.identify(p.cgroupAncestors, p.uid, p.gid);
+    return { ...this.decideClasses(classes, p), order, classes };
   }
 }
 
@@ -314,55 +352,36 @@ export interface KernelSimInput {
 
 /**
  * `--engine kernel-sim`: lowers the tables with made-up cgroup ids, then decides each
- * request by the simulated kernel lookups. The reasons of a verdict index are resolved
- * in user space from the tables, as `portcullis kernel events` resolves rule ids.
+ * request by the simulated kernel lookups. The reasons are resolved in user space from
+ * the tables, as `portcullis kernel events` resolves rule ids: the union of the reasons
+ * of every verdict of the deciding kind (compiler/table-eval.ts `combine`).
  */
 export class KernelSimEvaluator implements Evaluator {
   readonly cgroups = new SyntheticCgroups();
   readonly images: MapImages;
   readonly kernel: KernelSimulator;
   private readonly reader: DecisionTableReader;
-  private readonly workloadClass = new Map<string, number>();
+  private readonly workloadClasses = new Map<string, readonly number[]>();
 
   constructor(input: KernelSimInput) {
     this.reader = input.reader ?? new DecisionTableReader(input.words, input.ruleIds);
     const cgroupIds = this.cgroups.idsFor(requiredCgroupPaths(input.workloads, SIM_MANAGED_ROOT));
     this.images = lowerToMapImages(input.words, input.ruleIds, { workloads: input.workloads, cgroupIds, managedRoot: SIM_MANAGED_ROOT });
     this.kernel = new KernelSimulator(this.images);
-    for (const w of input.workloads) if (!this.workloadClass.has(w.id)) this.workloadClass.set(w.id, w.identityClass);
+    for (const w of input.workloads) if (!this.workloadClasses.has(w.id)) this.workloadClasses.set(w.id, w.identityClasses);
   }
 
-  /** A workload's ID is its class; unidentified is class 0; any other ID is classified as a peer's. */
+  /** A workload's ID has its list (as its identity entries hold it); unidentified the generation's; any other ID is classified as a peer's. */
   identityClasses(principal: string | null): readonly number[] {
-    if (principal === null) return [0];
-    const cls = this.workloadClass.get(principal);
-    return cls !== undefined ? [cls] : this.reader.identityClasses(principal);
+    if (principal === null) return this.kernel.unidentified;
+    return this.workloadClasses.get(principal) ?? this.reader.identityClasses(principal);
   }
 
   decide(r: Request): Decision {
-    const d = this.kernel.destinationClass(r.family, r.ip);
-    const verdicts = this.identityClasses(r.principal).map((s) => this.kernel.verdict(this.kernel.row(s, d), r.uid, r.gid, r.protocol, r.port));
-    return this.combine(verdicts);
-  }
-
-  private reasons(verdict: number): readonly string[] {
-    return this.reader.decision(verdict).reasons;
-  }
-
-  /**
-   * One class: its verdict record. Several (a peer ID in several classes): any forbid
-   * decides with the union of the forbids' reasons, else any permit with the union of
-   * theirs, else the identified default, deny (compiler/table-eval.ts `combine`).
-   */
-  private combine(verdicts: readonly number[]): Decision {
-    const flags = verdicts.map((v) => this.kernel.verdictRecord(v).flags);
-    if (verdicts.length === 1) return { decision: flags[0]! & FLAG_ALLOW ? "allow" : "deny", reasons: this.reasons(verdicts[0]!), default: (flags[0]! & FLAG_DEFAULT) !== 0 };
-    const deciding = (wanted: number) => verdicts.filter((_, i) => (flags[i]! & (FLAG_ALLOW | FLAG_DEFAULT)) === wanted);
-    const union = (vs: number[]) => [...new Set(vs.flatMap((v) => this.reasons(v)))].sort();
-    const forbidden = deciding(0);
-    if (forbidden.length > 0) return { decision: "deny", reasons: union(forbidden), default: false };
-    const permitted = deciding(FLAG_ALLOW);
-    if (permitted.length > 0) return { decision: "allow", reasons: union(permitted), default: false };
-    return { decision: "deny", reasons: [], default: true };
+    const d = this.kernel.decideClasses(this.identityClasses(r.principal), r);
+    const kind = d.flags & KIND;
+    if (kind !== 0 && kind !== FLAG_ALLOW) return { decision: d.allow ? "allow" : "deny", reasons: this.reader.decision(d.verdict).reasons, default: true };
+    const reasons = d.steps.filter((x) => (x.flags & KIND) === kind).flatMap((x) => this.reader.decision(x.verdict).reasons);
+    return { decision: d.allow ? "allow" : "deny", reasons: [...new Set(reasons)].sort(), default: false };
   }
 }

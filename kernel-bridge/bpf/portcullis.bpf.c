@@ -22,10 +22,8 @@ char LICENSE[] SEC("license") = "GPL";
 struct pc_layout {
 	struct pc_ident_key ident_key;
 	struct pc_ident_val ident_val;
-	struct pc_dst4_key dst4_key;
-	struct pc_dst6_key dst6_key;
-	struct pc_class_val class_val;
-	struct pc_pair_key pair_key;
+	struct pc_pair4_key pair4_key;
+	struct pc_pair6_key pair6_key;
 	struct pc_row_val row_val;
 	struct pc_uid_key uid_key;
 	struct pc_gid_key gid_key;
@@ -60,9 +58,8 @@ struct pc_layout pc_layout SEC(".pc_layout") __attribute__((used));
 	} name SEC(".maps")
 
 INNER(pc_ident_map, BPF_MAP_TYPE_HASH, struct pc_ident_key, struct pc_ident_val, BPF_F_NO_PREALLOC);
-INNER(pc_dst4_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_dst4_key, struct pc_class_val, BPF_F_NO_PREALLOC);
-INNER(pc_dst6_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_dst6_key, struct pc_class_val, BPF_F_NO_PREALLOC);
-INNER(pc_pair_map, BPF_MAP_TYPE_HASH, struct pc_pair_key, struct pc_row_val, BPF_F_NO_PREALLOC);
+INNER(pc_pair4_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_pair4_key, struct pc_row_val, BPF_F_NO_PREALLOC);
+INNER(pc_pair6_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_pair6_key, struct pc_row_val, BPF_F_NO_PREALLOC);
 INNER(pc_default_row_map, BPF_MAP_TYPE_ARRAY, __u32, struct pc_row_val, 0);
 INNER(pc_uid_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_uid_key, struct pc_block_val, BPF_F_NO_PREALLOC);
 INNER(pc_gid_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_gid_key, struct pc_block_val, BPF_F_NO_PREALLOC);
@@ -70,9 +67,8 @@ INNER(pc_port_map, BPF_MAP_TYPE_LPM_TRIE, struct pc_port_key, struct pc_verdict_
 INNER(pc_verdict_map, BPF_MAP_TYPE_ARRAY, __u32, struct pc_verdict, 0);
 
 OUTER(pc_ident, pc_ident_map);
-OUTER(pc_dst4, pc_dst4_map);
-OUTER(pc_dst6, pc_dst6_map);
-OUTER(pc_pairs, pc_pair_map);
+OUTER(pc_pairs4, pc_pair4_map);
+OUTER(pc_pairs6, pc_pair6_map);
 OUTER(pc_default_row, pc_default_row_map);
 OUTER(pc_uid_lpm, pc_uid_map);
 OUTER(pc_gid_lpm, pc_gid_map);
@@ -110,6 +106,9 @@ struct pc_request {
 	__u8 protocol;
 	__u16 port;     /* host order */
 	__u8 addr[16];  /* network order */
+	__u32 uid;      /* the caller's */
+	__u32 gid;
+	__u32 gen;      /* the generation this call reads */
 };
 
 static __always_inline void put_be32(__u8 *out, __u32 value)
@@ -118,6 +117,154 @@ static __always_inline void put_be32(__u8 *out, __u32 value)
 	out[1] = value >> 16;
 	out[2] = value >> 8;
 	out[3] = value;
+}
+
+/* One class's verdict (steps 2-5). */
+struct pc_class_result {
+	__u32 verdict;  /* the tables' verdict index */
+	__u32 flags;
+	__u32 rule;
+};
+
+/* One generation's policy maps, taken from their outer slots once per call. */
+struct pc_maps {
+	void *pairs4;
+	void *pairs6;
+	void *default_rows;
+	void *uids;
+	void *gids;
+	void *ports;
+	void *verdicts;
+};
+
+/* The class loop's body: one class's verdict. Returns 1 with `out` filled, or 0 when a
+ * lookup missed (the lowering guarantees hits: a miss is a bug, and denies). */
+static __always_inline int class_verdict(const struct pc_request *req, struct pc_maps *m, __u32 cls, struct pc_class_result *out)
+{
+	/* 2+3. (class, destination) -> row: the longest of the CIDRs paired with the class
+	 *      that holds the destination (a v4-mapped destination was turned into IPv4 by
+	 *      the caller); none: the class's default row. */
+	struct pc_row_val *row;
+	if (req->family == 4) {
+		struct pc_pair4_key key = { .prefixlen = 64, .cls = cls };
+		__builtin_memcpy(key.addr, req->addr, 4);
+		row = bpf_map_lookup_elem(m->pairs4, &key);
+	} else {
+		struct pc_pair6_key key = { .prefixlen = 160, .cls = cls };
+		__builtin_memcpy(key.addr, req->addr, 16);
+		row = bpf_map_lookup_elem(m->pairs6, &key);
+	}
+	if (!row)
+		row = bpf_map_lookup_elem(m->default_rows, &cls);
+	if (!row)
+		return 0;
+
+	/* 4. row + uid -> gid block; gid block + gid -> protocol block; protocol block +
+	 *    protocol + port -> verdict. Each an LPM over the value's bits, fixed fields whole. */
+	struct pc_uid_key uid_key = { .prefixlen = 64, .row = row->row };
+	put_be32(uid_key.uid, req->uid);
+	struct pc_block_val *gid_block = bpf_map_lookup_elem(m->uids, &uid_key);
+	if (!gid_block)
+		return 0;
+	struct pc_gid_key gid_key = { .prefixlen = 64, .block = gid_block->block };
+	put_be32(gid_key.gid, req->gid);
+	struct pc_block_val *protocol_block = bpf_map_lookup_elem(m->gids, &gid_key);
+	if (!protocol_block)
+		return 0;
+	struct pc_port_key port_key = { .prefixlen = 64, .block = protocol_block->block, .protocol = req->protocol };
+	port_key.port[0] = req->port >> 8;
+	port_key.port[1] = req->port & 0xff;
+	struct pc_verdict_ref *ref = bpf_map_lookup_elem(m->ports, &port_key);
+	if (!ref)
+		return 0;
+
+	/* 5. verdict index -> flags and first rule. */
+	__u32 index = ref->verdict;
+	struct pc_verdict *verdict = bpf_map_lookup_elem(m->verdicts, &index);
+	if (!verdict)
+		return 0;
+	out->verdict = index;
+	out->flags = verdict->flags;
+	out->rule = verdict->rule;
+	return 1;
+}
+
+/* What the class loop decides, and what the decision event carries of it. */
+struct pc_decision {
+	__u32 identity_class;             /* the deciding class (the missing one after a miss) */
+	__u32 verdict;                    /* the deciding verdict index, PC_NO_VERDICT after a miss */
+	__u32 flags;                      /* its flags (0 after a miss: deny) */
+	__u32 rule;                       /* its first rule, PC_NO_RULE */
+	__u32 count;                      /* classes looked up */
+	__u32 verdicts[PC_MAX_CLASSES];   /* each class's verdict index, PC_NO_VERDICT past count */
+};
+
+/* 2-6 for every class of `who`'s list (all of them, so that the event carries every
+ * verdict): the first forbid (flags 0) decides, deny; else the first permit (flags 1),
+ * allow; else the first class's default. A global function: the verifier checks it once,
+ * on its own (inlined, every path through the identity probes would take it through the
+ * loop again, past its limit). It takes the maps of generation `req->gen` from their
+ * outer slots itself (array-of-maps lookups are inlined: a few instructions each). */
+__attribute__((noinline)) int pc_decide_classes(const struct pc_request *req, const struct pc_ident_val *who, struct pc_decision *out)
+{
+	if (!req || !who || !out)
+		return 0;
+	out->identity_class = 0;
+	out->verdict = PC_NO_VERDICT;
+	out->flags = 0;
+	out->rule = PC_NO_RULE;
+	out->count = 0;
+	for (int k = 0; k < PC_MAX_CLASSES; k++)
+		out->verdicts[k] = PC_NO_VERDICT;
+	__u32 count = who->count;
+	if (count == 0 || count > PC_MAX_CLASSES)
+		return 0; /* the lowering writes 1..PC_MAX_CLASSES: deny */
+	__u32 gen = req->gen;
+	struct pc_maps m = {
+		.pairs4 = bpf_map_lookup_elem(&pc_pairs4, &gen),
+		.pairs6 = bpf_map_lookup_elem(&pc_pairs6, &gen),
+		.default_rows = bpf_map_lookup_elem(&pc_default_row, &gen),
+		.uids = bpf_map_lookup_elem(&pc_uid_lpm, &gen),
+		.gids = bpf_map_lookup_elem(&pc_gid_lpm, &gen),
+		.ports = bpf_map_lookup_elem(&pc_port_lpm, &gen),
+		.verdicts = bpf_map_lookup_elem(&pc_verdicts, &gen),
+	};
+	if (!m.pairs4 || !m.pairs6 || !m.default_rows || !m.uids || !m.gids || !m.ports || !m.verdicts)
+		return 0; /* no generation installed: deny */
+
+	/* rank of the verdict held: 0 the first class's, 1 a permit, 2 a forbid; only a
+	 * higher rank replaces it, so the first of the highest rank decides. */
+	int rank = -1;
+	for (int i = 0; i < PC_MAX_CLASSES; i++) {
+		if (i >= count)
+			break;
+		__u32 cls = who->classes[i];
+		struct pc_class_result verdict = {};
+		out->count = i + 1;
+		if (!class_verdict(req, &m, cls, &verdict)) {
+			/* a miss denies the call, whatever other classes say */
+			out->identity_class = cls;
+			out->verdict = PC_NO_VERDICT;
+			out->flags = 0;
+			out->rule = PC_NO_RULE;
+			return 0;
+		}
+		out->verdicts[i] = verdict.verdict;
+		__u32 kind = verdict.flags & (PC_VERDICT_ALLOW | PC_VERDICT_DEFAULT);
+		int r = i == 0 ? 0 : -1;
+		if (kind == PC_VERDICT_ALLOW)
+			r = 1;
+		else if (kind == 0)
+			r = 2;
+		if (r > rank) {
+			rank = r;
+			out->identity_class = cls;
+			out->verdict = verdict.verdict;
+			out->flags = verdict.flags;
+			out->rule = verdict.rule;
+		}
+	}
+	return 1;
 }
 
 static __always_inline int decide(struct pc_request *req, __u8 hook)
@@ -133,34 +280,34 @@ static __always_inline int decide(struct pc_request *req, __u8 hook)
 	__u32 gen = *(volatile __u32 *)&control->generation & 1;
 	struct pc_gen_config *config = bpf_map_lookup_elem(&pc_config, &gen);
 	void *ident = bpf_map_lookup_elem(&pc_ident, &gen);
-	void *dst4 = bpf_map_lookup_elem(&pc_dst4, &gen);
-	void *dst6 = bpf_map_lookup_elem(&pc_dst6, &gen);
-	void *pairs = bpf_map_lookup_elem(&pc_pairs, &gen);
-	void *default_rows = bpf_map_lookup_elem(&pc_default_row, &gen);
-	void *uids = bpf_map_lookup_elem(&pc_uid_lpm, &gen);
-	void *gids = bpf_map_lookup_elem(&pc_gid_lpm, &gen);
-	void *ports = bpf_map_lookup_elem(&pc_port_lpm, &gen);
-	void *verdicts = bpf_map_lookup_elem(&pc_verdicts, &gen);
 
 	__u64 uid_gid = bpf_get_current_uid_gid();
 	__u32 uid = (__u32)uid_gid;
 	__u32 gid = uid_gid >> 32;
-	__u32 identity_class = 0;
-	__u32 verdict_index = PC_NO_VERDICT;
-	__u32 flags = 0;
-	__u32 rule = PC_NO_RULE;
+	req->uid = uid;
+	req->gid = gid;
+	req->gen = gen;
+	struct pc_ident_val who = { .order = PC_UNIDENTIFIED };
+	struct pc_decision decision = { .verdict = PC_NO_VERDICT, .rule = PC_NO_RULE };
 	__u32 audit = 0;
+	for (int k = 0; k < PC_MAX_CLASSES; k++)
+		decision.verdicts[k] = PC_NO_VERDICT;
 
-	if (!config || !ident || !dst4 || !dst6 || !pairs || !default_rows || !uids || !gids || !ports || !verdicts)
-		goto decided; /* no generation installed: deny */
+	if (!config || !ident)
+		goto decided; /* no generation installed: deny (so does a missing map below) */
 	audit = config->audit;
 
-	/* 1. Calling process -> identity class: for each configured cgroup level, the
-	 *    ancestor's id with uid/gid exact or ANY; then the same with cgroup id 0. The
+	/* 1. Calling process -> its workload's class list: for each configured cgroup level,
+	 *    the ancestor's id with uid/gid exact or ANY; then the same with cgroup id 0. The
 	 *    lowest `order` among all hits wins (first workload in policy-set order); no hit
-	 *    is class 0, unidentified. When the generation has no key with a cgroup id (or
-	 *    none with cgroup id 0), those probes are skipped (probe_mask): they would miss. */
-	__u32 best_order = 0xffffffffu;
+	 *    is unidentified, whose list is in the generation's config. When the generation
+	 *    has no key with a cgroup id (or none with cgroup id 0), those probes are skipped
+	 *    (probe_mask): they would miss. The winner is kept as its order and key, not its
+	 *    value: scalars the verifier need not track precisely (copying the list, or
+	 *    keeping the value pointer, on every hit makes it explore too many paths); its
+	 *    value is looked up once more after the probes. */
+	__u32 best_order = PC_UNIDENTIFIED;
+	struct pc_ident_key best_key = {};
 	__u32 level_count = config->level_count;
 	__u32 mask = config->probe_mask;
 	for (int v = 0; v < 4; v++) {
@@ -174,7 +321,7 @@ static __always_inline int decide(struct pc_request *req, __u8 hook)
 			struct pc_ident_val *hit = key.cgroup_id ? bpf_map_lookup_elem(ident, &key) : 0;
 			if (hit && hit->order < best_order) {
 				best_order = hit->order;
-				identity_class = hit->identity_class;
+				best_key = key;
 			}
 		}
 	}
@@ -185,65 +332,26 @@ static __always_inline int decide(struct pc_request *req, __u8 hook)
 		struct pc_ident_val *hit = bpf_map_lookup_elem(ident, &key);
 		if (hit && hit->order < best_order) {
 			best_order = hit->order;
-			identity_class = hit->identity_class;
+			best_key = key;
 		}
 	}
-
-	/* 2. Destination -> destination class: longest prefix in dst4 or dst6 (a v4-mapped
-	 *    destination was turned into IPv4 by the caller); no hit is class 0. */
-	__u32 destination_class = 0;
-	struct pc_class_val *cls;
-	if (req->family == 4) {
-		struct pc_dst4_key key = { .prefixlen = 32 };
-		__builtin_memcpy(key.addr, req->addr, 4);
-		cls = bpf_map_lookup_elem(dst4, &key);
+	if (best_order != PC_UNIDENTIFIED) {
+		struct pc_ident_val *best = bpf_map_lookup_elem(ident, &best_key);
+		if (best)
+			__builtin_memcpy(&who, best, sizeof(who));
+		else
+			who.count = 0; /* cannot happen (the map is never written once installed): deny */
 	} else {
-		struct pc_dst6_key key = { .prefixlen = 128 };
-		__builtin_memcpy(key.addr, req->addr, 16);
-		cls = bpf_map_lookup_elem(dst6, &key);
+		who.count = config->unidentified_count;
+		__builtin_memcpy(who.classes, config->unidentified, sizeof(who.classes));
 	}
-	if (cls)
-		destination_class = cls->cls;
 
-	/* 3. (identity class, destination class) -> row; a pair no rule distinguishes uses
-	 *    the identity class's default row. */
-	struct pc_pair_key pair = { .identity_class = identity_class, .destination_class = destination_class };
-	struct pc_row_val *row = bpf_map_lookup_elem(pairs, &pair);
-	if (!row)
-		row = bpf_map_lookup_elem(default_rows, &identity_class);
-	if (!row)
-		goto decided;
-
-	/* 4. row + uid -> gid block; gid block + gid -> protocol block; protocol block +
-	 *    protocol + port -> verdict. Each an LPM over the value's bits, fixed fields whole. */
-	struct pc_uid_key uid_key = { .prefixlen = 64, .row = row->row };
-	put_be32(uid_key.uid, uid);
-	struct pc_block_val *gid_block = bpf_map_lookup_elem(uids, &uid_key);
-	if (!gid_block)
-		goto decided;
-	struct pc_gid_key gid_key = { .prefixlen = 64, .block = gid_block->block };
-	put_be32(gid_key.gid, gid);
-	struct pc_block_val *protocol_block = bpf_map_lookup_elem(gids, &gid_key);
-	if (!protocol_block)
-		goto decided;
-	struct pc_port_key port_key = { .prefixlen = 64, .block = protocol_block->block, .protocol = req->protocol };
-	port_key.port[0] = req->port >> 8;
-	port_key.port[1] = req->port & 0xff;
-	struct pc_verdict_ref *ref = bpf_map_lookup_elem(ports, &port_key);
-	if (!ref)
-		goto decided;
-
-	/* 5. verdict -> decision (flags, first deciding rule). */
-	__u32 index = ref->verdict;
-	struct pc_verdict *verdict = bpf_map_lookup_elem(verdicts, &index);
-	if (!verdict)
-		goto decided;
-	verdict_index = index;
-	flags = verdict->flags;
-	rule = verdict->rule;
+	/* 2-6. The class list -> one verdict (pc_decide_classes). */
+	pc_decide_classes(req, &who, &decision);
 
 decided:;
-	__u8 allowed = flags & PC_VERDICT_ALLOW;
+	__u32 rule = decision.rule;
+	__u8 allowed = decision.flags & PC_VERDICT_ALLOW;
 	__u8 returned = allowed || audit ? 1 : 0;
 
 	__u32 slot = rule < PC_MAX_RULES ? rule : PC_MAX_RULES;
@@ -264,10 +372,13 @@ decided:;
 			e->pid = bpf_get_current_pid_tgid() >> 32;
 			e->uid = uid;
 			e->gid = gid;
-			e->identity_class = identity_class;
-			e->verdict = verdict_index;
+			e->workload = who.order;
+			e->identity_class = decision.identity_class;
+			e->verdict = decision.verdict;
 			e->rule = rule;
 			e->generation = gen;
+			e->count = decision.count;
+			__builtin_memcpy(e->verdicts, decision.verdicts, sizeof(decision.verdicts));
 			e->port = req->port;
 			e->protocol = req->protocol;
 			e->family = req->family;

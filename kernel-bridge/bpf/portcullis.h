@@ -12,25 +12,26 @@
 #define PC_ANY 0xffffffffu         /* uid/gid "any" in an identity key */
 #define PC_NO_RULE 0xffffffffu     /* a verdict decided by no rule (the default) */
 #define PC_NO_VERDICT 0xffffffffu  /* an event whose lookup missed (lowering bug): denied */
+#define PC_UNIDENTIFIED 0xffffffffu /* pc_event.workload of a process no identity entry matched */
 #define PC_VERDICT_ALLOW 1u
 #define PC_VERDICT_DEFAULT 2u
 #define PC_MAX_LEVELS 16           /* cgroup levels probed per call (pc_gen_config.levels); layout.ts MAX_CGROUP_LEVELS */
+#define PC_MAX_CLASSES 8           /* identity classes per list, the class loop's bound; layout.ts MAX_CLASSES */
 #define PC_MAX_RULES 16384         /* counter slots per generation; rule >= this counts in the last slot */
 #define PC_COUNTER_SLOTS (PC_MAX_RULES + 1)
 
 /* ---- the contract: one generation of policy ---- */
 
-/* 1. process -> identity class (HASH) */
+/* 1. process -> its workload's identity classes (HASH). The list is inline: `count`
+ *    (1..PC_MAX_CLASSES) classes, the rest zero. Unidentified: pc_gen_config.unidentified. */
 struct pc_ident_key { __u64 cgroup_id; __u32 uid; __u32 gid; };
-struct pc_ident_val { __u32 order; __u32 identity_class; };
+struct pc_ident_val { __u32 order; __u32 count; __u32 classes[PC_MAX_CLASSES]; };
 
-/* 2. destination -> destination class (LPM_TRIE, BPF_F_NO_PREALLOC) */
-struct pc_dst4_key { __u32 prefixlen; __u8 addr[4]; };
-struct pc_dst6_key { __u32 prefixlen; __u8 addr[16]; };
-struct pc_class_val { __u32 cls; };
-
-/* 3. (identity class, destination class) -> row (HASH); miss: default_row (ARRAY) */
-struct pc_pair_key { __u32 identity_class; __u32 destination_class; };
+/* 2+3. (identity class, destination) -> row (LPM_TRIE per family, BPF_F_NO_PREALLOC): one
+ *    entry per pair (s, c) of the tables, keyed by s and c's CIDR (prefixlen = 32 + the
+ *    CIDR's prefix, so the class is matched whole). A miss: default_row[s] (ARRAY). */
+struct pc_pair4_key { __u32 prefixlen; __u32 cls; __u8 addr[4]; /* network order */ };
+struct pc_pair6_key { __u32 prefixlen; __u32 cls; __u8 addr[16]; /* network order */ };
 struct pc_row_val { __u32 row; };
 
 /* 4. row, uid, gid, protocol, port -> verdict (three LPM_TRIEs) */
@@ -57,7 +58,8 @@ struct pc_gen_config {
 	__u32 level_count;            /* <= PC_MAX_LEVELS */
 	__u32 levels[PC_MAX_LEVELS];  /* absolute cgroup depths to probe, in order */
 	__u32 probe_mask;             /* PC_PROBE_* */
-	__u32 pad;
+	__u32 unidentified_count;     /* 1..PC_MAX_CLASSES */
+	__u32 unidentified[PC_MAX_CLASSES]; /* the classes of a process no identity entry matches */
 };
 
 /* pc_gen_config.probe_mask: which identity key shapes this generation has. Bit v for keys
@@ -77,10 +79,13 @@ struct pc_event {
 	__u32 pid;             /* tgid */
 	__u32 uid;
 	__u32 gid;
-	__u32 identity_class;
-	__u32 verdict;         /* verdict index, PC_NO_VERDICT when a lookup missed */
-	__u32 rule;            /* first deciding rule, PC_NO_RULE for the default */
+	__u32 workload;        /* the identity entry's order (manifest index), PC_UNIDENTIFIED */
+	__u32 identity_class;  /* the class whose verdict decided */
+	__u32 verdict;         /* the deciding verdict index, PC_NO_VERDICT when a lookup missed */
+	__u32 rule;            /* its first rule, PC_NO_RULE for a default */
 	__u32 generation;
+	__u32 count;           /* classes looked up */
+	__u32 verdicts[PC_MAX_CLASSES]; /* each class's verdict, in list order (PC_NO_VERDICT past count) */
 	__u16 port;            /* host order */
 	__u8 protocol;         /* 6 tcp, 17 udp */
 	__u8 family;           /* 4 or 6; a v4-mapped destination is 4 */

@@ -1,12 +1,15 @@
 // Identity-map tests: processes with a given cgroup ancestry, uid and gid (and, when
 // `portcullis exec` attested them in a managed cgroup, an executable and digest) resolve
 // in the simulated kernel to the first matching workload in policy-set order, as the
-// direct evaluation of the workloads' `match` blocks in test/support/processes.ts says.
+// direct evaluation of the workloads' `match` blocks in test/support/processes.ts says,
+// with that workload's class list (the tables' list of its SPIFFE ID), or to the
+// unidentified list.
 // Random workload sets with overlapping selectors (nested cgroups, shared uids and gids,
 // exe/sha256 blocks, `/`, uid 4294967295) and random processes around them.
 import { describe, expect, it } from "vitest";
 import { manifestWorkloads } from "../../compiler/bundle.js";
 import { checkSources } from "../../compiler/program.js";
+import { DecisionTableReader } from "../../compiler/table-eval.js";
 import { buildDecisionTables } from "../../compiler/tables.js";
 import { execPlacement, managedCgroupPath, needsAttestation } from "../../kernel-bridge/lower.js";
 import { KernelSimEvaluator, SIM_MANAGED_ROOT } from "../../kernel-bridge/sim.js";
@@ -43,7 +46,7 @@ function setUp(text: string) {
   const policy = result.policySet!;
   const tables = buildDecisionTables(policy);
   const workloads = manifestWorkloads(policy, tables);
-  return { workloads, sim: new KernelSimEvaluator({ ...tables, workloads }) };
+  return { workloads, reader: new DecisionTableReader(tables.words, tables.ruleIds), sim: new KernelSimEvaluator({ ...tables, workloads }) };
 }
 
 function randomId(rng: Random): number {
@@ -58,7 +61,7 @@ describe("the identity map", () => {
     let shadowed = 0;
     for (let set = 0; set < SETS; set++) {
       const text = randomWorkloads(rng);
-      const { workloads, sim } = setUp(text);
+      const { workloads, reader, sim } = setUp(text);
       const exeBlocks = workloads.flatMap((w, index) => w.match.filter(needsAttestation).map((b) => ({ index, w, b })));
       for (let k = 0; k < PROCESSES_PER_SET; k++) {
         let facts: ProcessFacts;
@@ -75,8 +78,9 @@ describe("the identity map", () => {
         }
         const expected = firstWorkload(workloads, facts);
         const got = sim.kernel.identify(sim.cgroups.ancestors(facts.cgroup), facts.uid, facts.gid);
-        if (got.order !== expected || got.identityClass !== (expected === undefined ? 0 : workloads[expected]!.identityClass)) {
-          expect.fail(`process ${JSON.stringify(facts)}: kernel says workload #${got.order} (class ${got.identityClass}), the match blocks say #${expected}\n${text}`);
+        const classes = reader.identityClasses(expected === undefined ? null : workloads[expected]!.id);
+        if (got.order !== expected || got.classes.join(",") !== classes.join(",")) {
+          expect.fail(`process ${JSON.stringify(facts)}: kernel says workload #${got.order} (classes ${got.classes}), the match blocks say #${expected} (classes ${classes})\n${text}`);
         }
         if (expected !== undefined) identified++;
         if (expected !== undefined && workloads.slice(expected + 1).some((w) => w.match.some((b) => !needsAttestation(b) && b.uid === facts.uid))) shadowed++;

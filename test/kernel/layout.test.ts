@@ -43,14 +43,12 @@ describe("encoders", () => {
     for (let i = 0; i < ROUND_TRIPS; i++) {
       const identKey = { cgroupId: (BigInt(u32()) << 32n) | BigInt(u32()), uid: u32(), gid: u32() };
       expect(L.decodeIdentKey(L.encodeIdentKey(identKey))).toEqual(identKey);
-      const identVal = { order: u32(), identityClass: u32() };
+      const identVal = { order: u32(), classes: Array.from({ length: 1 + r.int(L.MAX_CLASSES) }, u32) };
       expect(L.decodeIdentVal(L.encodeIdentVal(identVal))).toEqual(identVal);
-      const dst4 = { prefixlen: r.int(33), addr: [u32() & 255, u32() & 255, u32() & 255, u32() & 255] };
-      expect(L.decodeDst4Key(L.encodeDst4Key(dst4))).toEqual(dst4);
-      const dst6 = { prefixlen: r.int(129), addr: Array.from({ length: 16 }, () => u32() & 255) };
-      expect(L.decodeDst6Key(L.encodeDst6Key(dst6))).toEqual(dst6);
-      const pair = { identityClass: u32(), destinationClass: u32() };
-      expect(L.decodePairKey(L.encodePairKey(pair))).toEqual(pair);
+      const pair4 = { prefixlen: r.int(65), identityClass: u32(), addr: [u32() & 255, u32() & 255, u32() & 255, u32() & 255] };
+      expect(L.decodePair4Key(L.encodePair4Key(pair4))).toEqual(pair4);
+      const pair6 = { prefixlen: r.int(161), identityClass: u32(), addr: Array.from({ length: 16 }, () => u32() & 255) };
+      expect(L.decodePair6Key(L.encodePair6Key(pair6))).toEqual(pair6);
       const uidKey = { prefixlen: 32 + r.int(33), scope: u32(), value: u32() };
       expect(L.decodeUidKey(L.encodeUidKey(uidKey))).toEqual(uidKey);
       expect(L.decodeGidKey(L.encodeGidKey(uidKey))).toEqual(uidKey);
@@ -59,7 +57,6 @@ describe("encoders", () => {
       const verdict = { flags: u32() & 3, rule: u32() };
       expect(L.decodeVerdict(L.encodeVerdict(verdict))).toEqual(verdict);
       const one = u32();
-      expect(L.decodeClassVal(L.encodeClassVal(one))).toBe(one);
       expect(L.decodeRowVal(L.encodeRowVal(one))).toBe(one);
       expect(L.decodeBlockVal(L.encodeBlockVal(one))).toBe(one);
       expect(L.decodeVerdictRef(L.encodeVerdictRef(one))).toBe(one);
@@ -69,9 +66,9 @@ describe("encoders", () => {
 
   it("write little-endian fields and big-endian LPM data where the contract puts them", () => {
     expect(hex(L.encodeIdentKey({ cgroupId: 0x0102030405060708n, uid: 0x11223344, gid: L.ANY_ID }))).toBe("0807060504030201" + "44332211" + "ffffffff");
-    expect(hex(L.encodeIdentVal({ order: 3, identityClass: 0x0a0b }))).toBe("03000000" + "0b0a0000");
-    expect(hex(L.encodeDst4Key({ prefixlen: 24, addr: [10, 1, 2, 0] }))).toBe("18000000" + "0a010200");
-    expect(hex(L.encodeDst6Key({ prefixlen: 8, addr: [0xfd, ...new Array<number>(15).fill(0)] }))).toBe("08000000" + "fd" + "00".repeat(15));
+    expect(hex(L.encodeIdentVal({ order: 3, classes: [0x0a0b, 7] }))).toBe("03000000" + "02000000" + "0b0a0000" + "07000000" + "00000000".repeat(6));
+    expect(hex(L.encodePair4Key({ prefixlen: 56, identityClass: 0x0102, addr: [10, 1, 2, 0] }))).toBe("38000000" + "02010000" + "0a010200");
+    expect(hex(L.encodePair6Key({ prefixlen: 40, identityClass: 9, addr: [0xfd, ...new Array<number>(15).fill(0)] }))).toBe("28000000" + "09000000" + "fd" + "00".repeat(15));
     expect(hex(L.encodeUidKey({ prefixlen: 40, scope: 7, value: 0x01020304 }))).toBe("28000000" + "07000000" + "01020304");
     expect(hex(L.encodeGidKey({ prefixlen: 64, scope: 0x100, value: 1000 }))).toBe("40000000" + "00010000" + "000003e8");
     expect(hex(L.encodePortKey({ prefixlen: 60, block: 2, protocol: L.IPPROTO_UDP, port: 0x1f90 }))).toBe("3c000000" + "02000000" + "11" + "00" + "1f90");
@@ -80,9 +77,12 @@ describe("encoders", () => {
 
   it("refuse values that do not fit their field", () => {
     expect(() => L.encodeIdentKey({ cgroupId: -1n, uid: 0, gid: 0 })).toThrow(RangeError);
-    expect(() => L.encodeIdentVal({ order: 2 ** 32, identityClass: 0 })).toThrow(RangeError);
-    expect(() => L.encodeDst4Key({ prefixlen: 33, addr: [0, 0, 0, 0] })).toThrow(RangeError);
-    expect(() => L.encodeDst6Key({ prefixlen: 0, addr: [0, 0, 0, 0] })).toThrow(RangeError);
+    expect(() => L.encodeIdentVal({ order: 2 ** 32, classes: [0] })).toThrow(RangeError);
+    expect(() => L.encodeIdentVal({ order: 0, classes: [] })).toThrow(RangeError);
+    expect(() => L.encodeIdentVal({ order: 0, classes: new Array<number>(L.MAX_CLASSES + 1).fill(1) })).toThrow(RangeError);
+    expect(() => L.decodeIdentVal(new Uint8Array(L.LAYOUT.pc_ident_val.size))).toThrow(RangeError);
+    expect(() => L.encodePair4Key({ prefixlen: 65, identityClass: 0, addr: [0, 0, 0, 0] })).toThrow(RangeError);
+    expect(() => L.encodePair6Key({ prefixlen: 0, identityClass: 0, addr: [0, 0, 0, 0] })).toThrow(RangeError);
     expect(() => L.encodePortKey({ prefixlen: 48, block: 0, protocol: 6, port: 65536 })).toThrow(RangeError);
     expect(() => L.decodeVerdict(new Uint8Array(7))).toThrow(RangeError);
   });

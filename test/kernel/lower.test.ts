@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { manifestWorkloads } from "../../compiler/bundle.js";
 import type { PolicySet } from "../../compiler/model.js";
 import { checkSources } from "../../compiler/program.js";
-import { buildDecisionTables } from "../../compiler/tables.js";
+import { readSections } from "../../compiler/table-eval.js";
+import { buildDecisionTables, SECTION } from "../../compiler/tables.js";
 import { keySize, MAP_NAMES, MAX_CGROUP_LEVELS, valueSize } from "../../kernel-bridge/layout.js";
 import { KernelLoweringError, lowerToMapImages, packEntries, prefixCover, requiredCgroupPaths, type Prefix } from "../../kernel-bridge/lower.js";
 import { SIM_MANAGED_ROOT, SyntheticCgroups } from "../../kernel-bridge/sim.js";
@@ -117,11 +118,16 @@ function checked(text: string): PolicySet {
 }
 
 function lowerText(text: string, cgroupIds?: Map<string, bigint>) {
+  const { tables, workloads, ids } = prepared(text, cgroupIds);
+  return lowerToMapImages(tables.words, tables.ruleIds, { workloads, cgroupIds: ids, managedRoot: SIM_MANAGED_ROOT });
+}
+
+function prepared(text: string, cgroupIds?: Map<string, bigint>) {
   const policy = checked(text);
   const tables = buildDecisionTables(policy);
   const workloads = manifestWorkloads(policy, tables);
   const ids = cgroupIds ?? new SyntheticCgroups().idsFor(requiredCgroupPaths(workloads, SIM_MANAGED_ROOT));
-  return lowerToMapImages(tables.words, tables.ruleIds, { workloads, cgroupIds: ids, managedRoot: SIM_MANAGED_ROOT });
+  return { tables, workloads, ids };
 }
 
 describe("lowerToMapImages", () => {
@@ -144,7 +150,8 @@ describe("lowerToMapImages", () => {
     // /x/y (2), /x/y/z (3), the managed /portcullis/portcullis.a (2).
     expect(images.levels).toEqual([2, 3]);
     expect(images.counts.ident).toBe(4);
-    expect(images.counts.dst4).toBeGreaterThan(0);
+    expect(images.counts.pairs4).toBeGreaterThan(0);
+    expect(images.unidentified.length).toBeGreaterThanOrEqual(1);
   });
 
   it("gives a selector of uid or gid 4294967295, which no process can have, no identity entry", () => {
@@ -171,5 +178,33 @@ describe("lowerToMapImages", () => {
     const images = lowerText(`workload a { id = "spiffe://t.test/a"; match { cgroup = "/" } }`, new Map());
     expect(images.counts.ident).toBe(1);
     expect(images.levels).toEqual([]);
+  });
+
+  it("refuses a manifest whose class list is not a list of the tables, not its classes, or not its SPIFFE ID's", () => {
+    const { tables, workloads, ids } = prepared(`
+      workload a { id = "spiffe://t.test/a"; match { uid = 1 } }
+      workload b { id = "spiffe://t.test/b"; match { uid = 2 } }
+      permit (principal == workload a, action, resource in 10.0.0.0/8);
+    `);
+    const lower = (w: typeof workloads) => () => lowerToMapImages(tables.words, tables.ruleIds, { workloads: w, cgroupIds: ids, managedRoot: SIM_MANAGED_ROOT });
+    expect(lower(workloads)).not.toThrow();
+    const [a, b] = workloads as [(typeof workloads)[number], (typeof workloads)[number]];
+    expect(lower([{ ...a, identityList: a.identityList + 1 }, b])).toThrow(KernelLoweringError);
+    expect(lower([{ ...a, identityClasses: [...a.identityClasses, 0] }, b])).toThrow(KernelLoweringError);
+    expect(lower([{ ...a, identityList: b.identityList, identityClasses: b.identityClasses }, b])).toThrow("its class list is not the one the tables give `spiffe://t.test/a`");
+  });
+
+  it("refuses tables whose DST_PARENT is not the containment of their CIDRs (what the pair tries rely on)", () => {
+    const { tables, workloads, ids } = prepared(`
+      workload a { id = "spiffe://t.test/a"; match { uid = 1 } }
+      permit (principal == workload a, action, resource in 10.0.0.0/8);
+      forbid (principal == workload a, action, resource in 10.1.0.0/16);
+    `);
+    const words = tables.words.slice();
+    const parent = readSections(words)[SECTION.DST_PARENT]!;
+    const child = parent.findIndex((p) => p !== 0);
+    expect(child).toBeGreaterThan(0);
+    parent[child] = 0;
+    expect(() => lowerToMapImages(words, tables.ruleIds, { workloads, cgroupIds: ids, managedRoot: SIM_MANAGED_ROOT })).toThrow(/DST_PARENT gives class \d+ the parent 0/);
   });
 });

@@ -81,8 +81,8 @@ describe.skipIf(unavailable !== undefined)("generations in the real kernel", () 
       const b = compile(policyText(root, { address: "127.0.0.2", port: P2 }));
       const imageA = request(a).image as MapImages;
       const imageB = request(b).image as MapImages;
-      // The test can see a torn generation: A's destination map with B's rows allows x1 or x2.
-      const mixed = new KernelSimulator({ ...imageB, maps: { ...imageB.maps, dst4: imageA.maps.dst4 } });
+      // The test can see a torn generation: A's (class, destination) → row map with B's rows allows x1 or x2.
+      const mixed = new KernelSimulator({ ...imageB, maps: { ...imageB.maps, pairs4: imageA.maps.pairs4 } });
       const mount = cgroup2Mount();
       const ancestors = [mount, path.join(mount, root), path.join(mount, root, "app")].map(cgroupId);
       const mixAllows = [x1, x2].some((x) => mixed.decideProcess({ cgroupAncestors: ancestors, uid: 1000, gid: 1000, family: 4, ip: x.address.split(".").map(Number), port: x.port, protocol: "udp" }).allow);

@@ -5,9 +5,13 @@
 // - processes: one placed for each match block of each workload (in its cgroup, with its
 //   uid/gid or boundary ones, attested in its managed cgroup when it needs exe/sha256)
 //   at the boundary destinations; the simulated kernel's identity is the first matching
-//   workload (the oracle in test/support/processes.ts), its allow/deny the reference's
-//   for that workload, and its rule the first of the reference's reasons (half of the
-//   IPv4 destinations given as v4-mapped IPv6, as connect6 sees them);
+//   workload (the oracle in test/support/processes.ts) with that workload's class list
+//   (or the unidentified list), its allow/deny the reference's for that workload, its
+//   verdicts combined in user space the reference's whole decision, and its rule the
+//   first rule of the deciding verdict (half of the IPv4 destinations given as v4-mapped
+//   IPv6, as connect6 sees them);
+// - the (class, address) tries give every identity class at every boundary destination
+//   the row of the tables' walk over DST_PARENT;
 // - the verdict map holds each verdict's flags and first rule.
 //
 // Requests per run: fixtures 2,777 + 16,191 + 565 boundary + 500 random each; random sets
@@ -75,13 +79,15 @@ function evalDisagreements(policy: PolicySet, requests: readonly Request[], orig
  * boundary requests): the simulated kernel's identity, verdict and rule against the
  * oracle identity and the reference's decision for it.
  */
-function processDisagreements(policy: PolicySet, destinations: readonly Request[], origin: string): { messages: string[]; decided: number; attested: number } {
+function processDisagreements(policy: PolicySet, destinations: readonly Request[], origin: string): { messages: string[]; decided: number; attested: number; multiClass: number } {
   const { tables, workloads, sim } = simulatorOf(policy);
   const reference = new ReferenceEvaluator(policy);
+  const reader = new DecisionTableReader(tables.words, tables.ruleIds);
   const processes = blockProcesses(workloads, SIM_MANAGED_ROOT);
   const out: string[] = [];
   let count = 0;
   let decided = 0;
+  let multiClass = 0;
   destinations.forEach((d, i) => {
     if (processes.length === 0) return;
     const placed = processes[i % processes.length]!;
@@ -96,18 +102,28 @@ function processDisagreements(policy: PolicySet, destinations: readonly Request[
     const destination = d.family === 4 && i % 2 === 1 ? { family: 6 as const, ip: [...new Array<number>(10).fill(0), 0xff, 0xff, ...d.ip] } : { family: d.family, ip: d.ip };
     const outcome = sim.kernel.decideProcess({ ...d, ...destination, cgroupAncestors: sim.cgroups.ancestors(facts.cgroup), uid: facts.uid, gid: facts.gid });
     decided++;
-    const expectedRule = expected.reasons.length === 0 ? NO_RULE : tables.ruleIds.indexOf(expected.reasons[0]!);
+    if (outcome.classes.length > 1) multiClass++;
+    const expectedClasses = index === undefined ? reader.identityClasses(null) : workloads[index]!.identityClasses;
+    const combined = reader.combine(outcome.steps.map((x) => x.verdict));
+    // The deciding verdict: the first forbid, else the first permit, else the first class's.
+    const kinds = outcome.steps.map((x) => reader.decision(x.verdict));
+    const forbid = kinds.findIndex((k) => k.decision === "deny" && !k.default);
+    const permit = kinds.findIndex((k) => k.decision === "allow" && !k.default);
+    const deciding = forbid >= 0 ? forbid : permit >= 0 ? permit : 0;
+    const firstReason = kinds[deciding]!.reasons[0];
+    const expectedRule = firstReason === undefined ? NO_RULE : tables.ruleIds.indexOf(firstReason);
     const problems = [
       outcome.order !== index ? `identity order ${outcome.order}, expected ${index}` : "",
-      outcome.identityClass !== (index === undefined ? 0 : workloads[index]!.identityClass) ? `identity class ${outcome.identityClass}` : "",
+      outcome.classes.join(",") !== expectedClasses.join(",") ? `classes ${outcome.classes}, expected ${expectedClasses}` : "",
       outcome.allow !== (expected.decision === "allow") ? `allow=${outcome.allow}` : "",
-      outcome.rule !== expectedRule ? `rule ${outcome.rule}, expected ${expectedRule}` : "",
+      !same(combined, expected) ? `verdicts combine to ${decisionJson(combined)}` : "",
+      outcome.deciding !== deciding || outcome.rule !== expectedRule ? `deciding class #${outcome.deciding} rule ${outcome.rule}, expected #${deciding} rule ${expectedRule}` : "",
     ].filter((p) => p !== "");
     if (problems.length === 0) return;
     if (count++ < REPORTED) out.push(`process ${JSON.stringify(facts)} → ${formatIp(d.family, d.ip)}:${d.port}/${d.protocol}: ${problems.join("; ")}\n  reference as ${principal}: ${decisionJson(expected)}`);
   });
   if (count > 0) out.push(`${count} process disagreement(s) on ${origin}`);
-  return { messages: out, decided, attested: processes.filter((p) => p.attested).length };
+  return { messages: out, decided, attested: processes.filter((p) => p.attested).length, multiClass };
 }
 
 function expectNone(messages: readonly string[]): void {
@@ -141,17 +157,45 @@ describe("the simulated kernel decides processes as the reference decides their 
     const messages: string[] = [];
     let decided = 0;
     let attested = 0;
+    let multiClass = 0;
     const cases = [...FIXTURES.map((paths) => ({ policy: fixturePolicy(...paths), origin: paths.join(" ") })), ...Array.from({ length: RANDOM_SETS }, (_, i) => randomSet(i))];
     for (const c of cases) {
       const result = processDisagreements(c.policy, boundaryRequests(c.policy, { limit: PROCESS_DESTINATIONS }), c.origin);
       messages.push(...result.messages);
       decided += result.decided;
       attested += result.attested;
+      multiClass += result.multiClass;
     }
     expectNone(messages);
     expect(decided).toBeGreaterThan(5_000);
     // Some blocks need exe/sha256, so some processes sit in managed cgroups.
     expect(attested).toBeGreaterThan(0);
+    process.stderr.write(`kernel-sim processes: ${decided} decided, ${multiClass} with several classes\n`);
+  });
+});
+
+describe("the (class, address) tries", () => {
+  it("give every identity class at every boundary destination the row of the tables' walk over DST_PARENT", () => {
+    let compared = 0;
+    let walked = 0;
+    const cases = [...FIXTURES.map((paths) => ({ policy: fixturePolicy(...paths), origin: paths.join(" ") })), ...Array.from({ length: RANDOM_SETS }, (_, i) => randomSet(i))];
+    for (const c of cases) {
+      const { tables, sim } = simulatorOf(c.policy);
+      const reader = new DecisionTableReader(tables.words, tables.ruleIds);
+      const destinations = new Map(boundaryRequests(c.policy, { limit: PROCESS_DESTINATIONS }).map((r) => [`${r.family}:${r.ip.join(".")}`, r] as const));
+      for (let s = 0; s < tables.stats.identityClasses; s++) {
+        for (const r of destinations.values()) {
+          const d = reader.destinationClass(r.family, r.ip);
+          const expected = reader.row(s, d);
+          const got = sim.kernel.row(s, r.family, r.ip);
+          if (got !== expected) expect.fail(`${c.origin}: class ${s} at ${formatIp(r.family, r.ip)} (destination class ${d}): the trie gives row ${got}, the tables ${expected}`);
+          compared++;
+          if (d !== 0 && expected !== reader.row(s, 0)) walked++;
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(10_000);
+    expect(walked, "some destinations must be paired, or the test shows nothing").toBeGreaterThan(100);
   });
 });
 
