@@ -57,6 +57,39 @@ class OutcomeTrie {
 
 const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
+/** Interned increasing lists of numbers: a node per list, reached by its elements in order. */
+class ListTrie {
+  private readonly next = new Map<number, ListTrie>();
+  private materialised: readonly number[] | undefined;
+
+  constructor(
+    private readonly parent?: ListTrie,
+    private readonly step = -1,
+  ) {}
+
+  /** The list this node stands for, built on first use (one array per node). */
+  get list(): readonly number[] {
+    if (this.materialised === undefined) {
+      const out: number[] = [];
+      for (let n: ListTrie | undefined = this; n?.parent !== undefined; n = n.parent) out.push(n.step);
+      this.materialised = out.reverse();
+    }
+    return this.materialised;
+  }
+
+  child(step: number): ListTrie {
+    let node = this.next.get(step);
+    if (node === undefined) this.next.set(step, (node = new ListTrie(this, step)));
+    return node;
+  }
+
+  at(path: readonly number[]): ListTrie {
+    let node: ListTrie = this;
+    for (const step of path) node = node.child(step);
+    return node;
+  }
+}
+
 export class TableBuilder {
   readonly verdicts: { flags: number; reasonSet: number }[] = [];
   readonly reasonSets: number[][] = [];
@@ -249,17 +282,24 @@ export class TableBuilder {
     const noDestination = new Set<number>();
     const atDefault = new Map<number, Uint8Array>(rules.map((_r, i) => [i, evaluate(i, noDestination)]));
     // The positions of the matching rules, increasing: per port cell (rules reading neither
-    // uid nor gid), per cell (the others).
-    const listsOf = (positions: readonly number[], bits: (i: number) => Uint8Array, size: number): number[][] => {
-      const out: number[][] = Array.from({ length: size }, () => []);
+    // uid nor gid), per cell (the others). Lists are interned (equal lists are one array), so
+    // that a cell's verdict is decided once per distinct pair of lists.
+    const lists = new ListTrie();
+    const listsOf = (positions: readonly number[], bits: (i: number) => Uint8Array, size: number): (readonly number[])[] => {
+      const nodes: ListTrie[] = new Array<ListTrie>(size).fill(lists);
       for (const i of positions) {
         const b = bits(i);
-        for (let c = 0; c < size; c++) if (b[c]) out[c]!.push(i);
+        for (let c = 0; c < size; c++) if (b[c]) nodes[c] = nodes[c]!.child(i);
       }
-      return out;
+      return nodes.map((n) => n.list);
     };
     const matched: NormalRule[] = [];
+    const decided = new Map<readonly number[], Map<readonly number[], number>>();
     const decideLists = (flat: readonly number[], deep: readonly number[]): number => {
+      let byDeep = decided.get(flat);
+      if (byDeep === undefined) decided.set(flat, (byDeep = new Map()));
+      const known = byDeep.get(deep);
+      if (known !== undefined) return known;
       matched.length = 0;
       let j = 0;
       for (const i of flat) {
@@ -267,18 +307,18 @@ export class TableBuilder {
         matched.push(rules[i]!);
       }
       while (j < deep.length) matched.push(rules[deep[j++]!]!);
-      return this.decide(matched, cls.unidentified);
+      const v = this.decide(matched, cls.unidentified);
+      byDeep.set(deep, v);
+      return v;
     };
     /** Verdicts per cell, given the matching rules per port cell and per cell. */
-    const verdictsOf = (flat: readonly number[][], deep: readonly number[][], only?: Uint8Array, start?: Uint32Array): Uint32Array => {
+    const verdictsOf = (flat: readonly (readonly number[])[], deep: readonly (readonly number[])[], only?: Uint8Array, start?: Uint32Array): Uint32Array => {
       const out = start !== undefined ? new Uint32Array(start) : new Uint32Array(cellCount);
-      const flatOnly: (number | undefined)[] = new Array(portCells);
       for (let ug = 0; ug < ugCount; ug++) {
         for (let pk = 0; pk < portCells; pk++) {
           const cell = ug * portCells + pk;
           if (only !== undefined && !only[cell]) continue;
-          const d = deep[cell]!;
-          out[cell] = d.length === 0 ? (flatOnly[pk] ??= decideLists(flat[pk]!, d)) : decideLists(flat[pk]!, d);
+          out[cell] = decideLists(flat[pk]!, deep[cell]!);
         }
       }
       return out;
@@ -323,8 +363,8 @@ export class TableBuilder {
         // The cells where some overridden rule differs from the default: recomputed with the
         // default matches of the other rules and the overridden rules' matches here.
         const changed = new Uint8Array(cellCount);
-        const flat = defaultFlat.map((l) => l);
-        const deep = defaultDeep.map((l) => l);
+        const flat = [...defaultFlat];
+        const deep = [...defaultDeep];
         const overridden = [...overrides.keys()].sort((a, b) => a - b);
         const flatChanged = new Uint8Array(portCells);
         for (const i of overridden) {
@@ -336,7 +376,7 @@ export class TableBuilder {
         const replace = (list: readonly number[], at: number, positions: readonly number[]) => {
           const kept = list.filter((i) => !overrides.has(i));
           for (const i of positions) if (overrides.get(i)![at]) kept.push(i);
-          return kept.sort((a, b) => a - b);
+          return lists.at(kept.sort((a, b) => a - b)).list;
         };
         const flatOverridden = overridden.filter((i) => isFlat[i]);
         const deepOverridden = overridden.filter((i) => !isFlat[i]);
