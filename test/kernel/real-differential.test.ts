@@ -84,6 +84,8 @@ function attemptsFor(policy: PolicySet, listeners: Listeners): Attempt[] {
 interface Outcome {
   readonly compared: number;
   readonly denied: number;
+  /** Calls from processes with more than one identity class (the kernel's class loop at work). */
+  readonly severalClasses: number;
   readonly mismatches: string[];
   /** The requests made and what the kernel decided, for the WASM comparison. */
   readonly decided: { readonly label: string; readonly request: Request; readonly kernel: "allow" | "deny" }[];
@@ -110,6 +112,7 @@ async function compareOnKernel(label: string, policy: PolicySet, attach: string)
     const decided: Outcome["decided"][number][] = [];
     let compared = 0;
     let denied = 0;
+    let severalClasses = 0;
     for (const p of placements(bundle, managedRoot, policy)) {
       const errnos = await probe(p, attempts);
       const principal = workloadOf(bundle.manifest, managedRoot, p);
@@ -118,7 +121,9 @@ async function compareOnKernel(label: string, policy: PolicySet, attach: string)
         const parsed = parseIp(a.address)!;
         const request = { principal, uid: p.uid, gid: p.gid, family: parsed.family, ip: parsed.bytes, port: a.port, protocol: a.protocol };
         const expected = reference.decide(request).decision;
-        const simulated = sim.decideProcess({ cgroupAncestors: ancestors, ...request }).allow ? "allow" : "deny";
+        const outcome = sim.decideProcess({ cgroupAncestors: ancestors, ...request });
+        const simulated = outcome.allow ? "allow" : "deny";
+        if (outcome.classes.length > 1) severalClasses++;
         const fromTables = tables.decide(request).decision;
         const kernel = errnos[i] === EPERM ? "deny" : "allow";
         const shown = `${label}: ${JSON.stringify(p)} as ${principal ?? "unidentified"} ${a.protocol} ${a.mode} ${a.address}:${a.port}`;
@@ -130,7 +135,7 @@ async function compareOnKernel(label: string, policy: PolicySet, attach: string)
         }
       });
     }
-    return { compared, denied, mismatches, decided };
+    return { compared, denied, severalClasses, mismatches, decided };
   } finally {
     await listeners.close();
     if (loaded) unloadPolicy(name);
@@ -177,6 +182,7 @@ describe.skipIf(unavailable !== undefined)("real kernel = reference = tables = s
     expect(outcome.compared).toBeGreaterThan(200);
     expect(outcome.denied, "some connects must be denied, or the test shows nothing").toBeGreaterThan(0);
     expect(outcome.denied).toBeLessThan(outcome.compared);
+    expect(outcome.severalClasses, "some processes must have several identity classes").toBeGreaterThan(0);
   }, 60_000);
 
   it(`on ${RANDOM_SETS} seeded random loopback sets`, async () => {
@@ -184,6 +190,7 @@ describe.skipIf(unavailable !== undefined)("real kernel = reference = tables = s
     let refused = 0;
     let denied = 0;
     let compared = 0;
+    let severalClasses = 0;
     const mismatches: string[] = [];
     for (let seed = 9100; done < RANDOM_SETS; seed++) {
       const root = `/${uniqueName("rnd")}`;
@@ -196,6 +203,7 @@ describe.skipIf(unavailable !== undefined)("real kernel = reference = tables = s
         expect(outcome.compared).toBeGreaterThan(50);
         denied += outcome.denied;
         compared += outcome.compared;
+        severalClasses += outcome.severalClasses;
         done++;
       } catch (e) {
         // A set the kernel maps cannot hold exactly is refused by the lowering (PC3002); try the next seed.
@@ -205,6 +213,7 @@ describe.skipIf(unavailable !== undefined)("real kernel = reference = tables = s
     expect(mismatches.slice(0, 20)).toEqual([]);
     expect(denied, "some connects must be denied, or the test shows nothing").toBeGreaterThan(0);
     expect(denied).toBeLessThan(compared);
+    expect(severalClasses, "some processes must have several identity classes").toBeGreaterThan(compared / 4);
   }, 120_000);
 
   it("the WASM evaluator decides every request of those sets as the kernel did", () => {
