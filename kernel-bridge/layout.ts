@@ -26,7 +26,7 @@ export const LAYOUT = {
   pc_ident_val: { size: 40, fields: { order: { offset: 0, size: 4 }, count: { offset: 4, size: 4 }, classes: { offset: 8, size: 32 } } },
   pc_pair4_key: { size: 12, fields: { prefixlen: { offset: 0, size: 4 }, cls: { offset: 4, size: 4 }, addr: { offset: 8, size: 4 } } },
   pc_pair6_key: { size: 24, fields: { prefixlen: { offset: 0, size: 4 }, cls: { offset: 4, size: 4 }, addr: { offset: 8, size: 16 } } },
-  pc_row_val: { size: 4, fields: { row: { offset: 0, size: 4 } } },
+  pc_row_val: { size: 8, fields: { row: { offset: 0, size: 4 }, protocol_block: { offset: 4, size: 4 } } },
   pc_uid_key: { size: 12, fields: { prefixlen: { offset: 0, size: 4 }, row: { offset: 4, size: 4 }, uid: { offset: 8, size: 4 } } },
   pc_gid_key: { size: 12, fields: { prefixlen: { offset: 0, size: 4 }, block: { offset: 4, size: 4 }, gid: { offset: 8, size: 4 } } },
   pc_port_key: {
@@ -54,6 +54,8 @@ export const MAX_CGROUP_LEVELS = 16;
  * list of a generation): the bound of the BPF program's class loop, the tables' own limit.
  */
 export const MAX_CLASSES = MAX_LIST_CLASSES;
+/** `pc_row_val.protocol_block` of a row that depends on the uid or gid. */
+export const NO_BLOCK = 0xffffffff;
 /** `pc_verdict.rule` of a verdict without reasons (a default). */
 export const NO_RULE = 0xffffffff;
 /** `pc_verdict.flags` bits, as in the tables' VERDICTS section. */
@@ -199,18 +201,36 @@ export const decodePair6Key = (bytes: Uint8Array): PairKey => decodePair("pc_pai
 
 // ---------------------------------------------------------------- single-u32 values and array keys
 
-function encodeOne(name: "pc_row_val" | "pc_block_val" | "pc_verdict_ref", field: string, value: number): Uint8Array {
+function encodeOne(name: "pc_block_val" | "pc_verdict_ref", field: string, value: number): Uint8Array {
   const out = new Uint8Array(LAYOUT[name].size);
   setU32(out, 0, u32(value, `${name}.${field}`), true);
   return out;
 }
 
-function decodeOne(name: "pc_row_val" | "pc_block_val" | "pc_verdict_ref", bytes: Uint8Array): number {
+function decodeOne(name: "pc_block_val" | "pc_verdict_ref", bytes: Uint8Array): number {
   return sized(name, bytes).getUint32(0, true);
 }
 
-export const encodeRowVal = (row: number): Uint8Array => encodeOne("pc_row_val", "row", row);
-export const decodeRowVal = (bytes: Uint8Array): number => decodeOne("pc_row_val", bytes);
+export interface RowVal {
+  readonly row: number;
+  /**
+   * The protocol block every uid and gid of the row lead to, or NO_BLOCK when the row
+   * depends on the uid or gid: with a block, the program skips the uid and gid lookups.
+   */
+  readonly protocolBlock: number;
+}
+
+export function encodeRowVal(x: RowVal): Uint8Array {
+  const out = new Uint8Array(LAYOUT.pc_row_val.size);
+  putU32(out, "pc_row_val", "row", x.row);
+  putU32(out, "pc_row_val", "protocol_block", x.protocolBlock);
+  return out;
+}
+
+export function decodeRowVal(bytes: Uint8Array): RowVal {
+  const v = sized("pc_row_val", bytes);
+  return { row: getU32(v, "pc_row_val", "row"), protocolBlock: getU32(v, "pc_row_val", "protocol_block") };
+}
 export const encodeBlockVal = (block: number): Uint8Array => encodeOne("pc_block_val", "block", block);
 export const decodeBlockVal = (bytes: Uint8Array): number => decodeOne("pc_block_val", bytes);
 export const encodeVerdictRef = (verdict: number): Uint8Array => encodeOne("pc_verdict_ref", "verdict", verdict);

@@ -33,6 +33,7 @@ import {
   MAP_NAMES,
   MAX_CGROUP_LEVELS,
   MAX_CLASSES,
+  NO_BLOCK,
   NO_RULE,
   valueSize,
   type MapName,
@@ -366,13 +367,13 @@ function classCidrs(t: Tables): Map<number, ClassCidr> {
 }
 
 /**
- * pairs4 / pairs6: per PAIRS entry (s, c, row), the key (s, c's CIDR) → row; default_row:
- * per identity class its row. A lookup with (s, address) finds the longest CIDR paired
+ * pairs4 / pairs6: per PAIRS entry (s, c, row), the key (s, c's CIDR) → row (with the
+ * row's one protocol block, if it has one); default_row: per identity class its row. A lookup with (s, address) finds the longest CIDR paired
  * with s that holds the address, which is the first (s, c) of the tables' walk c = d,
  * DST_PARENT[c], … (the CIDRs holding an address are nested, so that walk visits exactly
  * them, longest first).
  */
-function lowerPairs(t: Tables): { pairs4: MapEntry[]; pairs6: MapEntry[]; defaultRow: MapEntry[] } {
+function lowerPairs(t: Tables, rowBlock: readonly number[]): { pairs4: MapEntry[]; pairs6: MapEntry[]; defaultRow: MapEntry[] } {
   const cidrs = classCidrs(t);
   const section = t.s[SECTION.PAIRS]!;
   const capacity = section[0]!;
@@ -385,11 +386,12 @@ function lowerPairs(t: Tables): { pairs4: MapEntry[]; pairs6: MapEntry[]; defaul
     const c = cidrs.get(destinationClass);
     if (c === undefined) refuse(`PAIRS names destination class ${destinationClass}, which has no CIDR`);
     const key = { prefixlen: LPM_FIXED_BITS.pair + c.prefix, identityClass, addr: c.bytes };
-    if (c.family === 4) pairs4.push({ key: encodePair4Key(key), value: encodeRowVal(row) });
-    else pairs6.push({ key: encodePair6Key(key), value: encodeRowVal(row) });
+    const value = encodeRowVal({ row, protocolBlock: rowBlock[row]! });
+    if (c.family === 4) pairs4.push({ key: encodePair4Key(key), value });
+    else pairs6.push({ key: encodePair6Key(key), value });
   }
   const defaults = t.s[SECTION.DEFAULT_ROW]!;
-  const defaultRow = [...defaults].map((row, cls) => ({ key: encodeArrayKey(cls), value: encodeRowVal(row) }));
+  const defaultRow = [...defaults].map((row, cls) => ({ key: encodeArrayKey(cls), value: encodeRowVal({ row, protocolBlock: rowBlock[row]! }) }));
   return { pairs4, pairs6, defaultRow };
 }
 
@@ -404,7 +406,7 @@ const PORT_MAX = 0xffff;
  * order, lists in order), so the same tables always give the same images, and each
  * distinct block's entries are written once.
  */
-function lowerRows(t: Tables): { uid: MapEntry[]; gid: MapEntry[]; port: MapEntry[] } {
+function lowerRows(t: Tables): { uid: MapEntry[]; gid: MapEntry[]; port: MapEntry[]; rowBlock: number[] } {
   const rowIndex = t.s[SECTION.ROW_INDEX]!;
   const rowData = t.s[SECTION.ROW_DATA]!;
   const uid: MapEntry[] = [];
@@ -439,6 +441,8 @@ function lowerRows(t: Tables): { uid: MapEntry[]; gid: MapEntry[]; port: MapEntr
 
   const gidByContent = new Map<string, number>();
   const gidByOffset = new Map<number, number>();
+  /** Gid block → its one protocol block when it has a single interval (every gid), else NO_BLOCK. */
+  const gidSingle = new Map<number, number>();
   const gidBlock = (at: number): number => {
     const known = gidByOffset.get(at);
     if (known !== undefined) return known;
@@ -452,18 +456,25 @@ function lowerRows(t: Tables): { uid: MapEntry[]; gid: MapEntry[]; port: MapEntr
         const value = encodeBlockVal(g.target);
         for (const p of prefixCover(g.low, g.high, 32)) gid.push({ key: encodeGidKey({ prefixlen: LPM_FIXED_BITS.gid + p.bits, scope: block, value: p.value }), value });
       }
+      gidSingle.set(block, gids.length === 1 ? gids[0]!.target : NO_BLOCK);
     }
     gidByOffset.set(at, block);
     return block;
   };
 
+  // INVARIANT: a row's protocol block is set only when the row has one uid interval (every
+  // uid) leading to a gid block with one interval (every gid): then the uid and gid
+  // lookups the program skips would give exactly that block.
+  const rowBlock: number[] = [];
   for (let row = 0; row < t.rows; row++) {
-    for (const u of intervals(rowData, rowIndex[row]!, U32_MAX)) {
-      const value = encodeBlockVal(gidBlock(u.target));
+    const uids = intervals(rowData, rowIndex[row]!, U32_MAX).map((u) => ({ ...u, target: gidBlock(u.target) }));
+    for (const u of uids) {
+      const value = encodeBlockVal(u.target);
       for (const p of prefixCover(u.low, u.high, 32)) uid.push({ key: encodeUidKey({ prefixlen: LPM_FIXED_BITS.uid + p.bits, scope: row, value: p.value }), value });
     }
+    rowBlock.push(uids.length === 1 ? gidSingle.get(uids[0]!.target)! : NO_BLOCK);
   }
-  return { uid, gid, port };
+  return { uid, gid, port, rowBlock };
 }
 
 function lowerVerdicts(t: Tables): MapEntry[] {
@@ -493,8 +504,8 @@ export function lowerToMapImages(tables: Uint32Array, ruleIds: readonly string[]
   const ident = lowerIdentities(t, identity);
   const unidentified = reader.listClasses(meta[9]!);
   if (unidentified.length === 0 || unidentified.length > MAX_CLASSES) refuse(`the unidentified list has ${unidentified.length} classes; the kernel holds 1..${MAX_CLASSES}`);
-  const { pairs4, pairs6, defaultRow } = lowerPairs(t);
   const rows = lowerRows(t);
+  const { pairs4, pairs6, defaultRow } = lowerPairs(t, rows.rowBlock);
   const maps: Record<MapName, readonly MapEntry[]> = {
     ident: ident.entries,
     pairs4,

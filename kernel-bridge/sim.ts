@@ -37,8 +37,10 @@ import {
   MAPS,
   MAP_NAMES,
   MAX_CLASSES,
+  NO_BLOCK,
   valueSize,
   type MapName,
+  type RowVal,
 } from "./layout.js";
 import { lowerToMapImages, requiredCgroupPaths, type MapEntry, type MapImages } from "./lower.js";
 
@@ -255,9 +257,9 @@ export class KernelSimulator {
   /**
    * 2+3. (identity class, destination) → row: the longest prefix in pairs4 or pairs6 under
    * the class (a v4-mapped IPv6 address is looked up in pairs4); a miss uses the class's
-   * default row.
+   * default row. With the row, its one protocol block or NO_BLOCK.
    */
-  row(identityClass: number, family: 4 | 6, ip: readonly number[]): number {
+  row(identityClass: number, family: 4 | 6, ip: readonly number[]): RowVal {
     const mapped = family === 6 && ip.slice(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff;
     const hit =
       family === 4 || mapped
@@ -266,11 +268,17 @@ export class KernelSimulator {
     return decodeRowVal(hit ?? this.must("default_row", encodeArrayKey(identityClass)));
   }
 
-  /** 4. row, uid → gid block; gid → protocol block; protocol, port → verdict (three LPM lookups). */
-  verdict(row: number, uid: number, gid: number, protocol: "tcp" | "udp", port: number): number {
-    const gidBlock = decodeBlockVal(this.must("uid_lpm", encodeUidKey({ prefixlen: FULL_KEY_BITS.uid, scope: row, value: uid })));
-    const protoBlock = decodeBlockVal(this.must("gid_lpm", encodeGidKey({ prefixlen: FULL_KEY_BITS.uid, scope: gidBlock, value: gid })));
-    return decodeVerdictRef(this.must("port_lpm", encodePortKey({ prefixlen: FULL_KEY_BITS.uid, block: protoBlock, protocol: protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, port })));
+  /**
+   * 4. row, uid → gid block; gid → protocol block (both skipped when the row names its one
+   * protocol block); protocol, port → verdict (LPM lookups).
+   */
+  verdict(row: RowVal, uid: number, gid: number, protocol: "tcp" | "udp", port: number): number {
+    let block = row.protocolBlock;
+    if (block === NO_BLOCK) {
+      const gidBlock = decodeBlockVal(this.must("uid_lpm", encodeUidKey({ prefixlen: FULL_KEY_BITS.uid, scope: row.row, value: uid })));
+      block = decodeBlockVal(this.must("gid_lpm", encodeGidKey({ prefixlen: FULL_KEY_BITS.uid, scope: gidBlock, value: gid })));
+    }
+    return decodeVerdictRef(this.must("port_lpm", encodePortKey({ prefixlen: FULL_KEY_BITS.uid, block, protocol: protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, port })));
   }
 
   /** 5. verdict → flags and first rule. */
@@ -289,7 +297,7 @@ export class KernelSimulator {
     const steps = classes.map((identityClass): ClassStep => {
       const row = this.row(identityClass, r.family, r.ip);
       const verdict = this.verdict(row, r.uid, r.gid, r.protocol, r.port);
-      return { identityClass, row, verdict, ...this.verdictRecord(verdict) };
+      return { identityClass, row: row.row, verdict, ...this.verdictRecord(verdict) };
     });
     const forbid = steps.findIndex((x) => (x.flags & KIND) === 0);
     const permit = steps.findIndex((x) => (x.flags & KIND) === FLAG_ALLOW);

@@ -159,19 +159,24 @@ static __always_inline int class_verdict(const struct pc_request *req, struct pc
 	if (!row)
 		return 0;
 
-	/* 4. row + uid -> gid block; gid block + gid -> protocol block; protocol block +
-	 *    protocol + port -> verdict. Each an LPM over the value's bits, fixed fields whole. */
-	struct pc_uid_key uid_key = { .prefixlen = 64, .row = row->row };
-	put_be32(uid_key.uid, req->uid);
-	struct pc_block_val *gid_block = bpf_map_lookup_elem(m->uids, &uid_key);
-	if (!gid_block)
-		return 0;
-	struct pc_gid_key gid_key = { .prefixlen = 64, .block = gid_block->block };
-	put_be32(gid_key.gid, req->gid);
-	struct pc_block_val *protocol_block = bpf_map_lookup_elem(m->gids, &gid_key);
-	if (!protocol_block)
-		return 0;
-	struct pc_port_key port_key = { .prefixlen = 64, .block = protocol_block->block, .protocol = req->protocol };
+	/* 4. row + uid -> gid block; gid block + gid -> protocol block (skipped when the row
+	 *    names its one protocol block); protocol block + protocol + port -> verdict. Each
+	 *    an LPM over the value's bits, fixed fields whole. */
+	__u32 block = row->protocol_block;
+	if (block == PC_NO_BLOCK) {
+		struct pc_uid_key uid_key = { .prefixlen = 64, .row = row->row };
+		put_be32(uid_key.uid, req->uid);
+		struct pc_block_val *gid_block = bpf_map_lookup_elem(m->uids, &uid_key);
+		if (!gid_block)
+			return 0;
+		struct pc_gid_key gid_key = { .prefixlen = 64, .block = gid_block->block };
+		put_be32(gid_key.gid, req->gid);
+		struct pc_block_val *protocol_block = bpf_map_lookup_elem(m->gids, &gid_key);
+		if (!protocol_block)
+			return 0;
+		block = protocol_block->block;
+	}
+	struct pc_port_key port_key = { .prefixlen = 64, .block = block, .protocol = req->protocol };
 	port_key.port[0] = req->port >> 8;
 	port_key.port[1] = req->port & 0xff;
 	struct pc_verdict_ref *ref = bpf_map_lookup_elem(m->ports, &port_key);

@@ -13,6 +13,7 @@
 #define PC_NO_RULE 0xffffffffu     /* a verdict decided by no rule (the default) */
 #define PC_NO_VERDICT 0xffffffffu  /* an event whose lookup missed (lowering bug): denied */
 #define PC_UNIDENTIFIED 0xffffffffu /* pc_event.workload of a process no identity entry matched */
+#define PC_NO_BLOCK 0xffffffffu    /* pc_row_val.protocol_block of a row that depends on uid or gid */
 #define PC_VERDICT_ALLOW 1u
 #define PC_VERDICT_DEFAULT 2u
 #define PC_MAX_LEVELS 16           /* cgroup levels probed per call (pc_gen_config.levels); layout.ts MAX_CGROUP_LEVELS */
@@ -32,7 +33,9 @@ struct pc_ident_val { __u32 order; __u32 count; __u32 classes[PC_MAX_CLASSES]; }
  *    CIDR's prefix, so the class is matched whole). A miss: default_row[s] (ARRAY). */
 struct pc_pair4_key { __u32 prefixlen; __u32 cls; __u8 addr[4]; /* network order */ };
 struct pc_pair6_key { __u32 prefixlen; __u32 cls; __u8 addr[16]; /* network order */ };
-struct pc_row_val { __u32 row; };
+struct pc_row_val { __u32 row;
+                    __u32 protocol_block; /* every uid and gid of the row lead to this block
+                                             (the uid and gid lookups are skipped), or PC_NO_BLOCK */ };
 
 /* 4. row, uid, gid, protocol, port -> verdict (three LPM_TRIEs) */
 struct pc_uid_key { __u32 prefixlen; __u32 row; __u8 uid[4]; /* big-endian */ };

@@ -57,7 +57,8 @@ describe("encoders", () => {
       const verdict = { flags: u32() & 3, rule: u32() };
       expect(L.decodeVerdict(L.encodeVerdict(verdict))).toEqual(verdict);
       const one = u32();
-      expect(L.decodeRowVal(L.encodeRowVal(one))).toBe(one);
+      const rowVal = { row: u32(), protocolBlock: u32() };
+      expect(L.decodeRowVal(L.encodeRowVal(rowVal))).toEqual(rowVal);
       expect(L.decodeBlockVal(L.encodeBlockVal(one))).toBe(one);
       expect(L.decodeVerdictRef(L.encodeVerdictRef(one))).toBe(one);
       expect(L.decodeArrayKey(L.encodeArrayKey(one))).toBe(one);
@@ -73,6 +74,7 @@ describe("encoders", () => {
     expect(hex(L.encodeGidKey({ prefixlen: 64, scope: 0x100, value: 1000 }))).toBe("40000000" + "00010000" + "000003e8");
     expect(hex(L.encodePortKey({ prefixlen: 60, block: 2, protocol: L.IPPROTO_UDP, port: 0x1f90 }))).toBe("3c000000" + "02000000" + "11" + "00" + "1f90");
     expect(hex(L.encodeVerdict({ flags: L.FLAG_ALLOW, rule: L.NO_RULE }))).toBe("01000000" + "ffffffff");
+    expect(hex(L.encodeRowVal({ row: 0x0102, protocolBlock: L.NO_BLOCK }))).toBe("02010000" + "ffffffff");
   });
 
   it("refuse values that do not fit their field", () => {

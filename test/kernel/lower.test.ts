@@ -7,9 +7,10 @@ import type { PolicySet } from "../../compiler/model.js";
 import { checkSources } from "../../compiler/program.js";
 import { readSections } from "../../compiler/table-eval.js";
 import { buildDecisionTables, SECTION } from "../../compiler/tables.js";
-import { keySize, MAP_NAMES, MAX_CGROUP_LEVELS, valueSize } from "../../kernel-bridge/layout.js";
+import { decodeBlockVal, decodeGidKey, decodeRowVal, decodeUidKey, keySize, LPM_FIXED_BITS, MAP_NAMES, MAX_CGROUP_LEVELS, NO_BLOCK, valueSize } from "../../kernel-bridge/layout.js";
 import { KernelLoweringError, lowerToMapImages, packEntries, prefixCover, requiredCgroupPaths, type Prefix } from "../../kernel-bridge/lower.js";
 import { SIM_MANAGED_ROOT, SyntheticCgroups } from "../../kernel-bridge/sim.js";
+import { fixturePolicy, randomSet } from "../support/policy-sets.js";
 import { Random } from "../support/random.js";
 
 const SEED = Number(process.env["PORTCULLIS_KSIM_SEED"] ?? 20261122);
@@ -206,5 +207,31 @@ describe("lowerToMapImages", () => {
     expect(child).toBeGreaterThan(0);
     parent[child] = 0;
     expect(() => lowerToMapImages(words, tables.ruleIds, { workloads, cgroupIds: ids, managedRoot: SIM_MANAGED_ROOT })).toThrow(/DST_PARENT gives class \d+ the parent 0/);
+  });
+
+  it("names a row's protocol block exactly when its one uid interval leads to a gid block of one interval, and that block", () => {
+    let named = 0;
+    let unnamed = 0;
+    const sets = [fixturePolicy("policies/shop"), fixturePolicy("policies/demo"), ...Array.from({ length: 8 }, (_, i) => randomSet(SEED, i, "PORTCULLIS_KSIM_SEED").policy)];
+    for (const policy of sets) {
+      const tables = buildDecisionTables(policy);
+      const workloads = manifestWorkloads(policy, tables);
+      const ids = new SyntheticCgroups().idsFor(requiredCgroupPaths(workloads, SIM_MANAGED_ROOT));
+      const images = lowerToMapImages(tables.words, tables.ruleIds, { workloads, cgroupIds: ids, managedRoot: SIM_MANAGED_ROOT });
+      const uids = images.maps.uid_lpm.map((e) => ({ key: decodeUidKey(e.key), block: decodeBlockVal(e.value) }));
+      const gids = images.maps.gid_lpm.map((e) => ({ key: decodeGidKey(e.key), block: decodeBlockVal(e.value) }));
+      for (const e of [...images.maps.pairs4, ...images.maps.pairs6, ...images.maps.default_row]) {
+        const { row, protocolBlock } = decodeRowVal(e.value);
+        const rowUids = uids.filter((u) => u.key.scope === row);
+        const gidBlock = rowUids.length === 1 && rowUids[0]!.key.prefixlen === LPM_FIXED_BITS.uid ? rowUids[0]!.block : undefined;
+        const blockGids = gids.filter((g) => g.key.scope === gidBlock);
+        const single = gidBlock !== undefined && blockGids.length === 1 && blockGids[0]!.key.prefixlen === LPM_FIXED_BITS.gid ? blockGids[0]!.block : NO_BLOCK;
+        expect(protocolBlock, `row ${row}`).toBe(single);
+        if (protocolBlock === NO_BLOCK) unnamed++;
+        else named++;
+      }
+    }
+    expect(named).toBeGreaterThan(100);
+    expect(unnamed).toBeGreaterThan(10);
   });
 });

@@ -2,7 +2,7 @@
 // simulator, independent of what the compiler emits: seeded synthetic generations in which
 // the probing process has a list of 1-8 identity classes (and unidentified processes a
 // list of their own), classes are paired with nested loopback prefixes (IPv4 and IPv6) or
-// take their default rows, and verdicts of every kind (forbid, permit, default deny,
+// take their default rows, rows name their protocol block or not, and verdicts of every kind (forbid, permit, default deny,
 // default allow) sit at random ports. Each call's decision event (audit mode) carries
 // what the kernel decided: the workload, the deciding class, verdict and rule, and every
 // class's verdict; all must be the simulator's. Then, enforcing, every call is refused with
@@ -29,6 +29,7 @@ import {
   MAP_NAMES,
   MAPS,
   MAX_CLASSES,
+  NO_BLOCK,
   NO_RULE,
   type MapName,
 } from "../../kernel-bridge/layout.js";
@@ -62,19 +63,25 @@ const V6_PREFIXES: [number[], number][] = [
   [[...new Array<number>(15).fill(0), 1], 128],
 ];
 
-/** A generation in which processes of `cgroup` (any uid, gid) are workload 0 with `classes`. */
+/** A generation in which processes of `cgroup` (any uid, gid) are workload 0 with a random class list. */
 function syntheticGeneration(rng: Random, cgroup: bigint, level: number): MapImages {
   const maps = Object.fromEntries(MAP_NAMES.map((m) => [m, [] as MapEntry[]])) as Record<MapName, MapEntry[]>;
+  // Every uid and gid of row r lead to protocol block r, so a row value may name it (the
+  // program then skips the uid and gid lookups) or not: both paths are taken.
+  const rowVal = () => {
+    const row = rng.int(ROWS);
+    return encodeRowVal({ row, protocolBlock: rng.chance(0.5) ? row : NO_BLOCK });
+  };
   const list = () => Array.from({ length: 1 + rng.int(MAX_CLASSES) }, () => rng.int(CLASSES));
   maps.ident.push({ key: encodeIdentKey({ cgroupId: cgroup, uid: ANY_ID, gid: ANY_ID }), value: encodeIdentVal({ order: 0, classes: list() }) });
   for (let cls = 0; cls < CLASSES; cls++) {
     for (const [addr, prefix] of V4_PREFIXES) {
-      if (rng.chance(0.4)) maps.pairs4.push({ key: encodePair4Key({ prefixlen: LPM_FIXED_BITS.pair + prefix, identityClass: cls, addr }), value: encodeRowVal(rng.int(ROWS)) });
+      if (rng.chance(0.4)) maps.pairs4.push({ key: encodePair4Key({ prefixlen: LPM_FIXED_BITS.pair + prefix, identityClass: cls, addr }), value: rowVal() });
     }
     for (const [addr, prefix] of V6_PREFIXES) {
-      if (rng.chance(0.4)) maps.pairs6.push({ key: encodePair6Key({ prefixlen: LPM_FIXED_BITS.pair + prefix, identityClass: cls, addr }), value: encodeRowVal(rng.int(ROWS)) });
+      if (rng.chance(0.4)) maps.pairs6.push({ key: encodePair6Key({ prefixlen: LPM_FIXED_BITS.pair + prefix, identityClass: cls, addr }), value: rowVal() });
     }
-    maps.default_row.push({ key: encodeArrayKey(cls), value: encodeRowVal(rng.int(ROWS)) });
+    maps.default_row.push({ key: encodeArrayKey(cls), value: rowVal() });
   }
   // Row r: every uid to gid block r, every gid to protocol block r; per protocol a verdict
   // for the whole port space and other verdicts at some single ports.

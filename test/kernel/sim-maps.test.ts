@@ -5,7 +5,7 @@
 // the simulator refuses images the kernel would not hold (duplicate keys, wrong sizes,
 // more entries than capacity, an empty unidentified list).
 import { describe, expect, it } from "vitest";
-import { encodeArrayKey, encodeIdentKey, encodeIdentVal, encodePair4Key, encodePair6Key, encodeRowVal, LPM_FIXED_BITS, MAP_NAMES, type MapName } from "../../kernel-bridge/layout.js";
+import { encodeArrayKey, encodeIdentKey, encodeIdentVal, encodePair4Key, encodePair6Key, encodeRowVal, LPM_FIXED_BITS, MAP_NAMES, NO_BLOCK, type MapName } from "../../kernel-bridge/layout.js";
 import type { MapEntry, MapImages } from "../../kernel-bridge/lower.js";
 import { KernelSimulator, SimulatorError } from "../../kernel-bridge/sim.js";
 import { Random } from "../support/random.js";
@@ -53,8 +53,8 @@ describe("the simulated (class, address) LPM tries", () => {
         }
         const encode = family === 4 ? encodePair4Key : encodePair6Key;
         const list = [...entries.values()];
-        const defaults = Array.from({ length: CLASSES }, (_, cls) => ({ key: encodeArrayKey(cls), value: encodeRowVal(defaultRowOf(cls)) }));
-        const trie = list.map((e) => ({ key: encode({ prefixlen: LPM_FIXED_BITS.pair + e.bits, identityClass: e.cls, addr: e.base }), value: encodeRowVal(e.row) }));
+        const defaults = Array.from({ length: CLASSES }, (_, cls) => ({ key: encodeArrayKey(cls), value: encodeRowVal({ row: defaultRowOf(cls), protocolBlock: NO_BLOCK }) }));
+        const trie = list.map((e) => ({ key: encode({ prefixlen: LPM_FIXED_BITS.pair + e.bits, identityClass: e.cls, addr: e.base }), value: encodeRowVal({ row: e.row, protocolBlock: NO_BLOCK }) }));
         const sim = new KernelSimulator(images({ [family === 4 ? "pairs4" : "pairs6"]: trie, default_row: defaults }));
         for (let q = 0; q < 200; q++) {
           const addr = rng.pick(anchors).map((b) => (rng.chance(0.15) ? rng.int(256) : b));
@@ -62,7 +62,7 @@ describe("the simulated (class, address) LPM tries", () => {
           if (family === 6) addr[0] = 0x20;
           for (let cls = 0; cls < CLASSES; cls++) {
             const matching = list.filter((e) => e.cls === cls && inPrefix(addr, e.base, e.bits)).sort((a, b) => b.bits - a.bits);
-            expect(sim.row(cls, family, addr), `class ${cls}, ${addr} in ${JSON.stringify(list)}`).toBe(matching[0]?.row ?? defaultRowOf(cls));
+            expect(sim.row(cls, family, addr).row, `class ${cls}, ${addr} in ${JSON.stringify(list)}`).toBe(matching[0]?.row ?? defaultRowOf(cls));
           }
         }
       }
@@ -71,11 +71,11 @@ describe("the simulated (class, address) LPM tries", () => {
 
   it("decide a v4-mapped IPv6 address in pairs4", () => {
     const sim = new KernelSimulator(
-      images({ pairs4: [{ key: encodePair4Key({ prefixlen: LPM_FIXED_BITS.pair + 8, identityClass: 1, addr: [127, 0, 0, 0] }), value: encodeRowVal(5) }], default_row: [0, 1].map((c) => ({ key: encodeArrayKey(c), value: encodeRowVal(9) })) }),
+      images({ pairs4: [{ key: encodePair4Key({ prefixlen: LPM_FIXED_BITS.pair + 8, identityClass: 1, addr: [127, 0, 0, 0] }), value: encodeRowVal({ row: 5, protocolBlock: NO_BLOCK }) }], default_row: [0, 1].map((c) => ({ key: encodeArrayKey(c), value: encodeRowVal({ row: 9, protocolBlock: NO_BLOCK }) })) }),
     );
-    expect(sim.row(1, 6, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1])).toBe(5);
-    expect(sim.row(1, 6, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 1])).toBe(9);
-    expect(sim.row(0, 6, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1])).toBe(9);
+    expect(sim.row(1, 6, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]).row).toBe(5);
+    expect(sim.row(1, 6, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 1]).row).toBe(9);
+    expect(sim.row(0, 6, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]).row).toBe(9);
   });
 });
 
@@ -92,8 +92,8 @@ describe("the simulated identity map", () => {
 
 describe("the simulator refuses images the kernel would not hold", () => {
   it("two entries for one LPM prefix (host bits aside), a duplicate hash key, a wrong size, more entries than capacity, no unidentified class", () => {
-    const a = { key: encodePair4Key({ prefixlen: 40, identityClass: 1, addr: [10, 0, 0, 0] }), value: encodeRowVal(1) };
-    const b = { key: encodePair4Key({ prefixlen: 40, identityClass: 1, addr: [10, 9, 9, 9] }), value: encodeRowVal(2) };
+    const a = { key: encodePair4Key({ prefixlen: 40, identityClass: 1, addr: [10, 0, 0, 0] }), value: encodeRowVal({ row: 1, protocolBlock: NO_BLOCK }) };
+    const b = { key: encodePair4Key({ prefixlen: 40, identityClass: 1, addr: [10, 9, 9, 9] }), value: encodeRowVal({ row: 2, protocolBlock: NO_BLOCK }) };
     expect(() => new KernelSimulator(images({ pairs4: [a, b] }))).toThrow(SimulatorError);
     const ident = { key: encodeIdentKey({ cgroupId: 1n, uid: 2, gid: 3 }), value: encodeIdentVal({ order: 0, classes: [1] }) };
     expect(() => new KernelSimulator(images({ ident: [ident, ident] }))).toThrow(SimulatorError);

@@ -187,7 +187,7 @@ describe("the (class, address) tries", () => {
         for (const r of destinations.values()) {
           const d = reader.destinationClass(r.family, r.ip);
           const expected = reader.row(s, d);
-          const got = sim.kernel.row(s, r.family, r.ip);
+          const got = sim.kernel.row(s, r.family, r.ip).row;
           if (got !== expected) expect.fail(`${c.origin}: class ${s} at ${formatIp(r.family, r.ip)} (destination class ${d}): the trie gives row ${got}, the tables ${expected}`);
           compared++;
           if (d !== 0 && expected !== reader.row(s, 0)) walked++;
