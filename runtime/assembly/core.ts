@@ -895,6 +895,29 @@ function buildIdentities(): void {
   cacheSlots = allocWords(cacheMask + 1);
 }
 
+// ---------------------------------------------------------------- pair ranges
+
+// Per identity class, (lowest, highest) destination class ≥ 1 of its PAIRS slots, or
+// (MAX, 0) when it has none: a probe for any other destination class cannot hit. Slots of
+// destination class 0 are left out (the walk never probes 0).
+let pairRange: usize = 0;
+
+function buildPairRanges(): void {
+  const n = identityClassCount;
+  pairRange = heap.alloc((<usize>max<u32>(n, 1)) << 3);
+  for (let c: u32 = 0; c < n; c++) {
+    setWord(pairRange, c * 2, u32.MAX_VALUE);
+    setWord(pairRange, c * 2 + 1, 0);
+  }
+  for (let i: u32 = 0; i <= pairMask; i++) {
+    const c = wordAt(pairs, 1 + i * 3);
+    const d = wordAt(pairs, 1 + i * 3 + 1);
+    if (c >= n || d == 0) continue;
+    if (d < wordAt(pairRange, c * 2)) setWord(pairRange, c * 2, d);
+    if (d > wordAt(pairRange, c * 2 + 1)) setWord(pairRange, c * 2 + 1, d);
+  }
+}
+
 // ---------------------------------------------------------------- equivalent classes
 
 // Identity classes that give the same row at every destination class decide every request
@@ -1065,12 +1088,18 @@ export function identityCount(): u32 {
 /**
  * Step 3: the row of identity class s at destination class d: the first of d, its parent,
  * … (while not 0) paired with s in PAIRS, else s's default row (DecisionTableReader.row).
+ * Only classes within s's pairRange are probed: the walk only descends, so once below it
+ * nothing more can be found.
  * INVARIANT: d < destination classes, so every DST_PARENT read is inside it and the walk
- * ends (validated: [c] < c).
+ * ends (validated: [c] < c; the range's low end is at least 1).
  */
 @inline function pairRow(s: u32, d: u32): u32 {
+  const range = pairRange + ((<usize>s) << 3);
+  const low = load<u32>(range);
+  const high = load<u32>(range, 4);
   const sHash = s * 0x9e3779b1;
-  for (let c = d; c != 0; c = wordAt(dstParent, c)) {
+  for (let c = d; c >= low; c = wordAt(dstParent, c)) {
+    if (c > high) continue;
     let i = (sHash ^ (c * 0x85ebca77)) & pairMask;
     for (let probes: u32 = 0; probes <= pairMask; probes++) {
       const slot = pairs + ((<usize>(1 + i * 3)) << 2);
@@ -1354,6 +1383,7 @@ export function loadTables(ptr: usize, words: u32, rules: u32, ranks: usize): u3
   if (e != LOAD_OK) return e;
   ruleRanks = ranks;
   buildDestinations();
+  buildPairRanges();
   buildCombining();
   buildIdentities();
   loaded = true;
