@@ -57,6 +57,11 @@ export interface NormalRule {
   readonly patterns: readonly number[];
   /** Every identity atom the rule names (scope and conditions): what it can tell identities apart by. */
   readonly identityAtoms: readonly number[];
+  /**
+   * Identity atoms the rule reads under a negation (`!`, `!=`, `unless`): those it may not
+   * be monotone in. Every other atom it reads can only turn it from false to true.
+   */
+  readonly negatedAtoms: readonly number[];
 }
 
 /** A set of pattern atoms, sorted. */
@@ -177,7 +182,24 @@ class Normaliser {
       terms,
       patterns: [...this.patternAtoms(named)].sort((a, b) => a - b),
       identityAtoms: [...new Set(named)].sort((a, b) => a - b),
+      negatedAtoms: [...new Set(ast.conditions.flatMap((c) => this.negatedAtomsIn(c.expr, c.polarity === "unless")))].sort((a, b) => a - b),
     };
+  }
+
+  /** The identity atoms an expression reads at negative polarity (`negated`: under an odd number of negations). */
+  private negatedAtomsIn(e: A.Expr, negated: boolean): number[] {
+    switch (e.kind) {
+      case "paren":
+        return this.negatedAtomsIn(e.inner, negated);
+      case "not":
+        return this.negatedAtomsIn(e.operand, !negated);
+      case "logical":
+        return [...this.negatedAtomsIn(e.left, negated), ...this.negatedAtomsIn(e.right, negated)];
+      case "compare":
+        return negated !== (e.op === "!=") ? this.atomsIn(e) : [];
+      default:
+        return negated ? this.atomsIn(e) : [];
+    }
   }
 
   /** Pattern atoms among `atoms` (exact IDs never combine: an ID is one exact atom or none). */

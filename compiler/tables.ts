@@ -6,8 +6,9 @@
 //
 // INVARIANT: deterministic. Every map is filled and emitted in a fixed order, so the same
 // policy gives the same words.
-import type { Cidr, PolicySet, Protocol } from "./model.js";
-import { normalisePolicy, type Cell, type NormalPolicy, type NormalRule } from "./normalise.js";
+import type { Cidr, PolicySet } from "./model.js";
+import { normalisePolicy, type NormalPolicy, type NormalRule } from "./normalise.js";
+import { intervalStarts, TableBuilder, type IdentityClass } from "./rows.js";
 
 export const SECTION = {
   META: 1,
@@ -37,8 +38,7 @@ export const SECTION = {
 export const MAX_LIST_CLASSES = 8;
 
 export const EMPTY_SLOT = 0xffffffff;
-export const VERDICT_ALLOW = 1;
-export const VERDICT_DEFAULT = 2;
+export { VERDICT_ALLOW, VERDICT_DEFAULT } from "./rows.js";
 
 /** Limits past which a policy is refused rather than lowered (PC3002). */
 export const MAX_DFA_STATES = 100_000;
@@ -70,15 +70,28 @@ export interface DecisionTables {
 // ---------------------------------------------------------------- identities
 
 /**
- * How an identity string finds its identity classes (docs/bundle-format.md, step 1):
- * - an exact ID of the policy (every workload's, every `principal == "…"`) has one class,
- *   whose rows hold every rule, evaluated with exactly the atoms it matches;
- * - any other ID has one class per *part*, and its verdict is the union of theirs
- *   (forbids first). The parts are: the empty term; every term (normalise.ts) all of whose
- *   patterns it matches; and, per component of the patterns that non-monotone rules use,
- *   the final state of that component's DFA. A monotone rule may be evaluated in any part
- *   (a part holds only atoms the ID matches, and some part holds a whole term of the rule);
- *   a non-monotone rule only in its own component's part, which knows all its atoms.
+ * How an identity finds its classes (docs/bundle-format.md, step 1). A class is a set of
+ * rules evaluated with a fixed set of identity atoms true; an identity has several classes,
+ * and its matching rules are the union of theirs (step 6). That union is exact when every
+ * class evaluates its rules with atoms the identity really matches and each rule is
+ * *sound* there (true there ⇒ true for the identity) and some class is *complete* for it.
+ *
+ * - A peer (no exact ID of the policy; every exact atom false) has the classes of the
+ *   empty term, of every term (normalise.ts) all of whose patterns it matches, and of the
+ *   final state of each component's DFA. A monotone rule is in the class of each of its
+ *   terms; a non-monotone rule only in its component's classes, which know all its atoms.
+ * - An exact ID X has: its own classes, holding the rules that read X's atom (evaluated
+ *   with every atom X matches); the empty term's classes; the classes of the terms made of
+ *   patterns X matches; and one part holding the non-monotone rules at X's patterns. A rule
+ *   that does not read X is evaluated there exactly as for X; one that reads X only
+ *   positively is sound anywhere (X false can only make it false) and complete in X's own
+ *   classes. If a shared part holds a rule that reads X under a negation, X gets no shared
+ *   part: its own classes then hold every rule that can apply to it.
+ * - `unidentified` has the classes of the rules of any principal.
+ *
+ * Each part is split into up to three classes by the axes its rules read (neither uid nor
+ * gid, uid only, gid) when that makes the rows smaller: a union over parts does not care how
+ * rules are grouped, and the rows of a class are a grid over the intervals its own rules cut.
  */
 interface Component {
   readonly byteClass: Uint32Array;
@@ -99,12 +112,7 @@ interface IdentityClasses {
   readonly unidentifiedList: number;
   /** Exact IDs of the policy → their class list. */
   readonly exact: ReadonlyMap<string, number>;
-  /** Class → the atoms it matches (class 0, unidentified, matches none). */
-  readonly classAtoms: readonly ReadonlySet<number>[];
-  /** Class → the component whose non-monotone rules its rows hold: ALL_RULES, NO_COMPONENT or an index. */
-  readonly classComponent: readonly number[];
-  /** Rule index → its component (non-monotone rules), or NO_COMPONENT. */
-  readonly ruleComponent: readonly number[];
+  readonly classes: readonly IdentityClass[];
 }
 
 /** Class lists (CLASS_LISTS): each list `count, class…`, interned, named by its word offset. */
@@ -125,8 +133,56 @@ export class ClassLists {
   }
 }
 
-export const ALL_RULES = -2;
-export const NO_COMPONENT = -1;
+/**
+ * A part's rules grouped into classes: none without rules; else one group, or one per axis
+ * the rules read (neither uid nor gid, uid only, gid) when the part's grid has more than
+ * four uid × gid cells, since each group's rows are a grid over its own intervals.
+ */
+function partGroups(rules: Iterable<NormalRule>, split = true): NormalRule[][] {
+  const all = [...new Set(rules)];
+  if (all.length === 0) return [];
+  const groups: NormalRule[][] = [[], [], []];
+  for (const r of all) groups[r.cuts.gid.size > 0 ? 2 : r.cuts.uid.size > 0 ? 1 : 0]!.push(r);
+  const nonEmpty = groups.filter((g) => g.length > 0);
+  if (!split || nonEmpty.length === 1) return [all];
+  const uids = intervalStarts(all.flatMap((r) => [...r.cuts.uid]), 0xffffffff).length;
+  const gids = intervalStarts(all.flatMap((r) => [...r.cuts.gid]), 0xffffffff).length;
+  return uids * gids <= 4 ? [all] : nonEmpty;
+}
+
+/** The classes of the tables, interned by their rules and the atoms those rules read. */
+class ClassRegistry {
+  readonly classes: IdentityClass[] = [];
+  private readonly index = new Map<string, number>();
+
+  constructor(private readonly lists: ClassLists) {}
+
+  private classOf(rules: readonly NormalRule[], atoms: ReadonlySet<number>, unidentified: boolean): number {
+    const sorted = [...rules].sort((a, b) => a.index - b.index);
+    const read = new Set<number>();
+    for (const r of sorted) for (const a of r.identityAtoms) if (atoms.has(a)) read.add(a);
+    const seen = [...read].sort((a, b) => a - b);
+    const key = `${unidentified ? "u" : "i"}|${sorted.map((r) => r.index).join(",")}|${seen.join(",")}`;
+    let cls = this.index.get(key);
+    if (cls === undefined) {
+      cls = this.classes.length;
+      this.classes.push({ atoms: new Set(seen), unidentified, rules: sorted });
+      this.index.set(key, cls);
+    }
+    return cls;
+  }
+
+  /** A part's classes: none without rules; else one, or one per axis group when that shrinks the grid. */
+  part(rules: Iterable<NormalRule>, atoms: ReadonlySet<number>, unidentified: boolean, split = true): number[] {
+    return partGroups(rules, split).map((g) => this.classOf(g, atoms, unidentified));
+  }
+
+  /** The list of these classes; a class without rules stands for an empty one. */
+  list(classes: readonly number[], unidentified: boolean): number {
+    const unique = [...new Set(classes)];
+    return this.lists.of(unique.length > 0 ? unique : [this.classOf([], new Set(), unidentified)]);
+  }
+}
 
 /** FNV-1a over UTF-8 bytes: the hash of the exact-ID table. */
 export function fnv1a(bytes: Uint8Array): number {
@@ -222,9 +278,16 @@ function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy): { df
   return { dfa: { byteClass, inputClasses, transitions: Uint32Array.from(transitions) }, accepted };
 }
 
-function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists): IdentityClasses {
+function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: DestinationClasses): IdentityClasses {
   const encoder = new TextEncoder();
+  const registry = new ClassRegistry(lists);
   const isPattern = (atom: number) => policy.identityAtoms[atom]!.pattern.pieces.length > 1;
+  const none = new Set<number>();
+
+  // `unidentified` first, so that its first class is class 0: the rules of any principal
+  // that can match without an identity atom.
+  const anyPrincipal = policy.rules.filter((r) => r.principalAtoms === undefined && !(r.identityAtoms.length > 0 && needsIdentityAtom(r, dst)));
+  const unidentifiedList = registry.list(registry.part(anyPrincipal, none, true), true);
 
   // Components: each non-monotone rule needs one part that knows every pattern it reads,
   // so rules are grouped by their pattern sets (a set inside a larger one joins that one's
@@ -242,61 +305,108 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists): Identity
     if (c < 0) c = componentAtoms.push(set) - 1;
     componentOfSet.set(set.join(","), c);
   }
-  const ruleComponent = policy.rules.map((r) =>
-    r.terms === undefined && r.patterns.length > 0 ? componentOfSet.get([...new Set(r.patterns)].sort((a, b) => a - b).join(","))! : NO_COMPONENT,
-  );
+  const componentRules: NormalRule[][] = componentAtoms.map(() => []);
+  for (const r of nonMonotone) componentRules[componentOfSet.get([...new Set(r.patterns)].sort((a, b) => a - b).join(","))!]!.push(r);
+  /** Whether a rule reads an exact ID under a negation (it may then not be monotone in it). */
+  const negating = (r: NormalRule) => r.negatedAtoms.some((a) => !isPattern(a));
+  /** Whether a rule's principal scope admits an identity whose true atoms are `atoms`. */
+  const admits = (r: NormalRule, atoms: ReadonlySet<number>) => r.principalAtoms === undefined || r.principalAtoms.some((a) => atoms.has(a));
 
-  const classAtoms: Set<number>[] = [new Set()];
-  const classComponent: number[] = [ALL_RULES];
-  const newClass = (atoms: Iterable<number>, component: number): number => {
-    classAtoms.push(new Set(atoms));
-    classComponent.push(component);
-    return classAtoms.length - 1;
-  };
-
-  const built = componentAtoms.map((atoms) => buildComponentDfa(atoms, policy));
-  const components: Component[] = built.map(({ dfa, accepted }, c) => {
+  const components: Component[] = componentAtoms.map((atoms, c) => {
+    const { dfa, accepted } = buildComponentDfa(atoms, policy);
     const byAccepted = new Map<string, number>();
     const stateList = Uint32Array.from(
-      accepted.map((atoms) => {
-        const key = atoms.join(",");
-        let cls = byAccepted.get(key);
-        if (cls === undefined) {
-          cls = newClass(atoms, c);
-          byAccepted.set(key, cls);
+      accepted.map((stateAtoms) => {
+        const key = stateAtoms.join(",");
+        let list = byAccepted.get(key);
+        if (list === undefined) {
+          const atomSet = new Set(stateAtoms);
+          const here = componentRules[c]!.filter((r) => admits(r, atomSet));
+          list = registry.list([...registry.part(here.filter((r) => !negating(r)), atomSet, false), ...registry.part(here.filter(negating), atomSet, false)], false);
+          byAccepted.set(key, list);
         }
-        return lists.of([cls]);
+        return list;
       }),
     );
     return { ...dfa, stateList };
   });
 
-  // Terms of the monotone rules, each a class; their patterns are tested one by one.
-  const termKeys = new Map<string, readonly number[]>();
-  for (const r of policy.rules) for (const t of r.terms ?? []) if (t.length > 0) termKeys.set(t.join(","), t);
-  const terms = [...termKeys.values()].sort((a, b) => a.length - b.length || a.join(",").localeCompare(b.join(",")));
-  const termAtoms = [...new Set(terms.flat())].sort((a, b) => a - b);
+  // Monotone rules by term; each term's classes hold the rules it is a term of.
+  const byTerm = new Map<string, { term: readonly number[]; rules: NormalRule[] }>();
+  for (const r of policy.rules) {
+    for (const t of r.terms ?? []) {
+      const key = t.join(",");
+      const entry = byTerm.get(key);
+      if (entry === undefined) byTerm.set(key, { term: t, rules: [r] });
+      else entry.rules.push(r);
+    }
+  }
+  // Every shared part keeps the rules that read an exact ID under a negation apart (`negating`):
+  // an exact ID has them in one class of its own instead (see above).
+  const emptyTermRules = byTerm.get("")?.rules ?? [];
+  const emptyTermClasses = registry.part(emptyTermRules.filter((r) => !negating(r)), none, false);
+  const emptyTermList = registry.list([...emptyTermClasses, ...registry.part(emptyTermRules.filter(negating), none, false)], false);
+  const terms = [...byTerm.values()].filter((t) => t.term.length > 0).sort((a, b) => a.term.length - b.term.length || a.term.join(",").localeCompare(b.term.join(",")));
+  const termAtoms = [...new Set(terms.flatMap((t) => t.term))].sort((a, b) => a - b);
   const patternIndex = new Map(termAtoms.map((a, i) => [a, i]));
   const termPatterns = termAtoms.map((a) => policy.identityAtoms[a]!.pattern.pieces);
-  const emptyTermList = lists.of([newClass([], NO_COMPONENT)]);
   const termsByFirst: { patterns: number[]; list: number }[][] = termAtoms.map(() => []);
-  for (const t of terms) {
-    const patterns = t.map((a) => patternIndex.get(a)!);
-    termsByFirst[patterns[0]!]!.push({ patterns, list: lists.of([newClass(t, NO_COMPONENT)]) });
+  const termClasses = new Map<string, number[]>();
+  for (const { term, rules } of terms) {
+    const patterns = term.map((a) => patternIndex.get(a)!);
+    const atoms = new Set(term);
+    const classes = registry.part(rules.filter((r) => !negating(r)), atoms, false);
+    termClasses.set(term.join(","), classes);
+    termsByFirst[patterns[0]!]!.push({ patterns, list: registry.list([...classes, ...registry.part(rules.filter(negating), atoms, false)], false) });
   }
 
-  // An exact ID's class holds every pattern it matches: its rows evaluate every rule directly.
+  // Exact IDs: their own classes (the rules that read them), the shared parts without the
+  // negating rules, and one class of the negating rules that can apply to them, evaluated
+  // with their patterns, without those that negate them (which their own classes hold).
+  // When that does not fit in one list, their own classes are not split, then the terms'
+  // and the non-monotone rules are merged into one part.
+  const byAtom = new Map<number, NormalRule[]>();
+  for (const r of policy.rules) {
+    for (const a of r.identityAtoms) {
+      const list = byAtom.get(a);
+      if (list === undefined) byAtom.set(a, [r]);
+      else list.push(r);
+    }
+  }
   const patternAtoms = policy.identityAtoms.map((_a, i) => i).filter(isPattern);
   const patternBytes = patternAtoms.map((a) => policy.identityAtoms[a]!.pattern.pieces.map((p) => encoder.encode(p)));
+  const allNonMonotone = componentRules.flat();
   const exact = new Map<string, number>();
   policy.identityAtoms.forEach((a, atom) => {
     if (isPattern(atom)) return;
     const id = a.pattern.pieces[0]!;
     const utf8 = encoder.encode(id);
-    exact.set(id, lists.of([newClass([atom, ...patternAtoms.filter((_p, i) => globMatches(patternBytes[i]!, utf8))], ALL_RULES)]));
+    const signature = new Set(patternAtoms.filter((_p, i) => globMatches(patternBytes[i]!, utf8)));
+    const all = new Set([atom, ...signature]);
+    const own = byAtom.get(atom) ?? [];
+    const matchedTerms = terms.filter((t) => t.term.every((p) => signature.has(p)));
+    const nonMonotoneHere = allNonMonotone.filter((r) => admits(r, signature));
+    const negatingHere = [...emptyTermRules, ...matchedTerms.flatMap((t) => t.rules), ...nonMonotoneHere].filter((r) => negating(r) && !r.negatedAtoms.includes(atom));
+    const negatingClasses = registry.part(negatingHere, signature, false, false);
+    const termParts = matchedTerms.flatMap((t) => termClasses.get(t.term.join(","))!);
+    const cleanNonMonotone = nonMonotoneHere.filter((r) => !negating(r));
+    const sharedCount = emptyTermClasses.length + termParts.length + partGroups(cleanNonMonotone).length + negatingClasses.length;
+    let classes: number[];
+    if (partGroups(own).length + sharedCount <= MAX_LIST_CLASSES || Math.min(1, own.length) + sharedCount <= MAX_LIST_CLASSES) {
+      classes = [
+        ...registry.part(own, all, false, partGroups(own).length + sharedCount <= MAX_LIST_CLASSES),
+        ...emptyTermClasses,
+        ...termParts,
+        ...registry.part(cleanNonMonotone, signature, false),
+        ...negatingClasses,
+      ];
+    } else {
+      const patternRules = [...matchedTerms.flatMap((t) => t.rules), ...cleanNonMonotone].filter((r) => !negating(r));
+      classes = [...registry.part(own, all, false, false), ...emptyTermClasses, ...registry.part(patternRules, signature, false), ...negatingClasses];
+    }
+    exact.set(id, registry.list(classes, false));
   });
-  const unidentifiedList = lists.of([0]);
-  return { components, termPatterns, termsByFirst, emptyTermList, unidentifiedList, exact, classAtoms, classComponent, ruleComponent };
+  return { components, termPatterns, termsByFirst, emptyTermList, unidentifiedList, exact, classes: registry.classes };
 }
 
 // ---------------------------------------------------------------- destinations
@@ -355,176 +465,6 @@ function buildDestinationClasses(cidrs: readonly Cidr[]): DestinationClasses {
   return { classCidrs, cidrClass, inside, parent };
 }
 
-// ---------------------------------------------------------------- rows
-
-/** Merges two increasing lists of rule indices. */
-function mergeSorted(a: readonly number[], b: readonly number[]): readonly number[] {
-  if (b.length === 0) return a;
-  if (a.length === 0) return b;
-  const out: number[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) out.push(j >= b.length || (i < a.length && a[i]! < b[j]!) ? a[i++]! : b[j++]!);
-  return out;
-}
-
-/** Sorted interval starts covering [0, max]: 0 plus every cut within range. */
-function intervalStarts(cuts: Iterable<number>, max: number): number[] {
-  const starts = new Set<number>([0]);
-  for (const c of cuts) if (c > 0 && c <= max) starts.add(c);
-  return [...starts].sort((a, b) => a - b);
-}
-
-/** A node of a trie over increasing rule-index lists. */
-class OutcomeTrie {
-  private readonly next = new Map<number, OutcomeTrie>();
-  verdict: number | undefined;
-
-  at(path: readonly number[]): OutcomeTrie {
-    let node: OutcomeTrie = this;
-    for (const step of path) {
-      let child = node.next.get(step);
-      if (child === undefined) {
-        child = new OutcomeTrie();
-        node.next.set(step, child);
-      }
-      node = child;
-    }
-    return node;
-  }
-}
-
-interface Verdict {
-  readonly flags: number;
-  readonly reasons: readonly number[];
-}
-
-class TableBuilder {
-  readonly verdictIndex = new Map<string, number>();
-  readonly verdicts: { flags: number; reasonSet: number }[] = [];
-  readonly reasonIndex = new Map<string, number>();
-  readonly reasonSets: number[][] = [];
-  readonly rowIndex = new Map<string, number>();
-  readonly rows: number[][] = [];
-  /** Rule index → its rank in rule-id order (reasons are "sorted rule ids"). */
-  private readonly rank: number[];
-
-  constructor(private readonly policy: NormalPolicy) {
-    // Reasons are sorted by rule id (spec: "sorted rule ids").
-    const ids = policy.rules.map((r) => r.id);
-    const order = ids.map((_id, i) => i).sort((a, b) => (ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0));
-    this.rank = new Array<number>(ids.length);
-    order.forEach((ruleIndex, position) => (this.rank[ruleIndex] = position));
-  }
-
-  private verdict(v: Verdict): number {
-    const reasonKey = v.reasons.join(",");
-    let reasonSet = this.reasonIndex.get(reasonKey);
-    if (reasonSet === undefined) {
-      reasonSet = this.reasonSets.length;
-      this.reasonSets.push([...v.reasons]);
-      this.reasonIndex.set(reasonKey, reasonSet);
-    }
-    const key = `${v.flags}:${reasonSet}`;
-    let index = this.verdictIndex.get(key);
-    if (index === undefined) {
-      index = this.verdicts.length;
-      this.verdicts.push({ flags: v.flags, reasonSet });
-      this.verdictIndex.set(key, index);
-    }
-    return index;
-  }
-
-  /**
-   * Verdicts by the cell's outcome, a trie over the matched rule indices (one for forbids,
-   * one for permits), so that sorting and interning happen once per outcome and a cell
-   * costs one map step per matched rule.
-   */
-  private readonly forbidOutcomes = new OutcomeTrie();
-  private readonly permitOutcomes = new OutcomeTrie();
-  private defaultOutcomes: [number | undefined, number | undefined] = [undefined, undefined];
-
-  /**
-   * Resolves one cell: forbid > permit > default (spec §5), from the indices of its
-   * matching forbids and permits, each in increasing order (as rows list rules).
-   */
-  private decide(forbids: readonly number[], permits: readonly number[], unidentified: boolean): number {
-    const byId = (xs: readonly number[]) => [...xs].sort((a, b) => this.rank[a]! - this.rank[b]!);
-    if (forbids.length > 0) return (this.forbidOutcomes.at(forbids).verdict ??= this.verdict({ flags: 0, reasons: byId(forbids) }));
-    if (permits.length > 0) return (this.permitOutcomes.at(permits).verdict ??= this.verdict({ flags: VERDICT_ALLOW, reasons: byId(permits) }));
-    const kind = unidentified ? 1 : 0;
-    const allow = unidentified && this.policy.defaultUnidentified === "allow";
-    return (this.defaultOutcomes[kind] ??= this.verdict({ flags: VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), reasons: [] }));
-  }
-
-  /**
-   * The row of the rules that can apply to one (identity class, destination class) pair,
-   * evaluated on the grid their own constants cut. Encoded as in docs/bundle-format.md,
-   * with block offsets relative to the row's start (made absolute when rows are joined).
-   */
-  row(rules: readonly NormalRule[], identity: ReadonlySet<number>, unidentified: boolean, destination: ReadonlySet<number>): number {
-    const uids = intervalStarts(rules.flatMap((r) => [...r.cuts.uid]), 0xffffffff);
-    const gids = intervalStarts(rules.flatMap((r) => [...r.cuts.gid]), 0xffffffff);
-    const ports = intervalStarts(rules.flatMap((r) => [...r.cuts.port]), 65535);
-    // Rules that cut neither the uid nor the gid axis never read them: they are evaluated
-    // once per (protocol, port), not once per uid × gid cell.
-    const deep = rules.filter((r) => r.cuts.uid.size > 0 || r.cuts.gid.size > 0);
-    const flat = rules.filter((r) => r.cuts.uid.size === 0 && r.cuts.gid.size === 0);
-    const flatMatches = (["tcp", "udp"] as Protocol[]).map((protocol) =>
-      ports.map((port) => {
-        const cell: Cell = { identity, unidentified, destination, uid: 0, gid: 0, port, protocol };
-        const matching = flat.filter((r) => r.matches(cell));
-        const forbids = matching.filter((r) => r.effect === "forbid").map((r) => r.index);
-        const permits = matching.filter((r) => r.effect === "permit").map((r) => r.index);
-        // `verdict`: the cell's verdict when no uid/gid-dependent rule matches, computed on first use.
-        return { forbids, permits, verdict: undefined as number | undefined };
-      }),
-    );
-    const words: number[] = [uids.length];
-    const uidSlots = words.length;
-    for (const uid of uids) words.push(uid, 0);
-    uids.forEach((uid, ui) => {
-      words[uidSlots + ui * 2 + 1] = words.length;
-      words.push(gids.length);
-      const gidSlots = words.length;
-      for (const gid of gids) words.push(gid, 0);
-      gids.forEach((gid, gi) => {
-        words[gidSlots + gi * 2 + 1] = words.length;
-        const protoSlots = words.length;
-        words.push(0, 0);
-        (["tcp", "udp"] as Protocol[]).forEach((protocol, pi) => {
-          words[protoSlots + pi] = words.length;
-          const list: number[] = [];
-          let previous = -1;
-          ports.forEach((port, k) => {
-            const cell: Cell = { identity, unidentified, destination, uid, gid, port, protocol };
-            const flatHere = flatMatches[pi]![k]!;
-            const deepMatches = deep.filter((r) => r.matches(cell));
-            let v: number;
-            if (deepMatches.length === 0) v = flatHere.verdict ??= this.decide(flatHere.forbids, flatHere.permits, unidentified);
-            else {
-              const forbids = mergeSorted(flatHere.forbids, deepMatches.filter((r) => r.effect === "forbid").map((r) => r.index));
-              const permits = forbids.length > 0 ? [] : mergeSorted(flatHere.permits, deepMatches.filter((r) => r.effect === "permit").map((r) => r.index));
-              v = this.decide(forbids, permits, unidentified);
-            }
-            if (v !== previous) list.push(port, v);
-            previous = v;
-          });
-          words.push(list.length / 2, ...list);
-        });
-      });
-    });
-    const key = words.join(",");
-    let index = this.rowIndex.get(key);
-    if (index === undefined) {
-      index = this.rows.length;
-      this.rows.push(words);
-      this.rowIndex.set(key, index);
-    }
-    return index;
-  }
-}
-
 /** Past this many cells, `needsIdentityAtom` answers "no" (the rule then applies to every class: slower, still exact). */
 const MAX_RESIDUAL_CELLS = 4096;
 
@@ -564,81 +504,16 @@ function needsIdentityAtom(r: NormalRule, dst: DestinationClasses): boolean {
 /** Builds the decision tables of a checked policy set. Throws `LoweringError` past the limits. */
 export function buildDecisionTables(policySet: PolicySet): DecisionTables {
   const policy = normalisePolicy(policySet);
-  const lists = new ClassLists();
-  const ids = buildIdentityClasses(policy, lists);
   const dst = buildDestinationClasses(policy.cidrs);
+  const lists = new ClassLists();
+  const ids = buildIdentityClasses(policy, lists, dst);
   const builder = new TableBuilder(policy);
-
-  // Which rules a class's rows hold. A rule with a principal scope applies to the classes
-  // of its scope's atoms; an any-principal rule that cannot match without one of its
-  // identity atoms, to the classes of those atoms; any other rule, to every class.
-  const byAtom = new Map<number, NormalRule[]>();
-  const addByAtoms = (r: NormalRule, atoms: readonly number[]) => {
-    for (const a of atoms) {
-      const list = byAtom.get(a);
-      if (list === undefined) byAtom.set(a, [r]);
-      else list.push(r);
-    }
-  };
-  const anyPrincipal: NormalRule[] = [];
-  for (const r of policy.rules) {
-    if (r.principalAtoms !== undefined) addByAtoms(r, r.principalAtoms);
-    else if (r.identityAtoms.length > 0 && needsIdentityAtom(r, dst)) addByAtoms(r, r.identityAtoms);
-    else anyPrincipal.push(r);
-  }
-
-  // A row depends only on the rules that apply, which of their CIDRs hold the destination,
-  // which of their identity atoms the class matches, and whether it is unidentified:
-  // pairs (of any class) that agree on these share one evaluation. A pair's rules are its
-  // class's resource-any rules (`base`, the same for all its pairs, interned once per
-  // class) and the rules whose resource CIDRs hold the destination (`extra`, few).
-  const rowMemo = new Map<string, number>();
-  const baseIds = new Map<string, number>();
-  const sortedKey = (xs: Iterable<number>) => [...xs].sort((a, b) => a - b).join(",");
   const pairs: [number, number, number][] = [];
   const defaultRow: number[] = [];
-  const emptyDestination = new Set<number>();
-  ids.classAtoms.forEach((atoms, cls) => {
-    const unidentified = cls === 0;
-    const applicable = new Set<NormalRule>(anyPrincipal);
-    if (!unidentified) for (const a of atoms) for (const r of byAtom.get(a) ?? []) applicable.add(r);
-    // A part's class holds only its own rules: a component's class its component's
-    // non-monotone rules; a term's (or the empty term's) class the other rules, which are
-    // monotone in patterns. Exact IDs and unidentified have one class holding every rule.
-    const component = ids.classComponent[cls]!;
-    const rules = [...applicable]
-      .filter((r) => component === ALL_RULES || ids.ruleComponent[r.index] === component)
-      .sort((a, b) => a.index - b.index);
-    const base = rules.filter((r) => r.resourceCidrs === undefined);
-    const baseMentioned = new Set(base.flatMap((r) => r.mentionedCidrs));
-    const seenAtomsOf = (rs: readonly NormalRule[]) => sortedKey(new Set(rs.flatMap((r) => r.identityAtoms.filter((a) => atoms.has(a)))));
-    const baseKey = `${unidentified ? "u" : "i"}|${base.map((r) => r.index).join(",")}|${seenAtomsOf(base)}`;
-    let baseId = baseIds.get(baseKey);
-    if (baseId === undefined) baseIds.set(baseKey, (baseId = baseIds.size));
-    const memoRow = (extra: readonly NormalRule[], destination: ReadonlySet<number>): number => {
-      const seenCidrs: number[] = [];
-      for (const c of destination) if (baseMentioned.has(c) || extra.some((r) => r.mentionedCidrs.includes(c))) seenCidrs.push(c);
-      const key = `${baseId}|${extra.map((r) => r.index).join(",")}|${seenAtomsOf(extra)}|${sortedKey(seenCidrs)}`;
-      let row = rowMemo.get(key);
-      if (row === undefined) {
-        const here = [...base, ...extra].sort((a, b) => a.index - b.index);
-        row = builder.row(here, atoms, unidentified, destination);
-        rowMemo.set(key, row);
-      }
-      return row;
-    };
-    // Destinations no applicable rule names behave as "no CIDR": only resource-any rules can apply.
-    defaultRow[cls] = memoRow([], emptyDestination);
-    const byCidr = new Map<number, NormalRule[]>();
-    for (const r of rules) for (const c of r.resourceCidrs ?? []) byCidr.set(c, [...(byCidr.get(c) ?? []), r]);
-    const relevant = new Set<number>();
-    for (const r of rules) for (const c of r.mentionedCidrs) for (const d of dst.inside[c]!) relevant.add(d);
-    for (const d of [...relevant].sort((a, b) => a - b)) {
-      const destination = dst.classCidrs[d]!;
-      const extra = new Set<NormalRule>();
-      for (const c of destination) for (const r of byCidr.get(c) ?? []) extra.add(r);
-      pairs.push([cls, d, memoRow([...extra].sort((a, b) => a.index - b.index), destination)]);
-    }
+  ids.classes.forEach((cls, s) => {
+    const { defaultRow: row, entries } = builder.classRows(cls, dst);
+    defaultRow[s] = row;
+    for (const [d, r] of entries) pairs.push([s, d, r]);
   });
 
   const words = encode(policy, ids, dst, builder, pairs, defaultRow, lists);
@@ -649,7 +524,7 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
     workloadLists,
     listClasses: (at) => lists.words.slice(at + 1, at + 1 + lists.words[at]!),
     stats: {
-      identityClasses: ids.classAtoms.length,
+      identityClasses: ids.classes.length,
       destinationClasses: dst.classCidrs.length,
       dfaStates: ids.components.reduce((n, c) => n + c.stateList.length, 0),
       pairs: pairs.length,
@@ -757,7 +632,7 @@ export function pairHash(s: number, d: number, capacity: number): number {
 function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClasses, b: TableBuilder, pairs: [number, number, number][], defaultRow: number[], lists: ClassLists): Uint32Array {
   const sections = new Map<number, number[]>();
   sections.set(SECTION.META, [
-    ids.classAtoms.length,
+    ids.classes.length,
     dst.classCidrs.length,
     b.rows.length,
     b.verdicts.length,
