@@ -895,26 +895,32 @@ function buildIdentities(): void {
   cacheSlots = allocWords(cacheMask + 1);
 }
 
-// ---------------------------------------------------------------- pair ranges
+// ---------------------------------------------------------------- class info
 
-// Per identity class, (lowest, highest) destination class ≥ 1 of its PAIRS slots, or
-// (MAX, 0) when it has none: a probe for any other destination class cannot hit. Slots of
-// destination class 0 are left out (the walk never probes 0).
-let pairRange: usize = 0;
+// Per identity class, what step 3 reads of it in one 16-byte record (one cache line):
+// (lowest, highest) destination class ≥ 1 of its PAIRS slots, or (MAX, 0) when it has none
+// (a probe for any other destination class cannot hit; slots of destination class 0 are
+// left out, the walk never probes 0); its default row; and 1 when that row gives only
+// default verdicts (defaultOnlyRow), else 0.
+const INFO_BYTES: u32 = 16;
+let classInfo: usize = 0;
 
-function buildPairRanges(): void {
+function buildClassInfo(): void {
   const n = identityClassCount;
-  pairRange = heap.alloc((<usize>max<u32>(n, 1)) << 3);
+  classInfo = heap.alloc((<usize>max<u32>(n, 1)) * INFO_BYTES);
   for (let c: u32 = 0; c < n; c++) {
-    setWord(pairRange, c * 2, u32.MAX_VALUE);
-    setWord(pairRange, c * 2 + 1, 0);
+    const row = wordAt(defaultRow, c);
+    setWord(classInfo, c * 4, u32.MAX_VALUE);
+    setWord(classInfo, c * 4 + 1, 0);
+    setWord(classInfo, c * 4 + 2, row);
+    setWord(classInfo, c * 4 + 3, <u32>load<u8>(defaultOnlyRow + row));
   }
   for (let i: u32 = 0; i <= pairMask; i++) {
     const c = wordAt(pairs, 1 + i * 3);
     const d = wordAt(pairs, 1 + i * 3 + 1);
     if (c >= n || d == 0) continue;
-    if (d < wordAt(pairRange, c * 2)) setWord(pairRange, c * 2, d);
-    if (d > wordAt(pairRange, c * 2 + 1)) setWord(pairRange, c * 2 + 1, d);
+    if (d < wordAt(classInfo, c * 4)) setWord(classInfo, c * 4, d);
+    if (d > wordAt(classInfo, c * 4 + 1)) setWord(classInfo, c * 4 + 1, d);
   }
 }
 
@@ -1085,18 +1091,20 @@ export function identityCount(): u32 {
 
 // ---------------------------------------------------------------- rows and verdicts
 
+/** No row: a row index is below ROW_INDEX's length, itself below 2^30 words. */
+const NO_ROW: u32 = 0xffffffff;
+
 /**
- * Step 3: the row of identity class s at destination class d: the first of d, its parent,
- * … (while not 0) paired with s in PAIRS, else s's default row (DecisionTableReader.row).
- * Only classes within s's pairRange are probed: the walk only descends, so once below it
- * nothing more can be found.
+ * Step 3 up to the default: the row of the first of d, its parent, … (while not 0) paired
+ * with identity class s in PAIRS, or NO_ROW. Only classes within s's range (`info`, its
+ * classInfo record) are probed: the walk only descends, so once below it nothing more
+ * can be found.
  * INVARIANT: d < destination classes, so every DST_PARENT read is inside it and the walk
  * ends (validated: [c] < c; the range's low end is at least 1).
  */
-@inline function pairRow(s: u32, d: u32): u32 {
-  const range = pairRange + ((<usize>s) << 3);
-  const low = load<u32>(range);
-  const high = load<u32>(range, 4);
+@inline function pairedRow(s: u32, info: usize, d: u32): u32 {
+  const low = load<u32>(info);
+  const high = load<u32>(info, 4);
   const sHash = s * 0x9e3779b1;
   for (let c = d; c >= low; c = wordAt(dstParent, c)) {
     if (c > high) continue;
@@ -1109,7 +1117,14 @@ export function identityCount(): u32 {
       i = (i + 1) & pairMask;
     }
   }
-  return wordAt(defaultRow, s);
+  return NO_ROW;
+}
+
+/** Step 3: the row of identity class s at destination class d, else s's default row (DecisionTableReader.row). */
+@inline function pairRow(s: u32, d: u32): u32 {
+  const info = classInfo + (<usize>s) * INFO_BYTES;
+  const row = pairedRow(s, info, d);
+  return row == NO_ROW ? load<u32>(info, 8) : row;
 }
 
 /** In a list `n, (start, x)…` at `offset`, the x of the last entry whose start <= value. */
@@ -1286,9 +1301,19 @@ function internUnion(n: u32): u32 {
 function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
   // The classes' rows, each once; a row that only ever gives the default cannot decide.
   let rows: u32 = 0;
+  let firstRow = NO_ROW;
   for (let k: u32 = 0; k < count; k++) {
-    const row = pairRow(wordAt(classes, k), d);
-    if (load<u8>(defaultOnlyRow + row) != 0) continue;
+    const s = wordAt(classes, k);
+    const info = classInfo + (<usize>s) * INFO_BYTES;
+    let row = pairedRow(s, info, d);
+    if (row == NO_ROW) {
+      row = load<u32>(info, 8);
+      if (k == 0) firstRow = row;
+      if (load<u32>(info, 12) != 0) continue;
+    } else {
+      if (k == 0) firstRow = row;
+      if (load<u8>(defaultOnlyRow + row) != 0) continue;
+    }
     let seen = false;
     for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
     if (!seen) setWord(rowScratch, rows++, row);
@@ -1314,7 +1339,11 @@ function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32
     setWord(setScratch, at, s);
     n++;
   }
-  if (group == FLAG_DEFAULT) return verdictResult(verdictOf(pairRow(first, d), uid, gid, protocol, port));
+  if (group == FLAG_DEFAULT) {
+    // No class decides: the first class's verdict (its row is known when it was listed first).
+    const row = count > 0 && wordAt(classes, 0) == first ? firstRow : pairRow(first, d);
+    return verdictResult(verdictOf(row, uid, gid, protocol, port));
+  }
   const s0 = wordAt(setScratch, 0);
   if (n == 1 && load<u8>(canonicalSet + s0) != 0) return group | (s0 << 2);
   const ref = internUnion(n);
@@ -1383,8 +1412,8 @@ export function loadTables(ptr: usize, words: u32, rules: u32, ranks: usize): u3
   if (e != LOAD_OK) return e;
   ruleRanks = ranks;
   buildDestinations();
-  buildPairRanges();
   buildCombining();
+  buildClassInfo();
   buildIdentities();
   loaded = true;
   return LOAD_OK;
