@@ -57,6 +57,39 @@ class OutcomeTrie {
 
 const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
+/** Interned increasing lists of numbers: a node per list, reached by its elements in order. */
+class ListTrie {
+  private readonly next = new Map<number, ListTrie>();
+  private materialised: readonly number[] | undefined;
+
+  constructor(
+    private readonly parent?: ListTrie,
+    private readonly step = -1,
+  ) {}
+
+  /** The list this node stands for, built on first use (one array per node). */
+  get list(): readonly number[] {
+    if (this.materialised === undefined) {
+      const out: number[] = [];
+      for (let n: ListTrie | undefined = this; n?.parent !== undefined; n = n.parent) out.push(n.step);
+      this.materialised = out.reverse();
+    }
+    return this.materialised;
+  }
+
+  child(step: number): ListTrie {
+    let node = this.next.get(step);
+    if (node === undefined) this.next.set(step, (node = new ListTrie(this, step)));
+    return node;
+  }
+
+  at(path: readonly number[]): ListTrie {
+    let node: ListTrie = this;
+    for (const step of path) node = node.child(step);
+    return node;
+  }
+}
+
 export class TableBuilder {
   readonly verdicts: { flags: number; reasonSet: number }[] = [];
   readonly reasonSets: number[][] = [];
@@ -182,63 +215,112 @@ export class TableBuilder {
     const uids = intervalStarts(rules.flatMap((r) => [...r.cuts.uid]), 0xffffffff);
     const gids = intervalStarts(rules.flatMap((r) => [...r.cuts.gid]), 0xffffffff);
     const ports = intervalStarts(rules.flatMap((r) => [...r.cuts.port]), 65535);
-    const nPorts = ports.length;
-    const cellsPerGid = 2 * nPorts;
-    const cellsPerUid = gids.length * cellsPerGid;
-    const cellCount = uids.length * cellsPerUid;
-    const cellIndex = (ui: number, gi: number, pi: number, k: number) => ui * cellsPerUid + gi * cellsPerGid + pi * nPorts + k;
+    // A cell is (uid interval, gid interval) × (protocol, port interval): `ug * portCells + pk`.
+    const portCells = 2 * ports.length;
+    const ugCount = uids.length * gids.length;
+    const cellCount = ugCount * portCells;
+    const isFlat = rules.map((r) => r.cuts.uid.size === 0 && r.cuts.gid.size === 0);
 
-    /** Whether rule r matches in each cell at `destination`, as a bitmap over cells (rules reading neither uid nor gid are evaluated per protocol and port only). */
-    const evaluate = (r: NormalRule, destination: ReadonlySet<number>): Uint8Array => {
-      const out = new Uint8Array(cellCount);
+    /** For each of the class's interval starts, the index of the rule's own interval holding it. */
+    const project = (classStarts: readonly number[], own: readonly number[]): Int32Array => {
+      const out = new Int32Array(classStarts.length);
+      let j = 0;
+      classStarts.forEach((v, i) => {
+        while (j + 1 < own.length && own[j + 1]! <= v) j++;
+        out[i] = j;
+      });
+      return out;
+    };
+
+    /**
+     * Whether rule r matches, at `destination`: per port cell for a rule that reads neither
+     * uid nor gid, else per cell. The rule is evaluated once per cell of its own grid (the
+     * intervals its own constants cut), which the class's grid refines.
+     */
+    const evaluate = (i: number, destination: ReadonlySet<number>): Uint8Array => {
+      const r = rules[i]!;
+      const out = new Uint8Array(isFlat[i] ? portCells : cellCount);
       // `matches` leaves the principal scope's atoms and the resource scope's CIDRs to the caller.
       if (r.principalAtoms !== undefined && (cls.unidentified || !r.principalAtoms.some((a) => cls.atoms.has(a)))) return out;
       if (r.resourceCidrs !== undefined && !r.resourceCidrs.some((c) => destination.has(c))) return out;
-      const flat = r.cuts.uid.size === 0 && r.cuts.gid.size === 0;
+      const ownUids = intervalStarts(r.cuts.uid, 0xffffffff);
+      const ownGids = intervalStarts(r.cuts.gid, 0xffffffff);
+      const ownPorts = intervalStarts(r.cuts.port, 65535);
       // One cell object, moved over the grid (predicates do not keep it).
       const cell = { identity: cls.atoms, unidentified: cls.unidentified, destination, uid: 0, gid: 0, port: 0, protocol: "tcp" as Protocol };
-      if (flat) {
-        const here = new Uint8Array(cellsPerGid);
-        for (let pi = 0; pi < 2; pi++) {
-          cell.protocol = PROTOCOLS[pi]!;
-          for (let k = 0; k < nPorts; k++) {
-            cell.port = ports[k]!;
-            here[pi * nPorts + k] = r.matches(cell) ? 1 : 0;
-          }
-        }
-        for (let at = 0; at < cellCount; at += cellsPerGid) out.set(here, at);
-        return out;
-      }
+      const own = new Uint8Array(ownUids.length * ownGids.length * 2 * ownPorts.length);
       let at = 0;
-      for (const uid of uids) {
+      for (const uid of ownUids) {
         cell.uid = uid;
-        for (const gid of gids) {
+        for (const gid of ownGids) {
           cell.gid = gid;
-          for (let pi = 0; pi < 2; pi++) {
-            cell.protocol = PROTOCOLS[pi]!;
-            for (let k = 0; k < nPorts; k++) {
-              cell.port = ports[k]!;
-              out[at++] = r.matches(cell) ? 1 : 0;
+          for (const protocol of PROTOCOLS) {
+            cell.protocol = protocol;
+            for (const port of ownPorts) {
+              cell.port = port;
+              own[at++] = r.matches(cell) ? 1 : 0;
             }
           }
+        }
+      }
+      const pu = project(uids, ownUids);
+      const pg = project(gids, ownGids);
+      const pp = project(ports, ownPorts);
+      const ownPortCells = 2 * ownPorts.length;
+      let o = 0;
+      for (let ui = 0; ui < (isFlat[i] ? 1 : uids.length); ui++) {
+        for (let gi = 0; gi < (isFlat[i] ? 1 : gids.length); gi++) {
+          const base = (pu[ui]! * ownGids.length + pg[gi]!) * ownPortCells;
+          for (let pi = 0; pi < 2; pi++) for (let k = 0; k < ports.length; k++) out[o++] = own[base + pi * ownPorts.length + pp[k]!]!;
         }
       }
       return out;
     };
 
+    const flatPositions = rules.map((_r, i) => i).filter((i) => isFlat[i]);
+    const deepPositions = rules.map((_r, i) => i).filter((i) => !isFlat[i]);
     const noDestination = new Set<number>();
-    const atDefault = rules.map((r) => evaluate(r, noDestination));
-    const defaultVerdicts = new Uint32Array(cellCount);
-    // Per cell, the positions of the rules matching at the default destination, increasing.
-    const defaultMatched: number[][] = [];
+    const atDefault = new Map<number, Uint8Array>(rules.map((_r, i) => [i, evaluate(i, noDestination)]));
+    // The positions of the matching rules, increasing: per port cell (rules reading neither
+    // uid nor gid), per cell (the others). Lists are interned (equal lists are one array), so
+    // that a cell's verdict is decided once per distinct pair of lists.
+    const lists = new ListTrie();
+    const listsOf = (positions: readonly number[], bits: (i: number) => Uint8Array, size: number): (readonly number[])[] => {
+      const nodes: ListTrie[] = new Array<ListTrie>(size).fill(lists);
+      for (const i of positions) {
+        const b = bits(i);
+        for (let c = 0; c < size; c++) if (b[c]) nodes[c] = nodes[c]!.child(i);
+      }
+      return nodes.map((n) => n.list);
+    };
     const matched: NormalRule[] = [];
-    for (let cell = 0; cell < cellCount; cell++) {
-      const positions: number[] = [];
-      for (let i = 0; i < rules.length; i++) if (atDefault[i]![cell]) positions.push(i);
-      defaultMatched.push(positions);
-      defaultVerdicts[cell] = this.decide(positions.map((i) => rules[i]!), cls.unidentified);
-    }
-    const rowOf = (verdicts: Uint32Array) => this.row(uids, gids, ports, (ui, gi, pi, k) => verdicts[cellIndex(ui, gi, pi, k)]!);
+    const decided = new Map<readonly number[], Map<readonly number[], number>>();
+    const decideLists = (flat: readonly number[], deep: readonly number[]): number => {
+      let byDeep = decided.get(flat);
+      if (byDeep === undefined) decided.set(flat, (byDeep = new Map()));
+      const known = byDeep.get(deep);
+      if (known !== undefined) return known;
+      matched.length = 0;
+      let j = 0;
+      for (const i of flat) {
+        while (j < deep.length && deep[j]! < i) matched.push(rules[deep[j++]!]!);
+        matched.push(rules[i]!);
+      }
+      while (j < deep.length) matched.push(rules[deep[j++]!]!);
+      const v = this.decide(matched, cls.unidentified);
+      byDeep.set(deep, v);
+      return v;
+    };
+    /** Verdicts per cell, given the matching rules per port cell and per cell. */
+    const verdictsOf = (flat: readonly (readonly number[])[], deep: readonly (readonly number[])[]): Uint32Array => {
+      const out = new Uint32Array(cellCount);
+      for (let cell = 0; cell < cellCount; cell++) out[cell] = decideLists(flat[cell % portCells]!, deep[cell]!);
+      return out;
+    };
+    const defaultFlat = listsOf(flatPositions, (i) => atDefault.get(i)!, portCells);
+    const defaultDeep = listsOf(deepPositions, (i) => atDefault.get(i)!, cellCount);
+    const defaultVerdicts = verdictsOf(defaultFlat, defaultDeep);
+    const rowOf = (verdicts: Uint32Array) => this.row(uids, gids, ports, (ui, gi, pi, k) => verdicts[(ui * gids.length + gi) * portCells + pi * ports.length + k]!);
     const defaultRow = rowOf(defaultVerdicts);
 
     // Destination class of each CIDR the rules name → the positions of the rules naming it.
@@ -258,36 +340,64 @@ export class TableBuilder {
     const named = [...naming.keys()].sort((a, b) => a - b);
     const state = new Map<number, { row: number; overrides: Map<number, Uint8Array> }>();
     const entries: [number, number][] = [];
+    const sameBits = (a: Uint8Array, b: Uint8Array) => a.every((x, c) => x === b[c]);
     for (const d of named) {
       let up = dst.parent[d]!;
       while (up !== 0 && !naming.has(up)) up = dst.parent[up]!;
       const enclosing = up === 0 ? undefined : state.get(up)!;
       const overrides = new Map(enclosing?.overrides);
       const destination = dst.classCidrs[d]!;
-      for (const i of naming.get(d)!) overrides.set(i, evaluate(rules[i]!, destination));
-      const positions = [...overrides.keys()].sort((a, b) => a - b);
-      const here = positions.map((i) => overrides.get(i)!);
-      const verdicts = new Uint32Array(defaultVerdicts);
-      for (let cell = 0; cell < cellCount; cell++) {
-        let changed = false;
-        for (let j = 0; j < positions.length && !changed; j++) changed = here[j]![cell] !== atDefault[positions[j]!]![cell];
-        if (!changed) continue;
-        // The default matches without the overridden rules, merged with the overridden rules that match here.
-        matched.length = 0;
-        let j = 0;
-        for (const i of defaultMatched[cell]!) {
-          while (j < positions.length && positions[j]! < i) {
-            if (here[j]![cell]) matched.push(rules[positions[j]!]!);
-            j++;
-          }
-          if (j < positions.length && positions[j] === i) continue;
-          matched.push(rules[i]!);
-        }
-        for (; j < positions.length; j++) if (here[j]![cell]) matched.push(rules[positions[j]!]!);
-        verdicts[cell] = this.decide(matched, cls.unidentified);
+      for (const i of naming.get(d)!) {
+        const bits = evaluate(i, destination);
+        if (sameBits(bits, atDefault.get(i)!)) overrides.delete(i);
+        else overrides.set(i, bits);
       }
-      const row = rowOf(verdicts);
-      for (const [i, bits] of overrides) if (bits.every((b, cell) => b === atDefault[i]![cell])) overrides.delete(i);
+      let row = defaultRow;
+      if (overrides.size > 0) {
+        // The cells where some overridden rule differs from the default: recomputed with the
+        // default matches of the other rules and the overridden rules' matches here.
+        const overridden = [...overrides.keys()].sort((a, b) => a - b);
+        const flatOverridden = overridden.filter((i) => isFlat[i]);
+        const deepOverridden = overridden.filter((i) => !isFlat[i]);
+        // A list with the overridden rules' matches at one cell instead of the default's,
+        // memoised per (default list, which overridden rules match there).
+        const replaced = new Map<readonly number[], Map<string, readonly number[]>>();
+        const replace = (list: readonly number[], at: number, positions: readonly number[]) => {
+          // Flat and deep lists are memoised apart (their positions differ; an empty list is both).
+          let matchesHere = positions === flatOverridden ? "f" : "d";
+          for (const i of positions) matchesHere += overrides.get(i)![at] ? "1" : "0";
+          let byMatches = replaced.get(list);
+          if (byMatches === undefined) replaced.set(list, (byMatches = new Map()));
+          let out = byMatches.get(matchesHere);
+          if (out === undefined) {
+            const kept = list.filter((i) => !overrides.has(i));
+            positions.forEach((i, k) => matchesHere[k + 1] === "1" && kept.push(i));
+            out = lists.at(kept.sort((a, b) => a - b)).list;
+            byMatches.set(matchesHere, out);
+          }
+          return out;
+        };
+        const flat = new Map<number, readonly number[]>();
+        const deep = new Map<number, readonly number[]>();
+        const changedCells: number[] = [];
+        for (let pk = 0; pk < portCells; pk++) {
+          if (!flatOverridden.some((i) => overrides.get(i)![pk] !== atDefault.get(i)![pk])) continue;
+          flat.set(pk, replace(defaultFlat[pk]!, pk, flatOverridden));
+          for (let ug = 0; ug < ugCount; ug++) changedCells.push(ug * portCells + pk);
+        }
+        for (const i of deepOverridden) {
+          const bits = overrides.get(i)!;
+          const before = atDefault.get(i)!;
+          for (let c = 0; c < cellCount; c++) {
+            if (bits[c] === before[c] || deep.has(c)) continue;
+            deep.set(c, replace(defaultDeep[c]!, c, deepOverridden));
+            if (!flat.has(c % portCells)) changedCells.push(c);
+          }
+        }
+        const verdicts = new Uint32Array(defaultVerdicts);
+        for (const c of changedCells) verdicts[c] = decideLists(flat.get(c % portCells) ?? defaultFlat[c % portCells]!, deep.get(c) ?? defaultDeep[c]!);
+        row = changedCells.every((c) => verdicts[c] === defaultVerdicts[c]) ? defaultRow : rowOf(verdicts);
+      }
       state.set(d, { row, overrides });
       if (row !== (enclosing?.row ?? defaultRow)) entries.push([d, row]);
     }

@@ -134,17 +134,18 @@ export class ClassLists {
 }
 
 /**
- * A part's rules grouped into classes: none without rules; else one group, or one per axis
- * the rules read (neither uid nor gid, uid only, gid) when the part's grid has more than
- * four uid × gid cells, since each group's rows are a grid over its own intervals.
+ * A part's rules grouped into classes: none without rules; else one group, or, when the
+ * part's grid has more than four uid × gid cells, one per axis the rules read (`split` 3:
+ * neither uid nor gid, uid only, gid; `split` 2: neither, either), since each group's rows
+ * are a grid over its own intervals.
  */
-function partGroups(rules: Iterable<NormalRule>, split = true): NormalRule[][] {
+function partGroups(rules: Iterable<NormalRule>, split: 1 | 2 | 3 = 3): NormalRule[][] {
   const all = [...new Set(rules)];
   if (all.length === 0) return [];
   const groups: NormalRule[][] = [[], [], []];
-  for (const r of all) groups[r.cuts.gid.size > 0 ? 2 : r.cuts.uid.size > 0 ? 1 : 0]!.push(r);
+  for (const r of all) groups[r.cuts.gid.size > 0 ? split - 1 : r.cuts.uid.size > 0 ? 1 : 0]!.push(r);
   const nonEmpty = groups.filter((g) => g.length > 0);
-  if (!split || nonEmpty.length === 1) return [all];
+  if (split === 1 || nonEmpty.length === 1) return [all];
   const uids = intervalStarts(all.flatMap((r) => [...r.cuts.uid]), 0xffffffff).length;
   const gids = intervalStarts(all.flatMap((r) => [...r.cuts.gid]), 0xffffffff).length;
   return uids * gids <= 4 ? [all] : nonEmpty;
@@ -173,7 +174,7 @@ class ClassRegistry {
   }
 
   /** A part's classes: none without rules; else one, or one per axis group when that shrinks the grid. */
-  part(rules: Iterable<NormalRule>, atoms: ReadonlySet<number>, unidentified: boolean, split = true): number[] {
+  part(rules: Iterable<NormalRule>, atoms: ReadonlySet<number>, unidentified: boolean, split: 1 | 2 | 3 = 3): number[] {
     return partGroups(rules, split).map((g) => this.classOf(g, atoms, unidentified));
   }
 
@@ -387,22 +388,17 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
     const matchedTerms = terms.filter((t) => t.term.every((p) => signature.has(p)));
     const nonMonotoneHere = allNonMonotone.filter((r) => admits(r, signature));
     const negatingHere = [...emptyTermRules, ...matchedTerms.flatMap((t) => t.rules), ...nonMonotoneHere].filter((r) => negating(r) && !r.negatedAtoms.includes(atom));
-    const negatingClasses = registry.part(negatingHere, signature, false, false);
+    const negatingClasses = registry.part(negatingHere, signature, false, 1);
     const termParts = matchedTerms.flatMap((t) => termClasses.get(t.term.join(","))!);
     const cleanNonMonotone = nonMonotoneHere.filter((r) => !negating(r));
     const sharedCount = emptyTermClasses.length + termParts.length + partGroups(cleanNonMonotone).length + negatingClasses.length;
+    const ownSplit = ([3, 2, 1] as const).find((split) => partGroups(own, split).length + sharedCount <= MAX_LIST_CLASSES);
     let classes: number[];
-    if (partGroups(own).length + sharedCount <= MAX_LIST_CLASSES || Math.min(1, own.length) + sharedCount <= MAX_LIST_CLASSES) {
-      classes = [
-        ...registry.part(own, all, false, partGroups(own).length + sharedCount <= MAX_LIST_CLASSES),
-        ...emptyTermClasses,
-        ...termParts,
-        ...registry.part(cleanNonMonotone, signature, false),
-        ...negatingClasses,
-      ];
+    if (ownSplit !== undefined) {
+      classes = [...registry.part(own, all, false, ownSplit), ...emptyTermClasses, ...termParts, ...registry.part(cleanNonMonotone, signature, false), ...negatingClasses];
     } else {
       const patternRules = [...matchedTerms.flatMap((t) => t.rules), ...cleanNonMonotone].filter((r) => !negating(r));
-      classes = [...registry.part(own, all, false, false), ...emptyTermClasses, ...registry.part(patternRules, signature, false), ...negatingClasses];
+      classes = [...registry.part(own, all, false, 1), ...emptyTermClasses, ...registry.part(patternRules, signature, false), ...negatingClasses];
     }
     exact.set(id, registry.list(classes, false));
   });
