@@ -312,15 +312,9 @@ export class TableBuilder {
       return v;
     };
     /** Verdicts per cell, given the matching rules per port cell and per cell. */
-    const verdictsOf = (flat: readonly (readonly number[])[], deep: readonly (readonly number[])[], only?: Uint8Array, start?: Uint32Array): Uint32Array => {
-      const out = start !== undefined ? new Uint32Array(start) : new Uint32Array(cellCount);
-      for (let ug = 0; ug < ugCount; ug++) {
-        for (let pk = 0; pk < portCells; pk++) {
-          const cell = ug * portCells + pk;
-          if (only !== undefined && !only[cell]) continue;
-          out[cell] = decideLists(flat[pk]!, deep[cell]!);
-        }
-      }
+    const verdictsOf = (flat: readonly (readonly number[])[], deep: readonly (readonly number[])[]): Uint32Array => {
+      const out = new Uint32Array(cellCount);
+      for (let cell = 0; cell < cellCount; cell++) out[cell] = decideLists(flat[cell % portCells]!, deep[cell]!);
       return out;
     };
     const defaultFlat = listsOf(flatPositions, (i) => atDefault.get(i)!, portCells);
@@ -362,31 +356,47 @@ export class TableBuilder {
       if (overrides.size > 0) {
         // The cells where some overridden rule differs from the default: recomputed with the
         // default matches of the other rules and the overridden rules' matches here.
-        const changed = new Uint8Array(cellCount);
-        const flat = [...defaultFlat];
-        const deep = [...defaultDeep];
         const overridden = [...overrides.keys()].sort((a, b) => a - b);
-        const flatChanged = new Uint8Array(portCells);
-        for (const i of overridden) {
-          const bits = overrides.get(i)!;
-          const before = atDefault.get(i)!;
-          if (isFlat[i]) for (let pk = 0; pk < portCells; pk++) flatChanged[pk] ||= bits[pk] !== before[pk] ? 1 : 0;
-          else for (let c = 0; c < cellCount; c++) if (bits[c] !== before[c]) changed[c] = 1;
-        }
-        const replace = (list: readonly number[], at: number, positions: readonly number[]) => {
-          const kept = list.filter((i) => !overrides.has(i));
-          for (const i of positions) if (overrides.get(i)![at]) kept.push(i);
-          return lists.at(kept.sort((a, b) => a - b)).list;
-        };
         const flatOverridden = overridden.filter((i) => isFlat[i]);
         const deepOverridden = overridden.filter((i) => !isFlat[i]);
+        // A list with the overridden rules' matches at one cell instead of the default's,
+        // memoised per (default list, which overridden rules match there).
+        const replaced = new Map<readonly number[], Map<string, readonly number[]>>();
+        const replace = (list: readonly number[], at: number, positions: readonly number[]) => {
+          // Flat and deep lists are memoised apart (their positions differ; an empty list is both).
+          let matchesHere = positions === flatOverridden ? "f" : "d";
+          for (const i of positions) matchesHere += overrides.get(i)![at] ? "1" : "0";
+          let byMatches = replaced.get(list);
+          if (byMatches === undefined) replaced.set(list, (byMatches = new Map()));
+          let out = byMatches.get(matchesHere);
+          if (out === undefined) {
+            const kept = list.filter((i) => !overrides.has(i));
+            positions.forEach((i, k) => matchesHere[k + 1] === "1" && kept.push(i));
+            out = lists.at(kept.sort((a, b) => a - b)).list;
+            byMatches.set(matchesHere, out);
+          }
+          return out;
+        };
+        const flat = new Map<number, readonly number[]>();
+        const deep = new Map<number, readonly number[]>();
+        const changedCells: number[] = [];
         for (let pk = 0; pk < portCells; pk++) {
-          if (!flatChanged[pk]) continue;
-          flat[pk] = replace(defaultFlat[pk]!, pk, flatOverridden);
-          for (let ug = 0; ug < ugCount; ug++) changed[ug * portCells + pk] = 1;
+          if (!flatOverridden.some((i) => overrides.get(i)![pk] !== atDefault.get(i)![pk])) continue;
+          flat.set(pk, replace(defaultFlat[pk]!, pk, flatOverridden));
+          for (let ug = 0; ug < ugCount; ug++) changedCells.push(ug * portCells + pk);
         }
-        if (deepOverridden.length > 0) for (let c = 0; c < cellCount; c++) if (changed[c]) deep[c] = replace(defaultDeep[c]!, c, deepOverridden);
-        row = rowOf(verdictsOf(flat, deep, changed, defaultVerdicts));
+        for (const i of deepOverridden) {
+          const bits = overrides.get(i)!;
+          const before = atDefault.get(i)!;
+          for (let c = 0; c < cellCount; c++) {
+            if (bits[c] === before[c] || deep.has(c)) continue;
+            deep.set(c, replace(defaultDeep[c]!, c, deepOverridden));
+            if (!flat.has(c % portCells)) changedCells.push(c);
+          }
+        }
+        const verdicts = new Uint32Array(defaultVerdicts);
+        for (const c of changedCells) verdicts[c] = decideLists(flat.get(c % portCells) ?? defaultFlat[c % portCells]!, deep.get(c) ?? defaultDeep[c]!);
+        row = changedCells.every((c) => verdicts[c] === defaultVerdicts[c]) ? defaultRow : rowOf(verdicts);
       }
       state.set(d, { row, overrides });
       if (row !== (enclosing?.row ?? defaultRow)) entries.push([d, row]);

@@ -9,8 +9,9 @@
 //       `ranks` (0 for none) points at `ruleCount` words: each rule's position in rule-id
 //       order, which orders the reasons of a combined decision. Only the first call loads.
 //   classifyIdentity(ptr, length) → identity handle of the UTF-8 SPIFFE ID at `ptr`
-//       Cached per ID. UNIDENTIFIED (0) needs no classification. Once the cache is full,
-//       an uncached ID gets TRANSIENT_HANDLE, valid until the next classifyIdentity call.
+//       Cached per ID. UNIDENTIFIED (0) needs no classification (its class list is read at
+//       load). Once the cache is full, an uncached ID gets TRANSIENT_HANDLE, valid until the
+//       next classifyIdentity call.
 //   decide(handle, uid, gid, protocol, port, family, a0, a1, a2, a3) → result
 //       protocol 0 tcp / 1 udp; family 4 (address in a0) or 6 (a0..a3, most significant
 //       first; a v4-mapped address is looked up as IPv4). INVALID_REQUEST for a handle,
@@ -41,7 +42,9 @@ const EMPTY_SLOT: u32 = 0xffffffff;
 const FLAG_ALLOW: u32 = 1;
 const FLAG_DEFAULT: u32 = 2;
 const MAX_SECTIONS: u32 = 64;
-const SECTION_IDS: u32 = 19;
+const SECTION_IDS: u32 = 21;
+/** At most this many classes in one class list (compiler/tables.ts MAX_LIST_CLASSES). */
+const MAX_LIST_CLASSES: u32 = 8;
 /** reasonRef must stay below 2^30 - 1 so that no result equals an error code. */
 const MAX_REASON_SETS: u32 = 1 << 28;
 
@@ -64,6 +67,8 @@ const PATTERN_INDEX: u32 = 16;
 const PATTERN_DATA: u32 = 17;
 const PATTERN_BYTES: u32 = 18;
 const TERM_DATA: u32 = 19;
+const CLASS_LISTS: u32 = 20;
+const DST_PARENT: u32 = 21;
 
 // Load errors: runtime/evaluator.ts turns each into one line (loadErrorDetail adds the
 // section id or the component index where it says so).
@@ -75,12 +80,12 @@ export const LOAD_SECTION_TWICE: u32 = 4; // detail: section id
 export const LOAD_SECTION_MISSING: u32 = 5; // detail: section id
 export const LOAD_META: u32 = 6;
 export const LOAD_RULE_COUNT: u32 = 7; // detail: the tables' rule count
-export const LOAD_EMPTY_TERM_CLASS: u32 = 8;
+export const LOAD_EMPTY_TERM_LIST: u32 = 8;
 export const LOAD_COMPONENTS_SIZE: u32 = 9;
 export const LOAD_COMPONENT_OUTSIDE: u32 = 10; // detail: component
 export const LOAD_COMPONENT_BYTE_CLASS: u32 = 11; // detail: component
 export const LOAD_COMPONENT_TRANSITION: u32 = 12; // detail: component
-export const LOAD_COMPONENT_STATE_CLASS: u32 = 13; // detail: component
+export const LOAD_COMPONENT_STATE_LIST: u32 = 13; // detail: component
 export const LOAD_PATTERN_INDEX: u32 = 14;
 export const LOAD_PATTERN_OUTSIDE: u32 = 15;
 export const LOAD_PATTERN_BYTES: u32 = 16;
@@ -89,7 +94,7 @@ export const LOAD_TERM_INDEX: u32 = 18;
 export const LOAD_TERM_ORDER: u32 = 19;
 export const LOAD_TERM: u32 = 20;
 export const LOAD_TERM_PATTERN: u32 = 21;
-export const LOAD_TERM_CLASS: u32 = 22;
+export const LOAD_TERM_LIST: u32 = 22;
 export const LOAD_EXACT_SIZE: u32 = 23;
 export const LOAD_EXACT_OUTSIDE: u32 = 24;
 export const LOAD_DST_PARTIAL: u32 = 25;
@@ -111,6 +116,13 @@ export const LOAD_REASON_ORDER: u32 = 40;
 export const LOAD_REASON_RULE: u32 = 41;
 export const LOAD_ALREADY: u32 = 42;
 export const LOAD_TOO_LARGE: u32 = 43;
+export const LOAD_CLASS_LISTS: u32 = 44;
+export const LOAD_UNIDENTIFIED_LIST: u32 = 45;
+export const LOAD_DST_PARENT_SIZE: u32 = 46;
+export const LOAD_DST_PARENT: u32 = 47;
+export const LOAD_PAIRS_CLASS: u32 = 48;
+export const LOAD_PAIRS_DESTINATION: u32 = 49;
+export const LOAD_EXACT_LIST: u32 = 50;
 
 // ---------------------------------------------------------------- memory helpers
 
@@ -134,7 +146,7 @@ let loaded = false;
 let errorDetail: u32 = 0;
 let ruleRanks: usize = 0;
 
-/** Per section id 1..19: byte address and length in words. */
+/** Per section id 1..21: byte address and length in words. */
 const sectionBase: usize = memory.data(4 * (SECTION_IDS + 1));
 const sectionLength: usize = memory.data(4 * (SECTION_IDS + 1));
 
@@ -146,7 +158,8 @@ let reasonSetCount: u32 = 0;
 let ruleCount: u32 = 0;
 let componentCount: u32 = 0;
 let patternCount: u32 = 0;
-let emptyTermClass: u32 = 0;
+let emptyTermList: u32 = 0;
+let unidentifiedList: u32 = 0;
 
 let componentIndex: usize = 0;
 let dfaData: usize = 0;
@@ -167,6 +180,11 @@ let exactBytes: usize = 0;
 let patternIndex: usize = 0;
 let patternData: usize = 0;
 let patternBytes: usize = 0;
+let classLists: usize = 0;
+let classListsLength: u32 = 0;
+let dstParent: usize = 0;
+/** While validating: one byte per CLASS_LISTS word, 1 where a list starts. */
+let listStarts: usize = 0;
 
 /** Load error detail: the section id or component index a LOAD_* code names. */
 export function loadErrorDetail(): u32 {
@@ -215,6 +233,28 @@ function allBelow(base: usize, length: u32, limit: u32, stride: u32, at: u32): b
   return true;
 }
 
+/**
+ * CLASS_LISTS read from offset 0 as lists `count (1..MAX_LIST_CLASSES), class…` that cover
+ * it exactly, every class below the identity class count; marks each list's start.
+ */
+function checkClassLists(): u32 {
+  listStarts = heap.alloc(max<u32>(classListsLength, 1));
+  memory.fill(listStarts, 0, max<u32>(classListsLength, 1));
+  for (let at: u32 = 0; at < classListsLength; ) {
+    const count = wordAt(classLists, at);
+    if (count == 0 || count > MAX_LIST_CLASSES || <u64>at + 1 + <u64>count > <u64>classListsLength) return LOAD_CLASS_LISTS;
+    if (!allBelow(classLists + ((<usize>(at + 1)) << 2), count, identityClassCount, 1, 0)) return LOAD_CLASS_LISTS;
+    store<u8>(listStarts + at, 1);
+    at += 1 + count;
+  }
+  return LOAD_OK;
+}
+
+/** Whether a stored list offset names a list of CLASS_LISTS (only while validating). */
+function isList(at: u32): bool {
+  return at < classListsLength && load<u8>(listStarts + at) != 0;
+}
+
 function checkComponents(): u32 {
   const index = section(COMPONENTS);
   const dataLength = <u64>sectionWords(DFA_DATA);
@@ -232,7 +272,7 @@ function checkComponents(): u32 {
     }
     if (!allBelow(data + ((<usize>byteAt) << 2), 256, inputClasses, 1, 0)) return LOAD_COMPONENT_BYTE_CLASS;
     if (!allBelow(data + ((<usize>transAt) << 2), states * inputClasses, states, 1, 0)) return LOAD_COMPONENT_TRANSITION;
-    if (!allBelow(data + ((<usize>classAt) << 2), states, identityClassCount, 1, 0)) return LOAD_COMPONENT_STATE_CLASS;
+    for (let state: u32 = 0; state < states; state++) if (!isList(wordAt(data, classAt + state))) return LOAD_COMPONENT_STATE_LIST;
   }
   return LOAD_OK;
 }
@@ -256,7 +296,7 @@ function checkPatterns(): u32 {
   return LOAD_OK;
 }
 
-/** Every term lies inside its group, starts with the group's pattern and names valid patterns and classes. */
+/** Every term lies inside its group, starts with the group's pattern and names valid patterns and class lists. */
 function checkTerms(): u32 {
   const index = section(TERM_INDEX);
   const data = section(TERM_DATA);
@@ -270,7 +310,7 @@ function checkTerms(): u32 {
       const size = wordAt(data, at);
       if (size == 0 || <u64>at + <u64>size + 2 > <u64>end || wordAt(data, at + 1) != first) return LOAD_TERM;
       for (let k: u32 = 0; k < size; k++) if (wordAt(data, at + 1 + k) >= patternCount) return LOAD_TERM_PATTERN;
-      if (wordAt(data, at + 1 + size) >= identityClassCount) return LOAD_TERM_CLASS;
+      if (!isList(wordAt(data, at + 1 + size))) return LOAD_TERM_LIST;
       at += size + 2;
     }
   }
@@ -291,9 +331,17 @@ function checkExactIds(): u32 {
     const slot = 1 + i * 4;
     const bytes = wordAt(ids, slot + 2);
     if (bytes == EMPTY_SLOT) continue;
-    if (<u64>wordAt(ids, slot + 1) + <u64>bytes > byteLength || wordAt(ids, slot + 3) >= identityClassCount) return LOAD_EXACT_OUTSIDE;
+    if (<u64>wordAt(ids, slot + 1) + <u64>bytes > byteLength) return LOAD_EXACT_OUTSIDE;
+    if (!isList(wordAt(ids, slot + 3))) return LOAD_EXACT_LIST;
   }
   exactMask = capacity - 1;
+  return LOAD_OK;
+}
+
+/** DST_PARENT: one word per destination class, [0] = 0 and [c] < c (so every walk ends at 0). */
+function checkParents(): u32 {
+  if (sectionWords(DST_PARENT) != destinationClassCount || destinationClassCount == 0 || wordAt(dstParent, 0) != 0) return LOAD_DST_PARENT_SIZE;
+  for (let c: u32 = 1; c < destinationClassCount; c++) if (wordAt(dstParent, c) >= c) return LOAD_DST_PARENT;
   return LOAD_OK;
 }
 
@@ -315,7 +363,11 @@ function checkPairs(): u32 {
   if (!isPowerOfTwo(capacity) || <u64>length != 1 + <u64>capacity * 3) return LOAD_PAIRS_SIZE;
   for (let i: u32 = 0; i < capacity; i++) {
     const slot = 1 + i * 3;
-    if (wordAt(p, slot) != EMPTY_SLOT && wordAt(p, slot + 2) >= rowCount) return LOAD_PAIRS_ROW;
+    const cls = wordAt(p, slot);
+    if (cls == EMPTY_SLOT) continue;
+    if (wordAt(p, slot + 2) >= rowCount) return LOAD_PAIRS_ROW;
+    if (cls >= identityClassCount) return LOAD_PAIRS_CLASS;
+    if (wordAt(p, slot + 1) >= destinationClassCount) return LOAD_PAIRS_DESTINATION;
   }
   pairMask = capacity - 1;
   return LOAD_OK;
@@ -370,11 +422,20 @@ function checkRowsAndReasons(): u32 {
   return LOAD_OK;
 }
 
+/** Validates the tables (the checks of DecisionTableReader's constructor); frees the validation scratch. */
 function validate(base: usize, words: u32, rules: u32): u32 {
+  listStarts = 0;
+  const e = validateSections(base, words, rules);
+  if (listStarts != 0) heap.free(listStarts);
+  listStarts = 0;
+  return e;
+}
+
+function validateSections(base: usize, words: u32, rules: u32): u32 {
   let e = readSections(base, words);
   if (e != LOAD_OK) return e;
   const meta = section(META);
-  if (sectionWords(META) < 9) return LOAD_META;
+  if (sectionWords(META) < 10) return LOAD_META;
   identityClassCount = wordAt(meta, 0);
   destinationClassCount = wordAt(meta, 1);
   rowCount = wordAt(meta, 2);
@@ -383,10 +444,15 @@ function validate(base: usize, words: u32, rules: u32): u32 {
   ruleCount = wordAt(meta, 5);
   componentCount = wordAt(meta, 6);
   patternCount = wordAt(meta, 7);
-  emptyTermClass = wordAt(meta, 8);
+  emptyTermList = wordAt(meta, 8);
+  unidentifiedList = wordAt(meta, 9);
   errorDetail = ruleCount;
   if (ruleCount != rules) return LOAD_RULE_COUNT;
-  if (emptyTermClass >= identityClassCount) return LOAD_EMPTY_TERM_CLASS;
+  classLists = section(CLASS_LISTS);
+  classListsLength = sectionWords(CLASS_LISTS);
+  if ((e = checkClassLists()) != LOAD_OK) return e;
+  if (!isList(emptyTermList)) return LOAD_EMPTY_TERM_LIST;
+  if (!isList(unidentifiedList)) return LOAD_UNIDENTIFIED_LIST;
 
   componentIndex = section(COMPONENTS);
   dfaData = section(DFA_DATA);
@@ -405,10 +471,12 @@ function validate(base: usize, words: u32, rules: u32): u32 {
   patternIndex = section(PATTERN_INDEX);
   patternData = section(PATTERN_DATA);
   patternBytes = section(PATTERN_BYTES);
+  dstParent = section(DST_PARENT);
 
   if ((e = checkComponents()) != LOAD_OK) return e;
   if ((e = checkPatterns()) != LOAD_OK) return e;
   if ((e = checkTerms()) != LOAD_OK) return e;
+  if ((e = checkParents()) != LOAD_OK) return e;
   if ((e = checkExactIds()) != LOAD_OK) return e;
   if ((e = checkDestinations()) != LOAD_OK) return e;
   if ((e = checkPairs()) != LOAD_OK) return e;
@@ -658,10 +726,17 @@ function v6Class(hi: u64, lo64: u64): u32 {
 // ---------------------------------------------------------------- identities
 
 // Identity records: per handle (hash, bytes at, byte length, classes at, class count |
-// COMBINE_BIT). Handle 0 is unidentified ([0]); handle 1 the transient slot; cached IDs
-// follow. A record's classes are deduplicated; COMBINE_BIT says the ID had more than one
-// part, so its decision combines its parts' verdicts (DecisionTableReader.combine).
-const RECORD_WORDS: u32 = 5;
+// COMBINE_BIT, first class). Handle 0 is unidentified (its list, read at load); handle 1
+// the transient slot; cached IDs follow.
+// - Without COMBINE_BIT the identity has one class in the tables, at `classes at`, and its
+//   verdict is that class's (DecisionTableReader.combine of one verdict).
+// - With COMBINE_BIT it has several (a list of several, or a peer's several lists), so its
+//   decision combines their verdicts (step 6). The record lists each class once, as its
+//   equivalence representative, and leaves out the classes that never decide; the first
+//   class (whose verdict decides when no class's does) is kept apart in the last word.
+// Both are exact: a class and its representative give the same row at every destination,
+// and a class that never decides adds nothing to a union of forbids or permits.
+const RECORD_WORDS: u32 = 6;
 const COMBINE_BIT: u32 = 0x80000000;
 let records: usize = 0;
 let recordCount: u32 = 0;
@@ -671,8 +746,12 @@ let cacheMask: u32 = 0;
 let patternMatched: usize = 0; // one byte per term pattern
 let classStamp: usize = 0; // per identity class: the classification that last listed it
 let classStampNow: u32 = 0;
+// The classification in progress: its listed classes (at classScratch), how many classes
+// its lists held (duplicates included) and the representative of the first of them.
 let classScratch: usize = 0;
-let classScratchCapacity: u32 = 0;
+let listedCount: u32 = 0;
+let rawCount: u32 = 0;
+let firstClass: u32 = 0;
 
 function fnv1a(ptr: usize, length: u32): u32 {
   let h: u32 = 0x811c9dc5;
@@ -684,7 +763,8 @@ function bytesEqual(a: usize, b: usize, length: u32): bool {
   return memory.compare(a, b, length) == 0;
 }
 
-function exactClass(ptr: usize, length: u32, hash: u32): i64 {
+/** The class list (offset in CLASS_LISTS) of an exact ID of the policy, or -1. */
+function exactList(ptr: usize, length: u32, hash: u32): i64 {
   const capacity = exactMask + 1;
   let i = hash & exactMask;
   for (let probes: u32 = 0; probes < capacity; probes++) {
@@ -727,36 +807,43 @@ function globMatches(pattern: u32, id: usize, length: u32): bool {
   return true;
 }
 
-/**
- * Adds a part's class to the scratch list, as its equivalence representative (the same row
- * at every destination, so the same verdict for every request), unless this classification
- * listed it already.
- */
-function listClass(part: u32, count: u32): u32 {
-  const cls = wordAt(classRep, part);
-  if (wordAt(classStamp, cls) == classStampNow) return count;
-  setWord(classStamp, cls, classStampNow);
-  setWord(classScratch, count, cls);
-  return count + 1;
+function beginClasses(): void {
+  classStampNow++;
+  listedCount = 0;
+  rawCount = 0;
 }
 
-/** Classes of a non-exact ID into the scratch list: components' DFA states, the empty term, matched terms. Returns count | COMBINE_BIT. */
-function partClasses(id: usize, length: u32): u32 {
-  classStampNow++;
-  let count: u32 = 0;
-  let parts: u32 = 0;
+/** Adds the classes of the list at `at` (a validated CLASS_LISTS offset) to the classification in progress. */
+function addList(at: u32): void {
+  const count = wordAt(classLists, at);
+  for (let k: u32 = 1; k <= count; k++) {
+    const cls = wordAt(classRep, wordAt(classLists, at + k));
+    if (rawCount++ == 0) firstClass = cls;
+    if (load<u8>(neverDecides + cls) != 0 || wordAt(classStamp, cls) == classStampNow) continue;
+    setWord(classStamp, cls, classStampNow);
+    setWord(classScratch, listedCount++, cls);
+  }
+}
+
+/** The record's class count word for the classification just made; its classes are at classScratch. */
+function endClasses(): u32 {
+  if (rawCount > 1) return listedCount | COMBINE_BIT;
+  setWord(classScratch, 0, firstClass);
+  return 1;
+}
+
+/** A peer's classes (step 1): every component's DFA final state's list, the empty term's, every matched term's. */
+function addPeerLists(id: usize, length: u32): void {
   for (let c: u32 = 0; c < componentCount; c++) {
     const inputClasses = wordAt(componentIndex, c * 5);
     const byteClass = dfaData + ((<usize>wordAt(componentIndex, c * 5 + 2)) << 2);
     const transitions = dfaData + ((<usize>wordAt(componentIndex, c * 5 + 3)) << 2);
-    const stateClass = dfaData + ((<usize>wordAt(componentIndex, c * 5 + 4)) << 2);
+    const stateList = dfaData + ((<usize>wordAt(componentIndex, c * 5 + 4)) << 2);
     let state: u32 = 0;
     for (let i: u32 = 0; i < length; i++) state = wordAt(transitions, state * inputClasses + wordAt(byteClass, load<u8>(id + i)));
-    count = listClass(wordAt(stateClass, state), count);
-    parts++;
+    addList(wordAt(stateList, state));
   }
-  count = listClass(emptyTermClass, count);
-  parts++;
+  addList(emptyTermList);
   for (let p: u32 = 0; p < patternCount; p++) store<u8>(patternMatched + p, globMatches(p, id, length) ? 1 : 0);
   for (let first: u32 = 0; first < patternCount; first++) {
     if (load<u8>(patternMatched + first) == 0) continue;
@@ -765,50 +852,94 @@ function partClasses(id: usize, length: u32): u32 {
       const size = wordAt(termData, at);
       let all = true;
       for (let k: u32 = 1; k < size; k++) if (load<u8>(patternMatched + wordAt(termData, at + 1 + k)) == 0) all = false;
-      if (all) {
-        count = listClass(wordAt(termData, at + 1 + size), count);
-        parts++;
-      }
+      if (all) addList(wordAt(termData, at + 1 + size));
       at += size + 2;
     }
   }
-  return parts > 1 ? count | COMBINE_BIT : count;
 }
 
-function setRecord(handle: u32, hash: u32, bytes: usize, length: u32, classes: usize, countAndFlag: u32): void {
+/** A copy of the classes of the classification just made (`countWord` from endClasses). */
+function copyClasses(countWord: u32, into: usize): usize {
+  const bytes = (<usize>max<u32>(countWord & ~COMBINE_BIT, 1)) << 2;
+  const classes = into == 0 ? heap.alloc(bytes) : heap.realloc(into, bytes);
+  memory.copy(classes, classScratch, bytes);
+  return classes;
+}
+
+function setRecord(handle: u32, hash: u32, bytes: usize, length: u32, classes: usize, countWord: u32): void {
   const r = records + (<usize>handle) * RECORD_WORDS * 4;
   setWord(r, 0, hash);
   setWord(r, 1, <u32>bytes);
   setWord(r, 2, length);
   setWord(r, 3, <u32>classes);
-  setWord(r, 4, countAndFlag);
+  setWord(r, 4, countWord);
+  setWord(r, 5, firstClass);
 }
 
 function buildIdentities(): void {
+  buildClassEquivalence();
   recordCapacity = 64;
   records = allocWords(recordCapacity * RECORD_WORDS);
-  const unidentified = allocWords(1);
-  setRecord(UNIDENTIFIED, 0, 0, 0, unidentified, 1);
+  patternMatched = heap.alloc(max<u32>(patternCount, 1));
+  classStamp = allocWords(identityClassCount);
+  // A classification lists each class once: at most every identity class.
+  classScratch = allocWords(identityClassCount);
+  beginClasses();
+  addList(unidentifiedList);
+  const countWord = endClasses();
+  setRecord(UNIDENTIFIED, 0, 0, 0, copyClasses(countWord, 0), countWord);
+  // The transient record decides nothing (INVALID_REQUEST) until an ID is classified into it.
   setRecord(TRANSIENT_HANDLE, 0, 0, 0, allocWords(1), 0);
   recordCount = 2;
   cacheMask = 127;
   cacheSlots = allocWords(cacheMask + 1);
-  patternMatched = heap.alloc(max<u32>(patternCount, 1));
-  classStamp = allocWords(identityClassCount);
-  // A classification lists each class once: at most every identity class.
-  classScratchCapacity = identityClassCount;
-  classScratch = allocWords(classScratchCapacity);
-  buildClassEquivalence();
+}
+
+// ---------------------------------------------------------------- class info
+
+// Per identity class, what step 3 reads of it in one 16-byte record (one cache line):
+// (lowest, highest) destination class ≥ 1 of its PAIRS slots, or (MAX, 0) when it has none
+// (a probe for any other destination class cannot hit; slots of destination class 0 are
+// left out, the walk never probes 0); its default row; and 1 when that row gives only
+// default verdicts (defaultOnlyRow), else 0.
+const INFO_BYTES: u32 = 16;
+let classInfo: usize = 0;
+
+function buildClassInfo(): void {
+  const n = identityClassCount;
+  classInfo = heap.alloc((<usize>max<u32>(n, 1)) * INFO_BYTES);
+  for (let c: u32 = 0; c < n; c++) {
+    const row = wordAt(defaultRow, c);
+    setWord(classInfo, c * 4, u32.MAX_VALUE);
+    setWord(classInfo, c * 4 + 1, 0);
+    setWord(classInfo, c * 4 + 2, row);
+    setWord(classInfo, c * 4 + 3, <u32>load<u8>(defaultOnlyRow + row));
+  }
+  for (let i: u32 = 0; i <= pairMask; i++) {
+    const c = wordAt(pairs, 1 + i * 3);
+    const d = wordAt(pairs, 1 + i * 3 + 1);
+    if (c >= n || d == 0) continue;
+    if (d < wordAt(classInfo, c * 4)) setWord(classInfo, c * 4, d);
+    if (d > wordAt(classInfo, c * 4 + 1)) setWord(classInfo, c * 4 + 1, d);
+  }
 }
 
 // ---------------------------------------------------------------- equivalent classes
 
 // Identity classes that give the same row at every destination class decide every request
-// alike, so a multi-part identity needs only one of them (the compiler keeps, e.g., the
+// alike, so an identity in several needs only one of them (the compiler keeps, e.g., the
 // classes of DFA states that accept different patterns but apply the same rules). Found at
 // load: a signature per class over what pairRow returns for each of its PAIRS slots, then
 // an exact check of each candidate against the first class with its signature.
+//
+// INVARIANT (why checking the slots' destinations suffices under the DST_PARENT walk): for
+// any destination d, let e be the first class on d's walk that a PAIRS slot of a or of b
+// names. Before e neither a's nor b's walk can stop, so both give at d what they give at e,
+// which sameRows compared; with no such e both give their default rows, also compared.
 let classRep: usize = 0; // identity class → representative (itself, or an equivalent lower class)
+// One byte per identity class: the default row and the row of every PAIRS slot of the class
+// give only default verdicts, so whatever the walk finds, the class never decides.
+let neverDecides: usize = 0;
 
 function pairMix(d: u32, row: u32): u64 {
   let x = ((<u64>d) << 32) | <u64>row;
@@ -834,7 +965,8 @@ function sameRows(a: u32, b: u32, slotStart: usize, slotList: usize): bool {
 function buildClassEquivalence(): void {
   const n = identityClassCount;
   classRep = allocWords(n);
-  // PAIRS slots grouped by their (valid) identity class.
+  neverDecides = heap.alloc(max<u32>(n, 1));
+  // PAIRS slots grouped by their identity class (validated: below n unless empty).
   const slotStart = allocWords(n + 1);
   for (let i: u32 = 0; i <= pairMask; i++) {
     const c = wordAt(pairs, 1 + i * 3);
@@ -853,12 +985,16 @@ function buildClassEquivalence(): void {
   // Signatures: the default row and, summed over the class's slots, (d, what pairRow gives).
   const signature = heap.alloc((<usize>max<u32>(n, 1)) << 3);
   for (let c: u32 = 0; c < n; c++) {
+    let never = load<u8>(defaultOnlyRow + wordAt(defaultRow, c));
     let sum = pairMix(0xffffffff, wordAt(defaultRow, c));
     for (let k = wordAt(slotStart, c); k < wordAt(slotStart, c + 1); k++) {
-      const d = wordAt(pairs, 1 + wordAt(slotList, k) * 3 + 1);
+      const slot = 1 + wordAt(slotList, k) * 3;
+      const d = wordAt(pairs, slot + 1);
       sum += pairMix(d, pairRow(c, d));
+      never &= load<u8>(defaultOnlyRow + wordAt(pairs, slot + 2));
     }
     store<u64>(signature + ((<usize>c) << 3), sum);
+    store<u8>(neverDecides + c, never);
   }
   // The first class of each signature represents every later class that checks equal to it.
   let mask: u32 = 1;
@@ -910,18 +1046,14 @@ export function classifyIdentity(ptr: usize, length: u32): u32 {
     const r = records + (<usize>h) * RECORD_WORDS * 4;
     if (wordAt(r, 0) == hash && wordAt(r, 2) == length && bytesEqual(<usize>wordAt(r, 1), ptr, length)) return h;
   }
-  const exact = exactClass(ptr, length, hash);
-  let countAndFlag: u32;
-  if (exact >= 0) {
-    setWord(classScratch, 0, <u32>exact);
-    countAndFlag = 1;
-  } else countAndFlag = partClasses(ptr, length);
-  const count = countAndFlag & ~COMBINE_BIT;
+  beginClasses();
+  const exact = exactList(ptr, length, hash);
+  if (exact >= 0) addList(<u32>exact);
+  else addPeerLists(ptr, length);
+  const countWord = endClasses();
   if (recordCount - 2 >= MAX_CACHED_IDENTITIES) {
     const r = records + (<usize>TRANSIENT_HANDLE) * RECORD_WORDS * 4;
-    const classes = heap.realloc(<usize>wordAt(r, 3), (<usize>max<u32>(count, 1)) << 2);
-    memory.copy(classes, classScratch, (<usize>count) << 2);
-    setRecord(TRANSIENT_HANDLE, hash, 0, length, classes, countAndFlag);
+    setRecord(TRANSIENT_HANDLE, hash, 0, length, copyClasses(countWord, <usize>wordAt(r, 3)), countWord);
     return TRANSIENT_HANDLE;
   }
   if (recordCount == recordCapacity) {
@@ -930,10 +1062,8 @@ export function classifyIdentity(ptr: usize, length: u32): u32 {
   }
   const bytes = heap.alloc(max<u32>(length, 1));
   memory.copy(bytes, ptr, length);
-  const classes = heap.alloc((<usize>max<u32>(count, 1)) << 2);
-  memory.copy(classes, classScratch, (<usize>count) << 2);
   const handle = recordCount++;
-  setRecord(handle, hash, bytes, length, classes, countAndFlag);
+  setRecord(handle, hash, bytes, length, copyClasses(countWord, 0), countWord);
   if ((recordCount - 2) * 2 > cacheMask + 1) growCache();
   else cacheInsert(handle);
   return handle;
@@ -961,16 +1091,40 @@ export function identityCount(): u32 {
 
 // ---------------------------------------------------------------- rows and verdicts
 
-@inline function pairRow(s: u32, d: u32): u32 {
-  let i = ((s * 0x9e3779b1) ^ (d * 0x85ebca77)) & pairMask;
-  for (let probes: u32 = 0; probes <= pairMask; probes++) {
-    const slot = pairs + ((<usize>(1 + i * 3)) << 2);
-    const cls = load<u32>(slot);
-    if (cls == EMPTY_SLOT) break;
-    if (cls == s && load<u32>(slot, 4) == d) return load<u32>(slot, 8);
-    i = (i + 1) & pairMask;
+/** No row: a row index is below ROW_INDEX's length, itself below 2^30 words. */
+const NO_ROW: u32 = 0xffffffff;
+
+/**
+ * Step 3 up to the default: the row of the first of d, its parent, … (while not 0) paired
+ * with identity class s in PAIRS, or NO_ROW. Only classes within s's range (`info`, its
+ * classInfo record) are probed: the walk only descends, so once below it nothing more
+ * can be found.
+ * INVARIANT: d < destination classes, so every DST_PARENT read is inside it and the walk
+ * ends (validated: [c] < c; the range's low end is at least 1).
+ */
+@inline function pairedRow(s: u32, info: usize, d: u32): u32 {
+  const low = load<u32>(info);
+  const high = load<u32>(info, 4);
+  const sHash = s * 0x9e3779b1;
+  for (let c = d; c >= low; c = wordAt(dstParent, c)) {
+    if (c > high) continue;
+    let i = (sHash ^ (c * 0x85ebca77)) & pairMask;
+    for (let probes: u32 = 0; probes <= pairMask; probes++) {
+      const slot = pairs + ((<usize>(1 + i * 3)) << 2);
+      const cls = load<u32>(slot);
+      if (cls == EMPTY_SLOT) break;
+      if (cls == s && load<u32>(slot, 4) == c) return load<u32>(slot, 8);
+      i = (i + 1) & pairMask;
+    }
   }
-  return wordAt(defaultRow, s);
+  return NO_ROW;
+}
+
+/** Step 3: the row of identity class s at destination class d, else s's default row (DecisionTableReader.row). */
+@inline function pairRow(s: u32, d: u32): u32 {
+  const info = classInfo + (<usize>s) * INFO_BYTES;
+  const row = pairedRow(s, info, d);
+  return row == NO_ROW ? load<u32>(info, 8) : row;
 }
 
 /** In a list `n, (start, x)…` at `offset`, the x of the last entry whose start <= value. */
@@ -996,11 +1150,11 @@ export function identityCount(): u32 {
   return (wordAt(verdicts, v * 2) & 3) | (wordAt(verdicts, v * 2 + 1) << 2);
 }
 
-// ---------------------------------------------------------------- combining parts
+// ---------------------------------------------------------------- combining classes
 
 // Combined reason lists, interned by the sorted distinct reason sets they unite. Entry k
 // (reasonRef = reasonSetCount + k) is (key at, key length, hash, list at, list length).
-// Entry 0 is the empty list (the identified default).
+// Entry 0 is never used (0 marks an empty slot of combinedSlots).
 const COMBINED_WORDS: u32 = 5;
 let combined: usize = 0;
 let combinedCount: u32 = 0;
@@ -1057,7 +1211,7 @@ function buildCombining(): void {
   combined = allocWords(combinedCapacity * COMBINED_WORDS);
   combinedMask = 31;
   combinedSlots = allocWords(combinedMask + 1);
-  combinedCount = 1; // entry 0: the empty list, never looked up by key
+  combinedCount = 1; // entry 0 is never used
 }
 
 function combinedEntry(k: u32): usize {
@@ -1140,15 +1294,26 @@ function internUnion(n: u32): u32 {
 }
 
 /**
- * The decision of an ID with several parts: forbids win with the union of their reasons,
- * else permits with theirs, else the identified default (deny, no reasons).
+ * Step 6, the decision of an identity in several classes (`count` of them listed at
+ * `classes`, `first` its first class): forbids win with the union of their reasons, else
+ * permits with theirs, else the first class's verdict (DecisionTableReader.combine).
  */
-function combineParts(classes: usize, count: u32, d: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
-  // The parts' rows, each once; a row that only ever gives the default cannot decide.
+function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
+  // The classes' rows, each once; a row that only ever gives the default cannot decide.
   let rows: u32 = 0;
+  let firstRow = NO_ROW;
   for (let k: u32 = 0; k < count; k++) {
-    const row = pairRow(wordAt(classes, k), d);
-    if (load<u8>(defaultOnlyRow + row) != 0) continue;
+    const s = wordAt(classes, k);
+    const info = classInfo + (<usize>s) * INFO_BYTES;
+    let row = pairedRow(s, info, d);
+    if (row == NO_ROW) {
+      row = load<u32>(info, 8);
+      if (k == 0) firstRow = row;
+      if (load<u32>(info, 12) != 0) continue;
+    } else {
+      if (k == 0) firstRow = row;
+      if (load<u8>(defaultOnlyRow + row) != 0) continue;
+    }
     let seen = false;
     for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
     if (!seen) setWord(rowScratch, rows++, row);
@@ -1174,7 +1339,11 @@ function combineParts(classes: usize, count: u32, d: u32, uid: u32, gid: u32, pr
     setWord(setScratch, at, s);
     n++;
   }
-  if (group == FLAG_DEFAULT) return FLAG_DEFAULT | ((reasonSetCount + 0) << 2);
+  if (group == FLAG_DEFAULT) {
+    // No class decides: the first class's verdict (its row is known when it was listed first).
+    const row = count > 0 && wordAt(classes, 0) == first ? firstRow : pairRow(first, d);
+    return verdictResult(verdictOf(row, uid, gid, protocol, port));
+  }
   const s0 = wordAt(setScratch, 0);
   if (n == 1 && load<u8>(canonicalSet + s0) != 0) return group | (s0 << 2);
   const ref = internUnion(n);
@@ -1191,11 +1360,11 @@ export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32
   else if (family == 6) d = a0 == 0 && a1 == 0 && a2 == 0xffff ? v4Class(a3) : v6Class(((<u64>a0) << 32) | <u64>a1, ((<u64>a2) << 32) | <u64>a3);
   else return INVALID_REQUEST;
   const r = records + (<usize>handle) * RECORD_WORDS * 4;
-  const countAndFlag = load<u32>(r, 16);
+  const countWord = load<u32>(r, 16);
   const classes = <usize>load<u32>(r, 12);
-  if (countAndFlag == 1) return verdictResult(verdictOf(pairRow(load<u32>(classes), d), uid, gid, protocol, port));
-  if (countAndFlag == 0) return INVALID_REQUEST;
-  return combineParts(classes, countAndFlag & ~COMBINE_BIT, d, uid, gid, protocol, port);
+  if (countWord == 1) return verdictResult(verdictOf(pairRow(load<u32>(classes), d), uid, gid, protocol, port));
+  if (countWord == 0) return INVALID_REQUEST;
+  return combineClasses(classes, countWord & ~COMBINE_BIT, load<u32>(r, 20), d, uid, gid, protocol, port);
 }
 
 /**
@@ -1243,8 +1412,9 @@ export function loadTables(ptr: usize, words: u32, rules: u32, ranks: usize): u3
   if (e != LOAD_OK) return e;
   ruleRanks = ranks;
   buildDestinations();
-  buildIdentities();
   buildCombining();
+  buildClassInfo();
+  buildIdentities();
   loaded = true;
   return LOAD_OK;
 }

@@ -7,7 +7,8 @@
 // Requests per run (engines with stride 1, the reference included, decide all of them):
 //   fixtures:    boundaryRequests (2,777 + 16,191 + 565) + 1,000 random each  =  22,533
 //   random sets: 60 sets × (700 boundary + 700 random)                        =  84,000
-//   total 106,533; Cedar (stride 10, about 1 ms a request) decides 10,653 of them.
+//   a generated 300-rule set (workloads with 4–8 classes): 1,500 + 1,000      =   2,500
+//   total 109,033; Cedar (stride 10, about 1 ms a request) decides 10,903 of them.
 // Properties of the reference: 25 more random sets × 300 requests, each decided 2–3 times.
 // The whole file takes about 30 s on this 2-core machine with a load average of 7 (Cedar
 // about 12 s of it, building the decision tables about 9 s).
@@ -30,6 +31,7 @@ import type { Evaluator } from "../../compiler/tests.js";
 import { formatDiagnostic } from "../../dsl/diagnostics.js";
 import { formatIp } from "../../dsl/ip.js";
 import { boundaryPoints, boundaryRequests } from "../support/boundary.js";
+import { generatePolicySet } from "../support/generate.js";
 import { Random } from "../support/random.js";
 import { randomPolicySet, randomRequests } from "../support/random-policy.js";
 
@@ -221,6 +223,19 @@ describe("every engine decides as the reference", () => {
       const requests = [...boundaryRequests(policy), ...randomRequests(policy, SEED + index, RANDOM_PER_FIXTURE)];
       expectAgreement([{ policy, requests, origin: paths.join(" "), offset: index }]);
     });
+  });
+
+  // A generated set large enough that workloads get long class lists (own parts split in
+  // two or three, shared parts merged to fit eight classes) and many identities share parts.
+  it("on a generated 300-rule set, where workloads have up to eight classes", () => {
+    const text = generatePolicySet({ rules: 300, seed: SEED });
+    const policy = checkedRandomSet(SEED, text);
+    const tables = buildDecisionTables(policy);
+    const lengths = policy.workloads.map((w) => tables.listClasses(tables.workloadLists.get(w.name)!).length);
+    expect(Math.max(...lengths)).toBeLessThanOrEqual(8);
+    expect(lengths.filter((n) => n >= 6).length, "workloads with 6 or more classes").toBeGreaterThan(0);
+    const requests = [...boundaryRequests(policy, { limit: 1_500 }), ...randomRequests(policy, SEED, 1_000)];
+    expectAgreement([{ policy, requests, origin: `generatePolicySet({ rules: 300, seed: ${SEED} })`, offset: 0 }]);
   });
 
   for (let first = 0; first < RANDOM_SETS; first += SETS_PER_TEST) {

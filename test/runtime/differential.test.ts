@@ -15,8 +15,8 @@ import { describe, expect, it } from "vitest";
 import type { PolicySet } from "../../compiler/model.js";
 import { ReferenceEvaluator } from "../../compiler/reference.js";
 import type { Request } from "../../compiler/request.js";
-import { DecisionTableReader, TableEvaluator } from "../../compiler/table-eval.js";
-import { buildDecisionTables, type DecisionTables } from "../../compiler/tables.js";
+import { DecisionTableReader, readSections, TableEvaluator } from "../../compiler/table-eval.js";
+import { buildDecisionTables, EMPTY_SLOT, SECTION, type DecisionTables } from "../../compiler/tables.js";
 import { loadEvaluator } from "../../runtime/evaluator.js";
 import { boundaryRequests } from "../support/boundary.js";
 import { Random } from "../support/random.js";
@@ -35,10 +35,34 @@ const REPORTED_MISMATCHES = 5;
 const randomSet = (index: number) => randomSetOf(SEED, index, "PORTCULLIS_WASM_SEED");
 
 
-/** How often the case exercised a multi-part identity (several identity classes to combine). */
-function multiPartRequests(tables: DecisionTables, requests: readonly Request[]): number {
+/** How often requests exercised the paths of format 2 that a one-class, no-parent table would not. */
+interface Coverage {
+  /** Requests of an identity in several classes (step 6), and of those, of a workload's exact ID or `unidentified`. */
+  several: number;
+  severalExact: number;
+  severalUnidentified: number;
+  /** (class, request) pairs whose row was found at a parent of the destination class (step 3). */
+  parentRows: number;
+}
+
+function cover(coverage: Coverage, policy: PolicySet, tables: DecisionTables, requests: readonly Request[]): void {
   const reader = new DecisionTableReader(tables.words, tables.ruleIds);
-  return requests.filter((r) => reader.identityClasses(r.principal).length > 1).length;
+  const s = readSections(tables.words);
+  const pairs = s[SECTION.PAIRS]!;
+  const defaultRow = s[SECTION.DEFAULT_ROW]!;
+  const paired = new Set<string>();
+  for (let i = 0; i < pairs[0]!; i++) if (pairs[1 + i * 3] !== EMPTY_SLOT) paired.add(`${pairs[1 + i * 3]},${pairs[2 + i * 3]}`);
+  const workloadIds = new Set(policy.workloads.map((w) => w.id));
+  for (const r of requests) {
+    const classes = reader.identityClasses(r.principal);
+    if (classes.length > 1) {
+      coverage.several++;
+      if (r.principal === null) coverage.severalUnidentified++;
+      else if (workloadIds.has(r.principal)) coverage.severalExact++;
+    }
+    const d = reader.destinationClass(r.family, r.ip);
+    for (const c of classes) if (!paired.has(`${c},${d}`) && reader.row(c, d) !== defaultRow[c]) coverage.parentRows++;
+  }
 }
 
 /**
@@ -77,17 +101,21 @@ describe("the WASM evaluator decides as the reference", () => {
   for (let first = 0; first < RANDOM_SETS; first += SETS_PER_TEST) {
     const last = Math.min(RANDOM_SETS, first + SETS_PER_TEST) - 1;
     it(`on random policy sets ${first}..${last}, singly and in a batch`, () => {
-      let multiPart = 0;
+      const coverage: Coverage = { several: 0, severalExact: 0, severalUnidentified: 0, parentRows: 0 };
       for (let index = first; index <= last; index++) {
         const { policy, origin } = randomSet(index);
         const tables = buildDecisionTables(policy);
         const requests = [...boundaryRequests(policy, { limit: BOUNDARY_PER_SET }), ...randomRequests(policy, Random.forItem(SEED, index).uint32(), RANDOM_PER_SET)];
         const messages = compare(policy, tables, requests, origin);
         if (messages.length > 0) expect.fail(messages.join("\n\n"));
-        multiPart += multiPartRequests(tables, requests);
+        cover(coverage, policy, tables, requests);
       }
-      // The combining path (an ID in several identity classes) must have been exercised.
-      expect(multiPart).toBeGreaterThan(100);
+      // Every format-2 path must have decided requests: several classes to combine, for
+      // peers, workloads' exact IDs and unidentified, and rows found at a parent.
+      expect(coverage.several).toBeGreaterThan(1_000);
+      expect(coverage.severalExact).toBeGreaterThan(500);
+      expect(coverage.severalUnidentified).toBeGreaterThan(5);
+      expect(coverage.parentRows).toBeGreaterThan(500);
     });
   }
 });

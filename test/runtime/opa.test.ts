@@ -174,7 +174,7 @@ describe("the OPA module", () => {
 
   it("keeps the tables inside the module and loads in the SDK's default 5 pages", async () => {
     const { generatePolicySet } = await import("../support/generate.js");
-    const checked = checkSources([{ path: "generated.policy", relPath: "generated.policy", text: generatePolicySet({ rules: 300, seed: 7 }) }]);
+    const checked = checkSources([{ path: "generated.policy", relPath: "generated.policy", text: generatePolicySet({ rules: 800, seed: 5 }) }]);
     const tables = buildDecisionTables(checked.policySet!);
     expect(tables.words.byteLength).toBeGreaterThan(5 * 65536);
     const big = await loadPolicy(await buildOpaOutput(opaPolicyInput(checked.policySet!, tables), "policy.wasm"));
