@@ -93,10 +93,11 @@ class ListTrie {
 export class TableBuilder {
   readonly verdicts: { flags: number; reasonSet: number }[] = [];
   readonly reasonSets: number[][] = [];
-  readonly rows: number[][] = [];
+  readonly rows: Uint32Array[] = [];
   private readonly verdictIndex = new Map<string, number>();
   private readonly reasonIndex = new Map<string, number>();
-  private readonly rowIndex = new Map<string, number>();
+  /** Rows by a hash of their words (rows can be large: no string keys). */
+  private readonly rowsByHash = new Map<number, number[]>();
   /** Rule index → its rank in rule-id order (reasons are "sorted rule ids"). */
   private readonly rank: number[];
   /**
@@ -190,13 +191,17 @@ export class TableBuilder {
         });
       });
     });
-    const key = words.join(",");
-    let index = this.rowIndex.get(key);
-    if (index === undefined) {
-      index = this.rows.length;
-      this.rows.push(words);
-      this.rowIndex.set(key, index);
-    }
+    const packed = Uint32Array.from(words);
+    let hash = 0x811c9dc5;
+    for (const w of packed) hash = Math.imul(hash ^ w, 0x01000193);
+    const bucket = this.rowsByHash.get(hash);
+    const same = (row: Uint32Array) => row.length === packed.length && row.every((w, i) => w === packed[i]);
+    const found = bucket?.find((index) => same(this.rows[index]!));
+    if (found !== undefined) return found;
+    const index = this.rows.length;
+    this.rows.push(packed);
+    if (bucket === undefined) this.rowsByHash.set(hash, [index]);
+    else bucket.push(index);
     return index;
   }
 

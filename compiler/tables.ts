@@ -694,7 +694,7 @@ function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClas
         absolute[protoBlock + 1] = base + row[protoBlock + 1]!;
       }
     }
-    rowData.push(...absolute);
+    for (const w of absolute) rowData.push(w);
   }
   sections.set(SECTION.ROW_INDEX, rowIndex);
   sections.set(SECTION.ROW_DATA, rowData);
@@ -703,7 +703,7 @@ function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClas
   const reasonData: number[] = [];
   for (const set of b.reasonSets) {
     reasonIndex.push(reasonData.length);
-    reasonData.push(...set);
+    for (const rule of set) reasonData.push(rule);
   }
   reasonIndex.push(reasonData.length);
   sections.set(SECTION.REASON_INDEX, reasonIndex);
