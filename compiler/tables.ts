@@ -42,8 +42,6 @@ export { VERDICT_ALLOW, VERDICT_DEFAULT } from "./rows.js";
 
 /** Limits past which a policy is refused rather than lowered (PC3002). */
 export const MAX_DFA_STATES = 100_000;
-/** Components are packed into one automaton while its DFA has at most this many states. */
-const PACKED_DFA_STATES = 4_096;
 
 export class LoweringError extends Error {}
 
@@ -222,7 +220,7 @@ export function globMatches(pieces: readonly Uint8Array[], id: Uint8Array): bool
  * is (pattern, position in its byte sequence), encoded pattern * 2^20 + position; `*` is
  * byte -1. Returns the DFA and, per state, the atoms it accepts.
  */
-function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy, limit = MAX_DFA_STATES): { dfa: Omit<Component, "stateList">; accepted: number[][] } {
+function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy): { dfa: Omit<Component, "stateList">; accepted: number[][] } {
   const encoder = new TextEncoder();
   const sequences = atoms.map((atom) => {
     const seq: number[] = [];
@@ -267,9 +265,9 @@ function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy, limit
       let t = index.get(key);
       if (t === undefined) {
         t = states.length;
-        if (t >= limit) {
+        if (t >= MAX_DFA_STATES) {
           const shown = atoms.slice(0, 3).map((a) => `\`${policy.identityAtoms[a]!.pattern.text}\``);
-          throw new LoweringError(`${atoms.length} identity patterns used under a negation (${shown.join(", ")}, …) need more than ${limit} automaton states`);
+          throw new LoweringError(`${atoms.length} identity patterns used under a negation (${shown.join(", ")}, …) need more than ${MAX_DFA_STATES} automaton states`);
         }
         states.push(target);
         index.set(key, t);
@@ -308,33 +306,15 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
     if (c < 0) c = componentAtoms.push(set) - 1;
     componentOfSet.set(set.join(","), c);
   }
-  // Components are packed, in turn, into one automaton while its DFA stays small: a peer ID
-  // then has fewer classes to combine (one per packed component), at the price of larger
-  // DFAs. A component that does not fit starts the next automaton.
-  const packed: { atoms: number[]; built: ReturnType<typeof buildComponentDfa> }[] = [];
-  const packedOf: number[] = [];
-  for (const atoms of componentAtoms) {
-    const last = packed[packed.length - 1];
-    if (last !== undefined) {
-      const union = [...new Set([...last.atoms, ...atoms])].sort((a, b) => a - b);
-      try {
-        packed[packed.length - 1] = { atoms: union, built: buildComponentDfa(union, policy, PACKED_DFA_STATES) };
-        packedOf.push(packed.length - 1);
-        continue;
-      } catch (e) {
-        if (!(e instanceof LoweringError)) throw e;
-      }
-    }
-    packedOf.push(packed.push({ atoms, built: buildComponentDfa(atoms, policy) }) - 1);
-  }
-  const componentRules: NormalRule[][] = packed.map(() => []);
-  for (const r of nonMonotone) componentRules[packedOf[componentOfSet.get([...new Set(r.patterns)].sort((a, b) => a - b).join(","))!]!]!.push(r);
+  const componentRules: NormalRule[][] = componentAtoms.map(() => []);
+  for (const r of nonMonotone) componentRules[componentOfSet.get([...new Set(r.patterns)].sort((a, b) => a - b).join(","))!]!.push(r);
   /** Whether a rule reads an exact ID under a negation (it may then not be monotone in it). */
   const negating = (r: NormalRule) => r.negatedAtoms.some((a) => !isPattern(a));
   /** Whether a rule's principal scope admits an identity whose true atoms are `atoms`. */
   const admits = (r: NormalRule, atoms: ReadonlySet<number>) => r.principalAtoms === undefined || r.principalAtoms.some((a) => atoms.has(a));
 
-  const components: Component[] = packed.map(({ built: { dfa, accepted } }, c) => {
+  const components: Component[] = componentAtoms.map((atoms, c) => {
+    const { dfa, accepted } = buildComponentDfa(atoms, policy);
     const byAccepted = new Map<string, number>();
     const stateList = Uint32Array.from(
       accepted.map((stateAtoms) => {
