@@ -343,9 +343,10 @@ export class TableBuilder {
     // the rules naming it are evaluated again; the others keep that CIDR's evaluation
     // (`overrides`: position → matches, for every rule whose matches differ from the default's).
     const named = [...naming.keys()].sort((a, b) => a - b);
-    const state = new Map<number, { row: number; overrides: Map<number, Uint8Array> }>();
+    // An override: a rule's matches here and the cells (port cells for a flat rule) where they differ from the default's.
+    type Override = { readonly bits: Uint8Array; readonly differs: readonly number[] };
+    const state = new Map<number, { row: number; overrides: Map<number, Override> }>();
     const entries: [number, number][] = [];
-    const sameBits = (a: Uint8Array, b: Uint8Array) => a.every((x, c) => x === b[c]);
     for (const d of named) {
       let up = dst.parent[d]!;
       while (up !== 0 && !naming.has(up)) up = dst.parent[up]!;
@@ -354,8 +355,11 @@ export class TableBuilder {
       const destination = dst.classCidrs[d]!;
       for (const i of naming.get(d)!) {
         const bits = evaluate(i, destination);
-        if (sameBits(bits, atDefault.get(i)!)) overrides.delete(i);
-        else overrides.set(i, bits);
+        const before = atDefault.get(i)!;
+        const differs: number[] = [];
+        for (let c = 0; c < bits.length; c++) if (bits[c] !== before[c]) differs.push(c);
+        if (differs.length === 0) overrides.delete(i);
+        else overrides.set(i, { bits, differs });
       }
       let row = defaultRow;
       if (overrides.size > 0) {
@@ -370,7 +374,7 @@ export class TableBuilder {
         const replace = (list: readonly number[], at: number, positions: readonly number[]) => {
           // Flat and deep lists are memoised apart (their positions differ; an empty list is both).
           let matchesHere = positions === flatOverridden ? "f" : "d";
-          for (const i of positions) matchesHere += overrides.get(i)![at] ? "1" : "0";
+          for (const i of positions) matchesHere += overrides.get(i)!.bits[at] ? "1" : "0";
           let byMatches = replaced.get(list);
           if (byMatches === undefined) replaced.set(list, (byMatches = new Map()));
           let out = byMatches.get(matchesHere);
@@ -384,24 +388,30 @@ export class TableBuilder {
         };
         const flat = new Map<number, readonly number[]>();
         const deep = new Map<number, readonly number[]>();
-        const changedCells: number[] = [];
-        for (let pk = 0; pk < portCells; pk++) {
-          if (!flatOverridden.some((i) => overrides.get(i)![pk] !== atDefault.get(i)![pk])) continue;
-          flat.set(pk, replace(defaultFlat[pk]!, pk, flatOverridden));
-          for (let ug = 0; ug < ugCount; ug++) changedCells.push(ug * portCells + pk);
-        }
-        for (const i of deepOverridden) {
-          const bits = overrides.get(i)!;
-          const before = atDefault.get(i)!;
-          for (let c = 0; c < cellCount; c++) {
-            if (bits[c] === before[c] || deep.has(c)) continue;
-            deep.set(c, replace(defaultDeep[c]!, c, deepOverridden));
-            if (!flat.has(c % portCells)) changedCells.push(c);
+        for (const i of flatOverridden) for (const pk of overrides.get(i)!.differs) if (!flat.has(pk)) flat.set(pk, replace(defaultFlat[pk]!, pk, flatOverridden));
+        for (const i of deepOverridden) for (const c of overrides.get(i)!.differs) if (!deep.has(c)) deep.set(c, replace(defaultDeep[c]!, c, deepOverridden));
+        const verdicts = new Uint32Array(defaultVerdicts);
+        let changed = false;
+        const set = (c: number, v: number) => {
+          verdicts[c] = v;
+          changed ||= v !== defaultVerdicts[c];
+        };
+        // A changed port cell: every (uid, gid) cell of it, deciding once per run of equal deep lists.
+        for (const [pk, flatList] of flat) {
+          let lastDeep: readonly number[] | undefined;
+          let last = 0;
+          for (let ug = 0; ug < ugCount; ug++) {
+            const c = ug * portCells + pk;
+            const deepList = deep.size === 0 ? defaultDeep[c]! : (deep.get(c) ?? defaultDeep[c]!);
+            if (deepList !== lastDeep) {
+              last = decideLists(flatList, deepList);
+              lastDeep = deepList;
+            }
+            set(c, last);
           }
         }
-        const verdicts = new Uint32Array(defaultVerdicts);
-        for (const c of changedCells) verdicts[c] = decideLists(flat.get(c % portCells) ?? defaultFlat[c % portCells]!, deep.get(c) ?? defaultDeep[c]!);
-        row = changedCells.every((c) => verdicts[c] === defaultVerdicts[c]) ? defaultRow : rowOf(verdicts);
+        for (const [c, deepList] of deep) if (!flat.has(c % portCells)) set(c, decideLists(defaultFlat[c % portCells]!, deepList));
+        if (changed) row = rowOf(verdicts);
       }
       state.set(d, { row, overrides });
       if (row !== (enclosing?.row ?? defaultRow)) entries.push([d, row]);
