@@ -377,6 +377,26 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
   const patternAtoms = policy.identityAtoms.map((_a, i) => i).filter(isPattern);
   const patternBytes = patternAtoms.map((a) => policy.identityAtoms[a]!.pattern.pieces.map((p) => encoder.encode(p)));
   const allNonMonotone = componentRules.flat();
+  // What the shared parts are at a set of patterns, computed once per set (many exact IDs
+  // match the same patterns).
+  const atSignature = new Map<string, { matchedTerms: typeof terms; nonMonotone: NormalRule[]; negating: NormalRule[]; termParts: number[]; cleanClasses: number[] }>();
+  const sharedAt = (signature: ReadonlySet<number>) => {
+    const key = [...signature].sort((x, y) => x - y).join(",");
+    let shared = atSignature.get(key);
+    if (shared === undefined) {
+      const matchedTerms = terms.filter((t) => t.term.every((p) => signature.has(p)));
+      const nonMonotone = allNonMonotone.filter((r) => admits(r, signature));
+      shared = {
+        matchedTerms,
+        nonMonotone,
+        negating: [...emptyTermRules, ...matchedTerms.flatMap((t) => t.rules), ...nonMonotone].filter(negating),
+        termParts: matchedTerms.flatMap((t) => termClasses.get(t.term.join(","))!),
+        cleanClasses: registry.part(nonMonotone.filter((r) => !negating(r)), signature, false),
+      };
+      atSignature.set(key, shared);
+    }
+    return shared;
+  };
   const exact = new Map<string, number>();
   policy.identityAtoms.forEach((a, atom) => {
     if (isPattern(atom)) return;
@@ -385,19 +405,15 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
     const signature = new Set(patternAtoms.filter((_p, i) => globMatches(patternBytes[i]!, utf8)));
     const all = new Set([atom, ...signature]);
     const own = byAtom.get(atom) ?? [];
-    const matchedTerms = terms.filter((t) => t.term.every((p) => signature.has(p)));
-    const nonMonotoneHere = allNonMonotone.filter((r) => admits(r, signature));
-    const negatingHere = [...emptyTermRules, ...matchedTerms.flatMap((t) => t.rules), ...nonMonotoneHere].filter((r) => negating(r) && !r.negatedAtoms.includes(atom));
-    const negatingClasses = registry.part(negatingHere, signature, false, 1);
-    const termParts = matchedTerms.flatMap((t) => termClasses.get(t.term.join(","))!);
-    const cleanNonMonotone = nonMonotoneHere.filter((r) => !negating(r));
-    const sharedCount = emptyTermClasses.length + termParts.length + partGroups(cleanNonMonotone).length + negatingClasses.length;
+    const shared = sharedAt(signature);
+    const negatingClasses = registry.part(shared.negating.filter((r) => !r.negatedAtoms.includes(atom)), signature, false, 1);
+    const sharedCount = emptyTermClasses.length + shared.termParts.length + shared.cleanClasses.length + negatingClasses.length;
     const ownSplit = ([3, 2, 1] as const).find((split) => partGroups(own, split).length + sharedCount <= MAX_LIST_CLASSES);
     let classes: number[];
     if (ownSplit !== undefined) {
-      classes = [...registry.part(own, all, false, ownSplit), ...emptyTermClasses, ...termParts, ...registry.part(cleanNonMonotone, signature, false), ...negatingClasses];
+      classes = [...registry.part(own, all, false, ownSplit), ...emptyTermClasses, ...shared.termParts, ...shared.cleanClasses, ...negatingClasses];
     } else {
-      const patternRules = [...matchedTerms.flatMap((t) => t.rules), ...cleanNonMonotone].filter((r) => !negating(r));
+      const patternRules = [...shared.matchedTerms.flatMap((t) => t.rules), ...shared.nonMonotone].filter((r) => !negating(r));
       classes = [...registry.part(own, all, false, 1), ...emptyTermClasses, ...registry.part(patternRules, signature, false), ...negatingClasses];
     }
     exact.set(id, registry.list(classes, false));
