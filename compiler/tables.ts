@@ -379,17 +379,23 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
   const allNonMonotone = componentRules.flat();
   // What the shared parts are at a set of patterns, computed once per set (many exact IDs
   // match the same patterns).
-  const atSignature = new Map<string, { matchedTerms: typeof terms; nonMonotone: NormalRule[]; negating: NormalRule[]; termParts: number[]; cleanClasses: number[] }>();
+  const atSignature = new Map<
+    string,
+    { matchedTerms: typeof terms; nonMonotone: NormalRule[]; negating: NormalRule[]; negated: Set<number>; negatingClasses: number[]; termParts: number[]; cleanClasses: number[] }
+  >();
   const sharedAt = (signature: ReadonlySet<number>) => {
     const key = [...signature].sort((x, y) => x - y).join(",");
     let shared = atSignature.get(key);
     if (shared === undefined) {
       const matchedTerms = terms.filter((t) => t.term.every((p) => signature.has(p)));
       const nonMonotone = allNonMonotone.filter((r) => admits(r, signature));
+      const negatingHere = [...emptyTermRules, ...matchedTerms.flatMap((t) => t.rules), ...nonMonotone].filter(negating);
       shared = {
         matchedTerms,
         nonMonotone,
-        negating: [...emptyTermRules, ...matchedTerms.flatMap((t) => t.rules), ...nonMonotone].filter(negating),
+        negating: negatingHere,
+        negated: new Set(negatingHere.flatMap((r) => r.negatedAtoms)),
+        negatingClasses: registry.part(negatingHere, signature, false, 1),
         termParts: matchedTerms.flatMap((t) => termClasses.get(t.term.join(","))!),
         cleanClasses: registry.part(nonMonotone.filter((r) => !negating(r)), signature, false),
       };
@@ -406,7 +412,7 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
     const all = new Set([atom, ...signature]);
     const own = byAtom.get(atom) ?? [];
     const shared = sharedAt(signature);
-    const negatingClasses = registry.part(shared.negating.filter((r) => !r.negatedAtoms.includes(atom)), signature, false, 1);
+    const negatingClasses = shared.negated.has(atom) ? registry.part(shared.negating.filter((r) => !r.negatedAtoms.includes(atom)), signature, false, 1) : shared.negatingClasses;
     const sharedCount = emptyTermClasses.length + shared.termParts.length + shared.cleanClasses.length + negatingClasses.length;
     const ownSplit = ([3, 2, 1] as const).find((split) => partGroups(own, split).length + sharedCount <= MAX_LIST_CLASSES);
     let classes: number[];
