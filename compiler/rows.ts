@@ -36,31 +36,16 @@ export function intervalStarts(cuts: Iterable<number>, max: number): number[] {
   return [...starts].sort((a, b) => a - b);
 }
 
-/** A node of a trie over increasing rule-index lists. */
-class OutcomeTrie {
-  private readonly next = new Map<number, OutcomeTrie>();
-  verdict: number | undefined;
-
-  at(path: readonly number[]): OutcomeTrie {
-    let node: OutcomeTrie = this;
-    for (const step of path) {
-      let child = node.next.get(step);
-      if (child === undefined) {
-        child = new OutcomeTrie();
-        node.next.set(step, child);
-      }
-      node = child;
-    }
-    return node;
-  }
-}
-
 const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
-/** Interned increasing lists of numbers: a node per list, reached by its elements in order. */
+/**
+ * Interned increasing lists of numbers (rule indices or positions): a node per list, reached
+ * by its elements in order; `verdict` memoises what a list of matching rules resolves to.
+ */
 class ListTrie {
   private readonly next = new Map<number, ListTrie>();
   private materialised: readonly number[] | undefined;
+  verdict: number | undefined;
 
   constructor(
     private readonly parent?: ListTrie,
@@ -104,8 +89,8 @@ export class TableBuilder {
    * Verdicts by the cell's outcome, a trie over the matched rule indices (one for forbids,
    * one for permits), so that sorting and interning happen once per outcome.
    */
-  private readonly forbidOutcomes = new OutcomeTrie();
-  private readonly permitOutcomes = new OutcomeTrie();
+  private readonly forbidOutcomes = new ListTrie();
+  private readonly permitOutcomes = new ListTrie();
   private readonly defaultOutcomes: [number | undefined, number | undefined] = [undefined, undefined];
 
   constructor(private readonly policy: NormalPolicy) {
@@ -285,15 +270,15 @@ export class TableBuilder {
     const flatPositions = rules.map((_r, i) => i).filter((i) => isFlat[i]);
     const deepPositions = rules.map((_r, i) => i).filter((i) => !isFlat[i]);
     const noDestination = new Set<number>();
-    const atDefault = new Map<number, Uint8Array>(rules.map((_r, i) => [i, evaluate(i, noDestination)]));
+    const atDefault = rules.map((_r, i) => evaluate(i, noDestination));
     // The positions of the matching rules, increasing: per port cell (rules reading neither
     // uid nor gid), per cell (the others). Lists are interned (equal lists are one array), so
     // that a cell's verdict is decided once per distinct pair of lists.
     const lists = new ListTrie();
-    const listsOf = (positions: readonly number[], bits: (i: number) => Uint8Array, size: number): (readonly number[])[] => {
+    const listsOf = (positions: readonly number[], size: number): (readonly number[])[] => {
       const nodes: ListTrie[] = new Array<ListTrie>(size).fill(lists);
       for (const i of positions) {
-        const b = bits(i);
+        const b = atDefault[i]!;
         for (let c = 0; c < size; c++) if (b[c]) nodes[c] = nodes[c]!.child(i);
       }
       return nodes.map((n) => n.list);
@@ -322,8 +307,8 @@ export class TableBuilder {
       for (let cell = 0; cell < cellCount; cell++) out[cell] = decideLists(flat[cell % portCells]!, deep[cell]!);
       return out;
     };
-    const defaultFlat = listsOf(flatPositions, (i) => atDefault.get(i)!, portCells);
-    const defaultDeep = listsOf(deepPositions, (i) => atDefault.get(i)!, cellCount);
+    const defaultFlat = listsOf(flatPositions, portCells);
+    const defaultDeep = listsOf(deepPositions, cellCount);
     const defaultVerdicts = verdictsOf(defaultFlat, defaultDeep);
     const rowOf = (verdicts: Uint32Array) => this.row(uids, gids, ports, (ui, gi, pi, k) => verdicts[(ui * gids.length + gi) * portCells + pi * ports.length + k]!);
     const defaultRow = rowOf(defaultVerdicts);
@@ -355,7 +340,7 @@ export class TableBuilder {
       const destination = dst.classCidrs[d]!;
       for (const i of naming.get(d)!) {
         const bits = evaluate(i, destination);
-        const before = atDefault.get(i)!;
+        const before = atDefault[i]!;
         const differs: number[] = [];
         for (let c = 0; c < bits.length; c++) if (bits[c] !== before[c]) differs.push(c);
         if (differs.length === 0) overrides.delete(i);

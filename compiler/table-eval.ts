@@ -50,6 +50,7 @@ export class DecisionTableReader {
   private readonly termData: Uint32Array;
   private readonly emptyTermList: number;
   private readonly unidentifiedList: number;
+  private unidentifiedClasses: readonly number[] | undefined;
   private readonly classLists: Uint32Array;
   private readonly parent: Uint32Array;
   private readonly exactIds: Uint32Array;
@@ -181,7 +182,7 @@ export class DecisionTableReader {
    * it matches. Cached per identity.
    */
   identityClasses(principal: string | null): readonly number[] {
-    if (principal === null) return this.listClasses(this.unidentifiedList);
+    if (principal === null) return (this.unidentifiedClasses ??= this.listClasses(this.unidentifiedList));
     const cached = this.identityCache.get(principal);
     if (cached !== undefined) return cached;
     const utf8 = new TextEncoder().encode(principal);

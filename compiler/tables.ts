@@ -82,11 +82,13 @@ export interface DecisionTables {
  *   terms; a non-monotone rule only in its component's classes, which know all its atoms.
  * - An exact ID X has: its own classes, holding the rules that read X's atom (evaluated
  *   with every atom X matches); the empty term's classes; the classes of the terms made of
- *   patterns X matches; and one part holding the non-monotone rules at X's patterns. A rule
- *   that does not read X is evaluated there exactly as for X; one that reads X only
- *   positively is sound anywhere (X false can only make it false) and complete in X's own
- *   classes. If a shared part holds a rule that reads X under a negation, X gets no shared
- *   part: its own classes then hold every rule that can apply to it.
+ *   patterns X matches; one part holding the non-monotone rules at X's patterns; and one
+ *   class of the rules that read some exact ID under a negation, at X's patterns, less
+ *   those that negate X. A rule that does not read X is evaluated there exactly as for X;
+ *   one that reads X only positively is sound anywhere (X false can only make it false)
+ *   and complete in X's own classes. Shared parts keep the negating rules in classes of
+ *   their own, so that they can be left out for the IDs they negate (whose own classes
+ *   hold them).
  * - `unidentified` has the classes of the rules of any principal.
  *
  * Each part is split into up to three classes by the axes its rules read (neither uid nor
@@ -130,6 +132,11 @@ export class ClassLists {
       this.index.set(key, at);
     }
     return at;
+  }
+
+  /** The classes of the list at word offset `at`. */
+  classesAt(at: number): number[] {
+    return this.words.slice(at + 1, at + 1 + this.words[at]!);
   }
 }
 
@@ -176,6 +183,15 @@ class ClassRegistry {
   /** A part's classes: none without rules; else one, or one per axis group when that shrinks the grid. */
   part(rules: Iterable<NormalRule>, atoms: ReadonlySet<number>, unidentified: boolean, split: 1 | 2 | 3 = 3): number[] {
     return partGroups(rules, split).map((g) => this.classOf(g, atoms, unidentified));
+  }
+
+  /**
+   * A shared part for peers: its classes without the rules that negate exact IDs
+   * (`clean`, which exact IDs share too), and the list of those and the negating rules' classes.
+   */
+  shared(rules: readonly NormalRule[], atoms: ReadonlySet<number>, negating: (r: NormalRule) => boolean): { clean: number[]; list: number } {
+    const clean = this.part(rules.filter((r) => !negating(r)), atoms, false);
+    return { clean, list: this.list([...clean, ...this.part(rules.filter(negating), atoms, false)], false) };
   }
 
   /** The list of these classes; a class without rules stands for an empty one. */
@@ -322,8 +338,7 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
         let list = byAccepted.get(key);
         if (list === undefined) {
           const atomSet = new Set(stateAtoms);
-          const here = componentRules[c]!.filter((r) => admits(r, atomSet));
-          list = registry.list([...registry.part(here.filter((r) => !negating(r)), atomSet, false), ...registry.part(here.filter(negating), atomSet, false)], false);
+          list = registry.shared(componentRules[c]!.filter((r) => admits(r, atomSet)), atomSet, negating).list;
           byAccepted.set(key, list);
         }
         return list;
@@ -345,8 +360,7 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
   // Every shared part keeps the rules that read an exact ID under a negation apart (`negating`):
   // an exact ID has them in one class of its own instead (see above).
   const emptyTermRules = byTerm.get("")?.rules ?? [];
-  const emptyTermClasses = registry.part(emptyTermRules.filter((r) => !negating(r)), none, false);
-  const emptyTermList = registry.list([...emptyTermClasses, ...registry.part(emptyTermRules.filter(negating), none, false)], false);
+  const { clean: emptyTermClasses, list: emptyTermList } = registry.shared(emptyTermRules, none, negating);
   const terms = [...byTerm.values()].filter((t) => t.term.length > 0).sort((a, b) => a.term.length - b.term.length || a.term.join(",").localeCompare(b.term.join(",")));
   const termAtoms = [...new Set(terms.flatMap((t) => t.term))].sort((a, b) => a - b);
   const patternIndex = new Map(termAtoms.map((a, i) => [a, i]));
@@ -355,10 +369,9 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
   const termClasses = new Map<string, number[]>();
   for (const { term, rules } of terms) {
     const patterns = term.map((a) => patternIndex.get(a)!);
-    const atoms = new Set(term);
-    const classes = registry.part(rules.filter((r) => !negating(r)), atoms, false);
-    termClasses.set(term.join(","), classes);
-    termsByFirst[patterns[0]!]!.push({ patterns, list: registry.list([...classes, ...registry.part(rules.filter(negating), atoms, false)], false) });
+    const { clean, list } = registry.shared(rules, new Set(term), negating);
+    termClasses.set(term.join(","), clean);
+    termsByFirst[patterns[0]!]!.push({ patterns, list });
   }
 
   // Exact IDs: their own classes (the rules that read them), the shared parts without the
@@ -540,7 +553,7 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
     words,
     ruleIds: policy.rules.map((r) => r.id),
     workloadLists,
-    listClasses: (at) => lists.words.slice(at + 1, at + 1 + lists.words[at]!),
+    listClasses: (at) => lists.classesAt(at),
     stats: {
       identityClasses: ids.classes.length,
       destinationClasses: dst.classCidrs.length,
