@@ -55,7 +55,7 @@ describe.skipIf(unavailable !== undefined)("portcullis kernel … and exec", () 
       expect(load.stdout).toContain(`loaded and attached to`);
 
       const script = "grep ^0:: /proc/self/cgroup; id -u; id -g; (echo x > /dev/udp/127.0.0.1/47011) && echo sent-open; (echo x > /dev/udp/127.0.0.1/47010) 2>/dev/null || echo refused-blocked";
-      const run = spawnCli(["exec", "--as", "shell", "--name", name, "--", "/bin/bash", "-c", script]);
+      const run = spawnCli(["exec", "--as", "shell", "--name", name, "--", "/bin/bash", "--norc", "-c", script]);
       expect(run.stderr).toBe("");
       expect(run.stdout.trim().split("\n")).toEqual([`0::/${name}/portcullis.shell`, "4321", "4322", "sent-open", "refused-blocked"]);
 
