@@ -169,7 +169,13 @@ class Normaliser {
     }
     const terms = this.ruleTerms(ast, principalAtoms);
     const named = [...(principalAtoms ?? []), ...ast.conditions.flatMap((c) => this.atomsIn(c.expr))];
-    const matches: Predicate = checks.length === 0 ? ALWAYS : (cell) => checks.every((p) => p(cell));
+    const matches: Predicate =
+      checks.length === 0
+        ? ALWAYS
+        : (cell) => {
+            for (const p of checks) if (!p(cell)) return false;
+            return true;
+          };
     return {
       index,
       id: r.id,

@@ -36,42 +36,107 @@ export function intervalStarts(cuts: Iterable<number>, max: number): number[] {
   return [...starts].sort((a, b) => a - b);
 }
 
+type Axis = "uid" | "gid" | "port";
+const AXIS_MAX: Readonly<Record<Axis, number>> = { uid: 0xffffffff, gid: 0xffffffff, port: 65535 };
+
+/** The interval starts of the grid that rules' cuts on one axis make. */
+export function axisStarts(rules: readonly NormalRule[], axis: Axis): number[] {
+  const starts = new Set<number>([0]);
+  for (const r of rules) for (const c of r.cuts[axis]) if (c > 0 && c <= AXIS_MAX[axis]) starts.add(c);
+  return [...starts].sort((a, b) => a - b);
+}
+
 const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
-/**
- * Interned increasing lists of numbers (rule indices or positions): a node per list, reached
- * by its elements in order; `verdict` memoises what a list of matching rules resolves to.
- */
-class ListTrie {
-  private readonly next = new Map<number, ListTrie>();
-  private materialised: readonly number[] | undefined;
-  verdict: number | undefined;
+/** An interned increasing list of numbers (rule positions or indices), with memoised verdicts and edits. */
+interface ListNode {
+  readonly items: readonly number[];
+  /** The verdict this list of matching rules resolves to. */
+  verdict?: number;
+  /** On a list of flat rules: the verdict with each list of deep rules. */
+  verdicts?: Map<ListNode, number>;
+  /** This list with one element added (key: the element) or removed (key: -1 - the element). */
+  edits?: Map<number, ListNode>;
+}
 
-  constructor(
-    private readonly parent?: ListTrie,
-    private readonly step = -1,
-  ) {}
+/** Interns increasing lists by a hash of their elements: equal lists are one node. */
+class ListTable {
+  private readonly byHash = new Map<number, ListNode[]>();
+  readonly empty: ListNode = this.of([]);
 
-  /** The list this node stands for, built on first use (one array per node). */
-  get list(): readonly number[] {
-    if (this.materialised === undefined) {
-      const out: number[] = [];
-      for (let n: ListTrie | undefined = this; n?.parent !== undefined; n = n.parent) out.push(n.step);
-      this.materialised = out.reverse();
+  /** The node of the first `length` elements of `items` (copied when new, unless `owned`). */
+  of(items: ArrayLike<number>, length = items.length, owned = false): ListNode {
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < length; i++) hash = Math.imul(hash ^ items[i]!, 0x01000193);
+    let bucket = this.byHash.get(hash);
+    if (bucket === undefined) this.byHash.set(hash, (bucket = []));
+    for (const node of bucket) {
+      const other = node.items;
+      if (other.length !== length) continue;
+      let i = 0;
+      while (i < length && other[i] === items[i]) i++;
+      if (i === length) return node;
     }
-    return this.materialised;
-  }
-
-  child(step: number): ListTrie {
-    let node = this.next.get(step);
-    if (node === undefined) this.next.set(step, (node = new ListTrie(this, step)));
+    const node: ListNode = { items: owned ? (items as number[]) : Array.prototype.slice.call(items, 0, length) };
+    bucket.push(node);
     return node;
   }
 
-  at(path: readonly number[]): ListTrie {
-    let node: ListTrie = this;
-    for (const step of path) node = node.child(step);
-    return node;
+  /** `node`'s list with `step` in it (`present`) or not. */
+  edit(node: ListNode, step: number, present: boolean): ListNode {
+    const key = present ? step : -1 - step;
+    node.edits ??= new Map();
+    let out = node.edits.get(key);
+    if (out === undefined) {
+      const items = node.items;
+      let at = 0;
+      while (at < items.length && items[at]! < step) at++;
+      const has = items[at] === step;
+      if (has === present) out = node;
+      else {
+        const edited = new Array<number>(items.length + (present ? 1 : -1));
+        for (let k = 0; k < at; k++) edited[k] = items[k]!;
+        if (present) {
+          edited[at] = step;
+          for (let k = at; k < items.length; k++) edited[k + 1] = items[k]!;
+        } else {
+          for (let k = at + 1; k < items.length; k++) edited[k - 1] = items[k]!;
+        }
+        out = this.of(edited, edited.length, true);
+      }
+      node.edits.set(key, out);
+    }
+    return out;
+  }
+}
+
+/** A stack of 32-bit integers in one growing buffer, kept from class to class. */
+class IntStack {
+  private data = new Int32Array(1024);
+  length = 0;
+
+  push(a: number, b?: number): void {
+    const n = b === undefined ? 1 : 2;
+    if (this.length + n > this.data.length) {
+      const grown = new Int32Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = a;
+    if (b !== undefined) this.data[this.length++] = b;
+  }
+
+  pop(): number {
+    return this.data[--this.length]!;
+  }
+
+  at(i: number): number {
+    return this.data[i]!;
+  }
+
+  /** The buffer holding the stack (its first `length` elements). */
+  get buffer(): Int32Array {
+    return this.data;
   }
 }
 
@@ -86,12 +151,21 @@ export class TableBuilder {
   /** Rule index → its rank in rule-id order (reasons are "sorted rule ids"). */
   private readonly rank: number[];
   /**
-   * Verdicts by the cell's outcome, a trie over the matched rule indices (one for forbids,
-   * one for permits), so that sorting and interning happen once per outcome.
+   * Verdicts by the cell's outcome, interned lists of the matched rule indices (one table for
+   * forbids, one for permits), so that sorting and interning happen once per outcome.
    */
-  private readonly forbidOutcomes = new ListTrie();
-  private readonly permitOutcomes = new ListTrie();
+  private readonly forbidOutcomes = new ListTable();
+  private readonly permitOutcomes = new ListTable();
   private readonly defaultOutcomes: [number | undefined, number | undefined] = [undefined, undefined];
+  /** The walk's undo stacks (`classRows`), reused by every class. */
+  private readonly undoCells = new IntStack();
+  private readonly undoLists: ListNode[] = [];
+  private readonly undoVerdicts = new IntStack();
+  private readonly touched = new IntStack();
+  private readonly touchedFlat = new IntStack();
+  /** A cell's matching forbids and permits (rule indices, increasing), for `decide`. */
+  private readonly forbids = new IntStack();
+  private readonly permits = new IntStack();
 
   constructor(private readonly policy: NormalPolicy) {
     const ids = policy.rules.map((r) => r.id);
@@ -118,70 +192,90 @@ export class TableBuilder {
     return index;
   }
 
-  /** One cell's verdict: forbid > permit > default (spec §5), from its matching rules in increasing index order. */
-  decide(matched: readonly NormalRule[], unidentified: boolean): number {
-    const forbids: number[] = [];
-    const permits: number[] = [];
-    for (const r of matched) (r.effect === "forbid" ? forbids : permits).push(r.index);
-    const byId = (xs: readonly number[]) => [...xs].sort((a, b) => this.rank[a]! - this.rank[b]!);
-    if (forbids.length > 0) return (this.forbidOutcomes.at(forbids).verdict ??= this.verdict(0, byId(forbids)));
-    if (permits.length > 0) return (this.permitOutcomes.at(permits).verdict ??= this.verdict(VERDICT_ALLOW, byId(permits)));
+  /**
+   * One cell's verdict: forbid > permit > default (spec §5), from its matching rules: those
+   * of `rules` at the positions in `a` or `b` (two increasing lists).
+   */
+  decide(rules: readonly NormalRule[], a: readonly number[], b: readonly number[], unidentified: boolean): number {
+    const forbids = this.forbids;
+    const permits = this.permits;
+    forbids.length = permits.length = 0;
+    const add = (r: NormalRule) => (r.effect === "forbid" ? forbids : permits).push(r.index);
+    let j = 0;
+    for (const p of a) {
+      while (j < b.length && b[j]! < p) add(rules[b[j++]!]!);
+      add(rules[p]!);
+    }
+    while (j < b.length) add(rules[b[j++]!]!);
+    if (forbids.length > 0) return this.outcome(this.forbidOutcomes, forbids, 0);
+    if (permits.length > 0) return this.outcome(this.permitOutcomes, permits, VERDICT_ALLOW);
     const kind = unidentified ? 1 : 0;
     const allow = unidentified && this.policy.defaultUnidentified === "allow";
     return (this.defaultOutcomes[kind] ??= this.verdict(VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), []));
   }
+  /** The verdict of a list of matching forbids (or permits), interned once per list. */
+  private outcome(table: ListTable, list: IntStack, flags: number): number {
+    const node = table.of(list.buffer, list.length);
+    return (node.verdict ??= this.verdict(flags, [...node.items].sort((x, y) => this.rank[x]! - this.rank[y]!)));
+  }
+
 
   /**
-   * Interns a row given its verdict per cell (`verdictAt(ui, gi, pi, k)` over the uid, gid,
-   * protocol and port starts). Adjacent intervals with equal contents are merged at every
-   * level. Block offsets are relative to the row's start (made absolute when rows are joined).
+   * Interns a row given its verdicts per cell, laid out `((ui * gids + gi) * 2 + pi) * ports + k`
+   * over the uid, gid, protocol and port intervals starting at `uids`, `gids` and `ports`.
+   * Adjacent intervals with equal contents are merged at every level. Block offsets are
+   * relative to the row's start (made absolute when rows are joined).
    */
-  row(uids: readonly number[], gids: readonly number[], ports: readonly number[], verdictAt: (ui: number, gi: number, pi: number, k: number) => number): number {
-    // Per uid interval: per gid interval: [tcp list, udp list], each `start, verdict…` with runs merged.
-    const uidBlocks: { start: number; gids: { start: number; lists: number[][] }[]; key: string }[] = [];
-    uids.forEach((uid, ui) => {
-      const gidBlocks: { start: number; lists: number[][]; key: string }[] = [];
-      gids.forEach((gid, gi) => {
-        const lists = PROTOCOLS.map((_p, pi) => {
-          const list: number[] = [];
-          let previous = -1;
-          ports.forEach((port, k) => {
-            const v = verdictAt(ui, gi, pi, k);
-            if (v !== previous) list.push(port, v);
-            previous = v;
-          });
-          return list;
-        });
-        const key = `${lists[0]!.join(",")}/${lists[1]!.join(",")}`;
-        if (gidBlocks.length === 0 || gidBlocks[gidBlocks.length - 1]!.key !== key) gidBlocks.push({ start: gid, lists, key });
-      });
-      const key = gidBlocks.map((g) => `${g.start}:${g.key}`).join(";");
-      if (uidBlocks.length === 0 || uidBlocks[uidBlocks.length - 1]!.key !== key) uidBlocks.push({ start: uid, gids: gidBlocks, key });
-    });
-    const words: number[] = [uidBlocks.length];
-    const uidSlots = words.length;
-    for (const u of uidBlocks) words.push(u.start, 0);
-    uidBlocks.forEach((u, ui) => {
-      words[uidSlots + ui * 2 + 1] = words.length;
-      words.push(u.gids.length);
+  row(uids: readonly number[], gids: readonly number[], ports: readonly number[], verdicts: Uint32Array): number {
+    const P = ports.length;
+    const gidSpan = 2 * P;
+    const uidSpan = gids.length * gidSpan;
+    const same = (a: number, b: number, length: number) => {
+      for (let i = 0; i < length; i++) if (verdicts[a + i] !== verdicts[b + i]) return false;
+      return true;
+    };
+    // A uid (gid) interval starts a block unless its verdicts equal the previous interval's.
+    const uidStarts: number[] = [];
+    for (let ui = 0; ui < uids.length; ui++) if (ui === 0 || !same(ui * uidSpan, (ui - 1) * uidSpan, uidSpan)) uidStarts.push(ui);
+    const words: number[] = [uidStarts.length];
+    for (const ui of uidStarts) words.push(uids[ui]!, 0);
+    uidStarts.forEach((ui, u) => {
+      words[2 + u * 2] = words.length;
+      const base = ui * uidSpan;
+      const gidStarts: number[] = [];
+      for (let gi = 0; gi < gids.length; gi++) if (gi === 0 || !same(base + gi * gidSpan, base + (gi - 1) * gidSpan, gidSpan)) gidStarts.push(gi);
+      words.push(gidStarts.length);
       const gidSlots = words.length;
-      for (const g of u.gids) words.push(g.start, 0);
-      u.gids.forEach((g, gi) => {
-        words[gidSlots + gi * 2 + 1] = words.length;
+      for (const gi of gidStarts) words.push(gids[gi]!, 0);
+      gidStarts.forEach((gi, g) => {
+        words[gidSlots + g * 2 + 1] = words.length;
         const protoSlots = words.length;
         words.push(0, 0);
-        g.lists.forEach((list, pi) => {
+        for (let pi = 0; pi < 2; pi++) {
           words[protoSlots + pi] = words.length;
-          words.push(list.length / 2, ...list);
-        });
+          const countAt = words.length;
+          words.push(0);
+          const at = base + gi * gidSpan + pi * P;
+          let previous = -1;
+          for (let k = 0; k < P; k++) {
+            const v = verdicts[at + k]!;
+            if (v !== previous) words.push(ports[k]!, v);
+            previous = v;
+          }
+          words[countAt] = (words.length - countAt - 1) / 2;
+        }
       });
     });
     const packed = Uint32Array.from(words);
     let hash = 0x811c9dc5;
-    for (const w of packed) hash = Math.imul(hash ^ w, 0x01000193);
+    for (let i = 0; i < packed.length; i++) hash = Math.imul(hash ^ packed[i]!, 0x01000193);
     const bucket = this.rowsByHash.get(hash);
-    const same = (row: Uint32Array) => row.length === packed.length && row.every((w, i) => w === packed[i]);
-    const found = bucket?.find((index) => same(this.rows[index]!));
+    const equal = (row: Uint32Array) => {
+      if (row.length !== packed.length) return false;
+      for (let i = 0; i < row.length; i++) if (row[i] !== packed[i]) return false;
+      return true;
+    };
+    const found = bucket?.find((index) => equal(this.rows[index]!));
     if (found !== undefined) return found;
     const index = this.rows.length;
     this.rows.push(packed);
@@ -197,121 +291,128 @@ export class TableBuilder {
    * lookup walks a destination's enclosing CIDRs: docs/bundle-format.md, step 3).
    *
    * Evaluated on the class's grid (the uid, gid and port intervals its rules' constants cut,
-   * both protocols). The matches at the default destination are computed once; a CIDR's row
-   * re-evaluates only the rules that name a CIDR holding it.
+   * both protocols). Each rule is evaluated on its own grid (the intervals its own constants
+   * cut, which the class's grid refines). The named CIDRs are visited depth first (enclosing
+   * CIDRs first); a CIDR's matches differ from its nearest named enclosing CIDR's only for
+   * the rules naming it, and only those are evaluated again: their changed cells edit the
+   * enclosing CIDR's state, and the edits are undone when the walk leaves the CIDR.
    */
   classRows(cls: IdentityClass, dst: DestinationView): { defaultRow: number; entries: [number, number][] } {
     const rules = cls.rules;
-    const uids = intervalStarts(rules.flatMap((r) => [...r.cuts.uid]), 0xffffffff);
-    const gids = intervalStarts(rules.flatMap((r) => [...r.cuts.gid]), 0xffffffff);
-    const ports = intervalStarts(rules.flatMap((r) => [...r.cuts.port]), 65535);
+    const uids = axisStarts(rules, "uid");
+    const gids = axisStarts(rules, "gid");
+    const ports = axisStarts(rules, "port");
     // A cell is (uid interval, gid interval) × (protocol, port interval): `ug * portCells + pk`.
-    const portCells = 2 * ports.length;
-    const ugCount = uids.length * gids.length;
+    const P = ports.length;
+    const G = gids.length;
+    const portCells = 2 * P;
+    const ugCount = uids.length * G;
     const cellCount = ugCount * portCells;
-    const isFlat = rules.map((r) => r.cuts.uid.size === 0 && r.cuts.gid.size === 0);
+    const grids = rules.map((r) => ownGrid(r, uids, gids, ports));
 
-    /** For each of the class's interval starts, the index of the rule's own interval holding it. */
-    const project = (classStarts: readonly number[], own: readonly number[]): Int32Array => {
-      const out = new Int32Array(classStarts.length);
-      let j = 0;
-      classStarts.forEach((v, i) => {
-        while (j + 1 < own.length && own[j + 1]! <= v) j++;
-        out[i] = j;
-      });
-      return out;
-    };
-
-    /**
-     * Whether rule r matches, at `destination`: per port cell for a rule that reads neither
-     * uid nor gid, else per cell. The rule is evaluated once per cell of its own grid (the
-     * intervals its own constants cut), which the class's grid refines.
-     */
+    /** Whether rule i matches, per cell of its own grid, at `destination`. */
     const evaluate = (i: number, destination: ReadonlySet<number>): Uint8Array => {
       const r = rules[i]!;
-      const out = new Uint8Array(isFlat[i] ? portCells : cellCount);
+      const grid = grids[i]!;
+      const out = new Uint8Array(grid.uids.length * grid.gids.length * 2 * grid.ports.length);
       // `matches` leaves the principal scope's atoms and the resource scope's CIDRs to the caller.
       if (r.principalAtoms !== undefined && (cls.unidentified || !r.principalAtoms.some((a) => cls.atoms.has(a)))) return out;
       if (r.resourceCidrs !== undefined && !r.resourceCidrs.some((c) => destination.has(c))) return out;
-      const ownUids = intervalStarts(r.cuts.uid, 0xffffffff);
-      const ownGids = intervalStarts(r.cuts.gid, 0xffffffff);
-      const ownPorts = intervalStarts(r.cuts.port, 65535);
       // One cell object, moved over the grid (predicates do not keep it).
       const cell = { identity: cls.atoms, unidentified: cls.unidentified, destination, uid: 0, gid: 0, port: 0, protocol: "tcp" as Protocol };
-      const own = new Uint8Array(ownUids.length * ownGids.length * 2 * ownPorts.length);
       let at = 0;
-      for (const uid of ownUids) {
+      for (const uid of grid.uids) {
         cell.uid = uid;
-        for (const gid of ownGids) {
+        for (const gid of grid.gids) {
           cell.gid = gid;
           for (const protocol of PROTOCOLS) {
             cell.protocol = protocol;
-            for (const port of ownPorts) {
+            for (const port of grid.ports) {
               cell.port = port;
-              own[at++] = r.matches(cell) ? 1 : 0;
+              out[at++] = r.matches(cell) ? 1 : 0;
             }
           }
         }
       }
-      const pu = project(uids, ownUids);
-      const pg = project(gids, ownGids);
-      const pp = project(ports, ownPorts);
-      const ownPortCells = 2 * ownPorts.length;
-      let o = 0;
-      for (let ui = 0; ui < (isFlat[i] ? 1 : uids.length); ui++) {
-        for (let gi = 0; gi < (isFlat[i] ? 1 : gids.length); gi++) {
-          const base = (pu[ui]! * ownGids.length + pg[gi]!) * ownPortCells;
-          for (let pi = 0; pi < 2; pi++) for (let k = 0; k < ports.length; k++) out[o++] = own[base + pi * ownPorts.length + pp[k]!]!;
-        }
-      }
       return out;
     };
 
-    const flatPositions = rules.map((_r, i) => i).filter((i) => isFlat[i]);
-    const deepPositions = rules.map((_r, i) => i).filter((i) => !isFlat[i]);
-    const noDestination = new Set<number>();
-    const atDefault = rules.map((_r, i) => evaluate(i, noDestination));
-    // The positions of the matching rules, increasing: per port cell (rules reading neither
-    // uid nor gid), per cell (the others). Lists are interned (equal lists are one array), so
-    // that a cell's verdict is decided once per distinct pair of lists.
-    const lists = new ListTrie();
-    const listsOf = (positions: readonly number[], size: number): (readonly number[])[] => {
-      const nodes: ListTrie[] = new Array<ListTrie>(size).fill(lists);
-      for (const i of positions) {
-        const b = atDefault[i]!;
-        for (let c = 0; c < size; c++) if (b[c]) nodes[c] = nodes[c]!.child(i);
-      }
-      return nodes.map((n) => n.list);
+    // The positions of the matching rules, increasing, as interned lists: per port cell for
+    // the rules that read neither uid nor gid (`flat`), per cell for the others (`deep`).
+    // A cell's verdict is decided once per distinct pair of lists.
+    const lists = new ListTable();
+    const flat: ListNode[] = new Array<ListNode>(portCells).fill(lists.empty);
+    const deep: ListNode[] = new Array<ListNode>(cellCount).fill(lists.empty);
+    let lastFlat: ListNode | undefined;
+    let lastDeep: ListNode | undefined;
+    let lastVerdict = 0;
+    const decideAt = (c: number): number => {
+      const f = flat[c % portCells]!;
+      const d = deep[c]!;
+      if (f === lastFlat && d === lastDeep) return lastVerdict;
+      lastFlat = f;
+      lastDeep = d;
+      lastVerdict = decideLists(f, d);
+      return lastVerdict;
     };
-    const matched: NormalRule[] = [];
-    const decided = new Map<readonly number[], Map<readonly number[], number>>();
-    const decideLists = (flat: readonly number[], deep: readonly number[]): number => {
-      let byDeep = decided.get(flat);
-      if (byDeep === undefined) decided.set(flat, (byDeep = new Map()));
-      const known = byDeep.get(deep);
-      if (known !== undefined) return known;
-      matched.length = 0;
-      let j = 0;
-      for (const i of flat) {
-        while (j < deep.length && deep[j]! < i) matched.push(rules[deep[j++]!]!);
-        matched.push(rules[i]!);
-      }
-      while (j < deep.length) matched.push(rules[deep[j++]!]!);
-      const v = this.decide(matched, cls.unidentified);
-      byDeep.set(deep, v);
+    const decideLists = (f: ListNode, d: ListNode): number => {
+      f.verdicts ??= new Map();
+      let v = f.verdicts.get(d);
+      if (v === undefined) f.verdicts.set(d, (v = this.decide(rules, f.items, d.items, cls.unidentified)));
       return v;
     };
-    /** Verdicts per cell, given the matching rules per port cell and per cell. */
-    const verdictsOf = (flat: readonly (readonly number[])[], deep: readonly (readonly number[])[]): Uint32Array => {
-      const out = new Uint32Array(cellCount);
-      for (let cell = 0; cell < cellCount; cell++) out[cell] = decideLists(flat[cell % portCells]!, deep[cell]!);
-      return out;
+    /**
+     * The class cells (port cells for a flat rule) inside rule i's own cell `o`, into `cellBuffer`
+     * from index 0; returns how many.
+     */
+    let cellBuffer = new Int32Array(256);
+    const cellsOf = (i: number, o: number): number => {
+      const g = grids[i]!;
+      const k0 = o % g.ports.length;
+      const rest = (o - k0) / g.ports.length;
+      const pi = rest % 2;
+      const ug = (rest - pi) / 2;
+      const gj = ug % g.gids.length;
+      const uj = (ug - gj) / g.gids.length;
+      const kFrom = pi * P + g.portFrom[k0]!;
+      const kTo = pi * P + g.portFrom[k0 + 1]!;
+      if (g.flat) {
+        if (cellBuffer.length < kTo - kFrom) cellBuffer = new Int32Array(2 * (kTo - kFrom));
+        for (let pk = kFrom; pk < kTo; pk++) cellBuffer[pk - kFrom] = pk;
+        return kTo - kFrom;
+      }
+      const uFrom = g.uidFrom[uj]!;
+      const uTo = g.uidFrom[uj + 1]!;
+      const gFrom = g.gidFrom[gj]!;
+      const gTo = g.gidFrom[gj + 1]!;
+      const n = (uTo - uFrom) * (gTo - gFrom) * (kTo - kFrom);
+      if (cellBuffer.length < n) cellBuffer = new Int32Array(2 * n);
+      let at = 0;
+      for (let ui = uFrom; ui < uTo; ui++) {
+        for (let gi = gFrom; gi < gTo; gi++) {
+          const base = (ui * G + gi) * portCells;
+          for (let pk = kFrom; pk < kTo; pk++) cellBuffer[at++] = base + pk;
+        }
+      }
+      return n;
     };
-    const defaultFlat = listsOf(flatPositions, portCells);
-    const defaultDeep = listsOf(deepPositions, cellCount);
-    const defaultVerdicts = verdictsOf(defaultFlat, defaultDeep);
-    const rowOf = (verdicts: Uint32Array) => this.row(uids, gids, ports, (ui, gi, pi, k) => verdicts[(ui * gids.length + gi) * portCells + pi * ports.length + k]!);
-    const defaultRow = rowOf(defaultVerdicts);
+
+    const noDestination = new Set<number>();
+    const current = rules.map((_r, i) => evaluate(i, noDestination));
+    current.forEach((bits, i) => {
+      const cells = grids[i]!.flat ? flat : deep;
+      for (let o = 0; o < bits.length; o++) {
+        if (!bits[o]) continue;
+        const n = cellsOf(i, o);
+        for (let k = 0; k < n; k++) {
+          const c = cellBuffer[k]!;
+          cells[c] = lists.edit(cells[c]!, i, true);
+        }
+      }
+    });
+    const verdicts = new Uint32Array(cellCount);
+    for (let c = 0; c < cellCount; c++) verdicts[c] = decideAt(c);
+    const defaultRow = this.row(uids, gids, ports, verdicts);
 
     // Destination class of each CIDR the rules name → the positions of the rules naming it.
     const naming = new Map<number, number[]>();
@@ -323,84 +424,130 @@ export class TableBuilder {
         else if (list[list.length - 1] !== i) list.push(i);
       }
     });
-    // Enclosing CIDRs come first (a parent's class number is smaller). A CIDR's destination
-    // differs from its nearest named enclosing CIDR's, for these rules, only in itself: only
-    // the rules naming it are evaluated again; the others keep that CIDR's evaluation
-    // (`overrides`: position → matches, for every rule whose matches differ from the default's).
+    // Destination classes are numbered in CIDR order (address, then prefix), so ascending
+    // order visits every CIDR after those enclosing it, and before any CIDR outside it.
     const named = [...naming.keys()].sort((a, b) => a - b);
-    // An override: a rule's matches here and the cells (port cells for a flat rule) where they differ from the default's.
-    type Override = { readonly bits: Uint8Array; readonly differs: readonly number[] };
-    const state = new Map<number, { row: number; overrides: Map<number, Override> }>();
+    // The walk's state changes, undone when it leaves a CIDR: rules whose matches changed
+    // (and their matches before); lists changed (a flat list at port cell pk as `-1 - pk`, a
+    // deep one at cell c as c) and the lists before; cells whose verdict changed, each
+    // followed by the verdict before. A frame per CIDR on the walk's path holds where its
+    // changes start in each.
+    const undoRules: number[] = [];
+    const undoBits: Uint8Array[] = [];
+    const undoCells = this.undoCells;
+    const undoLists = this.undoLists;
+    const undoVerdicts = this.undoVerdicts;
+    undoCells.length = undoLists.length = undoVerdicts.length = 0;
+    const stack: { d: number; row: number; rules: number; cells: number; verdicts: number }[] = [];
+    const touchedAt = new Int32Array(cellCount).fill(-1);
+    const flatTouchedAt = new Int32Array(portCells).fill(-1);
+    const touchedFlat = this.touchedFlat;
+    const touched = this.touched;
     const entries: [number, number][] = [];
-    for (const d of named) {
+    named.forEach((d, visit) => {
       let up = dst.parent[d]!;
       while (up !== 0 && !naming.has(up)) up = dst.parent[up]!;
-      const enclosing = up === 0 ? undefined : state.get(up)!;
-      const overrides = new Map(enclosing?.overrides);
+      while (stack.length > 0 && stack[stack.length - 1]!.d !== up) {
+        const f = stack.pop()!;
+        while (undoVerdicts.length > f.verdicts) {
+          const before = undoVerdicts.pop();
+          verdicts[undoVerdicts.pop()] = before;
+        }
+        while (undoCells.length > f.cells) {
+          const c = undoCells.pop();
+          const list = undoLists[undoCells.length]!;
+          if (c < 0) flat[-1 - c] = list;
+          else deep[c] = list;
+        }
+        while (undoRules.length > f.rules) current[undoRules.pop()!] = undoBits.pop()!;
+      }
+      const enclosingRow = stack.length > 0 ? stack[stack.length - 1]!.row : defaultRow;
+      const frame = { d, row: enclosingRow, rules: undoRules.length, cells: undoCells.length, verdicts: undoVerdicts.length };
       const destination = dst.classCidrs[d]!;
+      touchedFlat.length = touched.length = 0;
       for (const i of naming.get(d)!) {
         const bits = evaluate(i, destination);
-        const before = atDefault[i]!;
-        const differs: number[] = [];
-        for (let c = 0; c < bits.length; c++) if (bits[c] !== before[c]) differs.push(c);
-        if (differs.length === 0) overrides.delete(i);
-        else overrides.set(i, { bits, differs });
-      }
-      let row = defaultRow;
-      if (overrides.size > 0) {
-        // The cells where some overridden rule differs from the default: recomputed with the
-        // default matches of the other rules and the overridden rules' matches here.
-        const overridden = [...overrides.keys()].sort((a, b) => a - b);
-        const flatOverridden = overridden.filter((i) => isFlat[i]);
-        const deepOverridden = overridden.filter((i) => !isFlat[i]);
-        // A list with the overridden rules' matches at one cell instead of the default's,
-        // memoised per (default list, which overridden rules match there).
-        const replaced = new Map<readonly number[], Map<string, readonly number[]>>();
-        const replace = (list: readonly number[], at: number, positions: readonly number[]) => {
-          // Flat and deep lists are memoised apart (their positions differ; an empty list is both).
-          let matchesHere = positions === flatOverridden ? "f" : "d";
-          for (const i of positions) matchesHere += overrides.get(i)!.bits[at] ? "1" : "0";
-          let byMatches = replaced.get(list);
-          if (byMatches === undefined) replaced.set(list, (byMatches = new Map()));
-          let out = byMatches.get(matchesHere);
-          if (out === undefined) {
-            const kept = list.filter((i) => !overrides.has(i));
-            positions.forEach((i, k) => matchesHere[k + 1] === "1" && kept.push(i));
-            out = lists.at(kept.sort((a, b) => a - b)).list;
-            byMatches.set(matchesHere, out);
-          }
-          return out;
-        };
-        const flat = new Map<number, readonly number[]>();
-        const deep = new Map<number, readonly number[]>();
-        for (const i of flatOverridden) for (const pk of overrides.get(i)!.differs) if (!flat.has(pk)) flat.set(pk, replace(defaultFlat[pk]!, pk, flatOverridden));
-        for (const i of deepOverridden) for (const c of overrides.get(i)!.differs) if (!deep.has(c)) deep.set(c, replace(defaultDeep[c]!, c, deepOverridden));
-        const verdicts = new Uint32Array(defaultVerdicts);
-        let changed = false;
-        const set = (c: number, v: number) => {
-          verdicts[c] = v;
-          changed ||= v !== defaultVerdicts[c];
-        };
-        // A changed port cell: every (uid, gid) cell of it, deciding once per run of equal deep lists.
-        for (const [pk, flatList] of flat) {
-          let lastDeep: readonly number[] | undefined;
-          let last = 0;
-          for (let ug = 0; ug < ugCount; ug++) {
-            const c = ug * portCells + pk;
-            const deepList = deep.size === 0 ? defaultDeep[c]! : (deep.get(c) ?? defaultDeep[c]!);
-            if (deepList !== lastDeep) {
-              last = decideLists(flatList, deepList);
-              lastDeep = deepList;
+        const before = current[i]!;
+        const isFlat = grids[i]!.flat;
+        const cells = isFlat ? flat : deep;
+        let differs = false;
+        for (let o = 0; o < bits.length; o++) {
+          if (bits[o] === before[o]) continue;
+          differs = true;
+          const present = bits[o] === 1;
+          const n = cellsOf(i, o);
+          for (let k = 0; k < n; k++) {
+            const c = cellBuffer[k]!;
+            undoLists[undoCells.length] = cells[c]!;
+            undoCells.push(isFlat ? -1 - c : c);
+            cells[c] = lists.edit(cells[c]!, i, present);
+            if (isFlat) {
+              if (flatTouchedAt[c] !== visit) {
+                flatTouchedAt[c] = visit;
+                touchedFlat.push(c);
+              }
+            } else if (touchedAt[c] !== visit) {
+              touchedAt[c] = visit;
+              touched.push(c);
             }
-            set(c, last);
           }
         }
-        for (const [c, deepList] of deep) if (!flat.has(c % portCells)) set(c, decideLists(defaultFlat[c % portCells]!, deepList));
-        if (changed) row = rowOf(verdicts);
+        if (differs) {
+          undoRules.push(i);
+          undoBits.push(before);
+          current[i] = bits;
+        }
       }
-      state.set(d, { row, overrides });
-      if (row !== (enclosing?.row ?? defaultRow)) entries.push([d, row]);
-    }
+      const update = (c: number) => {
+        const v = decideAt(c);
+        if (v !== verdicts[c]) {
+          undoVerdicts.push(c, verdicts[c]!);
+          verdicts[c] = v;
+        }
+      };
+      for (let t = 0; t < touchedFlat.length; t++) {
+        const pk = touchedFlat.at(t);
+        for (let ug = 0; ug < ugCount; ug++) update(ug * portCells + pk);
+      }
+      for (let t = 0; t < touched.length; t++) {
+        const c = touched.at(t);
+        if (flatTouchedAt[c % portCells] !== visit) update(c);
+      }
+      if (undoVerdicts.length > frame.verdicts) frame.row = this.row(uids, gids, ports, verdicts);
+      stack.push(frame);
+      if (frame.row !== enclosingRow) entries.push([d, frame.row]);
+    });
     return { defaultRow, entries };
   }
+}
+
+/**
+ * A rule's own grid (the uid, gid and port intervals its constants cut) inside a class's
+ * grid, which refines it: own interval j covers the class's intervals `from[j]` up to
+ * `from[j + 1]`. A flat rule reads neither uid nor gid.
+ */
+function ownGrid(r: NormalRule, uids: readonly number[], gids: readonly number[], ports: readonly number[]) {
+  const own = (axis: Axis, classStarts: readonly number[]) => {
+    const starts = ruleStarts(r, axis);
+    const from = new Int32Array(starts.length + 1);
+    let j = 0;
+    starts.forEach((s, k) => {
+      while (classStarts[j] !== s) j++;
+      from[k] = j;
+    });
+    from[starts.length] = classStarts.length;
+    return { starts, from };
+  };
+  const u = own("uid", uids);
+  const g = own("gid", gids);
+  const p = own("port", ports);
+  return { flat: r.cuts.uid.size === 0 && r.cuts.gid.size === 0, uids: u.starts, uidFrom: u.from, gids: g.starts, gidFrom: g.from, ports: p.starts, portFrom: p.from };
+}
+
+/** A rule's own interval starts per axis, computed once per rule (a rule is in many classes). */
+const ownStarts = new WeakMap<NormalRule, Partial<Record<Axis, number[]>>>();
+function ruleStarts(r: NormalRule, axis: Axis): number[] {
+  let byAxis = ownStarts.get(r);
+  if (byAxis === undefined) ownStarts.set(r, (byAxis = {}));
+  return (byAxis[axis] ??= axisStarts([r], axis));
 }

@@ -8,7 +8,7 @@
 // policy gives the same words.
 import type { Cidr, PolicySet } from "./model.js";
 import { normalisePolicy, type NormalPolicy, type NormalRule } from "./normalise.js";
-import { intervalStarts, TableBuilder, type IdentityClass } from "./rows.js";
+import { axisStarts, intervalStarts, TableBuilder, type IdentityClass } from "./rows.js";
 
 export const SECTION = {
   META: 1,
@@ -146,17 +146,58 @@ export class ClassLists {
  * neither uid nor gid, uid only, gid; `split` 2: neither, either), since each group's rows
  * are a grid over its own intervals.
  */
-function partGroups(rules: Iterable<NormalRule>, split: 1 | 2 | 3 = 3): NormalRule[][] {
+function partGroups(rules: Iterable<NormalRule>, split: Split = 3): NormalRule[][] {
   const all = [...new Set(rules)];
   if (all.length === 0) return [];
   const groups: NormalRule[][] = [[], [], []];
   for (const r of all) groups[r.cuts.gid.size > 0 ? split - 1 : r.cuts.uid.size > 0 ? 1 : 0]!.push(r);
   const nonEmpty = groups.filter((g) => g.length > 0);
   if (split === 1 || nonEmpty.length === 1) return [all];
-  const uids = intervalStarts(all.flatMap((r) => [...r.cuts.uid]), 0xffffffff).length;
-  const gids = intervalStarts(all.flatMap((r) => [...r.cuts.gid]), 0xffffffff).length;
+  const uids = axisStarts(all, "uid").length;
+  const gids = axisStarts(all, "gid").length;
   return uids * gids <= 4 ? [all] : nonEmpty;
 }
+
+/** How far a part is split by the axes its rules read: 3 (neither, uid only, gid), 2 (neither, either), 1 (not). */
+type Split = 1 | 2 | 3;
+
+/** Some rules evaluated with these identity atoms true, and their groups at each split (memoised). */
+class Part {
+  private readonly bySplit: (NormalRule[][] | undefined)[] = [];
+
+  constructor(
+    readonly rules: readonly NormalRule[],
+    readonly atoms: ReadonlySet<number>,
+  ) {}
+
+  private readonly classesBySplit: (number[] | undefined)[] = [];
+
+  groups(split: Split): NormalRule[][] {
+    return (this.bySplit[split] ??= partGroups(this.rules, split));
+  }
+
+  /** Its classes at a split, interned in `registry` on first use. */
+  classes(split: Split, registry: ClassRegistry): number[] {
+    return (this.classesBySplit[split] ??= registry.classesOf(this.groups(split), this.atoms, false));
+  }
+}
+
+/**
+ * How an exact ID's parts are split, the first that fits in one list. Rules that read uid or
+ * gid make their class's rows a uid × gid grid, so those that read neither (most) are kept
+ * apart first; the terms' parts are merged, and classes whose rules read uid or gid merged,
+ * before a part's rules that read neither join those that do.
+ */
+const EXACT_LAYOUTS: readonly { own: Split; patterns: "separate" | "merged"; patternSplit: Split; empty: Split; negating: Split }[] = [
+  { own: 3, patterns: "separate", patternSplit: 3, empty: 3, negating: 2 },
+  { own: 2, patterns: "separate", patternSplit: 3, empty: 3, negating: 2 },
+  { own: 2, patterns: "separate", patternSplit: 2, empty: 3, negating: 2 },
+  { own: 2, patterns: "separate", patternSplit: 2, empty: 2, negating: 2 },
+  { own: 2, patterns: "merged", patternSplit: 3, empty: 3, negating: 2 },
+  { own: 2, patterns: "merged", patternSplit: 2, empty: 3, negating: 2 },
+  // Four parts of at most two classes: always fits.
+  { own: 2, patterns: "merged", patternSplit: 2, empty: 2, negating: 2 },
+];
 
 /** The classes of the tables, interned by their rules and the atoms those rules read. */
 class ClassRegistry {
@@ -181,17 +222,21 @@ class ClassRegistry {
   }
 
   /** A part's classes: none without rules; else one, or one per axis group when that shrinks the grid. */
-  part(rules: Iterable<NormalRule>, atoms: ReadonlySet<number>, unidentified: boolean, split: 1 | 2 | 3 = 3): number[] {
-    return partGroups(rules, split).map((g) => this.classOf(g, atoms, unidentified));
+  part(rules: Iterable<NormalRule>, atoms: ReadonlySet<number>, unidentified: boolean, split: Split = 3): number[] {
+    return this.classesOf(partGroups(rules, split), atoms, unidentified);
+  }
+
+  /** The classes of these groups of rules, each evaluated with `atoms`. */
+  classesOf(groups: readonly (readonly NormalRule[])[], atoms: ReadonlySet<number>, unidentified: boolean): number[] {
+    return groups.map((g) => this.classOf(g, atoms, unidentified));
   }
 
   /**
-   * A shared part for peers: its classes without the rules that negate exact IDs
-   * (`clean`, which exact IDs share too), and the list of those and the negating rules' classes.
+   * A shared part for peers: the list of its classes without the rules that negate exact IDs
+   * (which exact IDs share too) and of the negating rules' classes.
    */
-  shared(rules: readonly NormalRule[], atoms: ReadonlySet<number>, negating: (r: NormalRule) => boolean): { clean: number[]; list: number } {
-    const clean = this.part(rules.filter((r) => !negating(r)), atoms, false);
-    return { clean, list: this.list([...clean, ...this.part(rules.filter(negating), atoms, false)], false) };
+  shared(rules: readonly NormalRule[], atoms: ReadonlySet<number>, negating: (r: NormalRule) => boolean): number {
+    return this.list([...this.part(rules.filter((r) => !negating(r)), atoms, false), ...this.part(rules.filter(negating), atoms, false)], false);
   }
 
   /** The list of these classes; a class without rules stands for an empty one. */
@@ -338,7 +383,7 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
         let list = byAccepted.get(key);
         if (list === undefined) {
           const atomSet = new Set(stateAtoms);
-          list = registry.shared(componentRules[c]!.filter((r) => admits(r, atomSet)), atomSet, negating).list;
+          list = registry.shared(componentRules[c]!.filter((r) => admits(r, atomSet)), atomSet, negating);
           byAccepted.set(key, list);
         }
         return list;
@@ -360,25 +405,21 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
   // Every shared part keeps the rules that read an exact ID under a negation apart (`negating`):
   // an exact ID has them in one class of its own instead (see above).
   const emptyTermRules = byTerm.get("")?.rules ?? [];
-  const { clean: emptyTermClasses, list: emptyTermList } = registry.shared(emptyTermRules, none, negating);
+  const emptyTermList = registry.shared(emptyTermRules, none, negating);
   const terms = [...byTerm.values()].filter((t) => t.term.length > 0).sort((a, b) => a.term.length - b.term.length || a.term.join(",").localeCompare(b.term.join(",")));
   const termAtoms = [...new Set(terms.flatMap((t) => t.term))].sort((a, b) => a - b);
   const patternIndex = new Map(termAtoms.map((a, i) => [a, i]));
   const termPatterns = termAtoms.map((a) => policy.identityAtoms[a]!.pattern.pieces);
   const termsByFirst: { patterns: number[]; list: number }[][] = termAtoms.map(() => []);
-  const termClasses = new Map<string, number[]>();
   for (const { term, rules } of terms) {
     const patterns = term.map((a) => patternIndex.get(a)!);
-    const { clean, list } = registry.shared(rules, new Set(term), negating);
-    termClasses.set(term.join(","), clean);
-    termsByFirst[patterns[0]!]!.push({ patterns, list });
+    termsByFirst[patterns[0]!]!.push({ patterns, list: registry.shared(rules, new Set(term), negating) });
   }
 
   // Exact IDs: their own classes (the rules that read them), the shared parts without the
   // negating rules, and one class of the negating rules that can apply to them, evaluated
   // with their patterns, without those that negate them (which their own classes hold).
-  // When that does not fit in one list, their own classes are not split, then the terms'
-  // and the non-monotone rules are merged into one part.
+  // Parts are split by axes as far as one list allows (`EXACT_LAYOUTS`).
   const byAtom = new Map<number, NormalRule[]>();
   for (const r of policy.rules) {
     for (const a of r.identityAtoms) {
@@ -390,12 +431,11 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
   const patternAtoms = policy.identityAtoms.map((_a, i) => i).filter(isPattern);
   const patternBytes = patternAtoms.map((a) => policy.identityAtoms[a]!.pattern.pieces.map((p) => encoder.encode(p)));
   const allNonMonotone = componentRules.flat();
+  const emptyPart = new Part(emptyTermRules.filter((r) => !negating(r)), none);
+  const termPart = new Map(terms.map((t) => [t, new Part(t.rules.filter((r) => !negating(r)), new Set(t.term))]));
   // What the shared parts are at a set of patterns, computed once per set (many exact IDs
   // match the same patterns).
-  const atSignature = new Map<
-    string,
-    { matchedTerms: typeof terms; nonMonotone: NormalRule[]; negating: NormalRule[]; negated: Set<number>; negatingClasses: number[]; termParts: number[]; cleanClasses: number[] }
-  >();
+  const atSignature = new Map<string, { negating: Part; negated: Set<number>; separate: Part[]; merged: Part[] }>();
   const sharedAt = (signature: ReadonlySet<number>) => {
     const key = [...signature].sort((x, y) => x - y).join(",");
     let shared = atSignature.get(key);
@@ -403,14 +443,14 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
       const matchedTerms = terms.filter((t) => t.term.every((p) => signature.has(p)));
       const nonMonotone = allNonMonotone.filter((r) => admits(r, signature));
       const negatingHere = [...emptyTermRules, ...matchedTerms.flatMap((t) => t.rules), ...nonMonotone].filter(negating);
+      const cleanNonMonotone = new Part(nonMonotone.filter((r) => !negating(r)), signature);
       shared = {
-        matchedTerms,
-        nonMonotone,
-        negating: negatingHere,
+        negating: new Part(negatingHere, signature),
         negated: new Set(negatingHere.flatMap((r) => r.negatedAtoms)),
-        negatingClasses: registry.part(negatingHere, signature, false, 1),
-        termParts: matchedTerms.flatMap((t) => termClasses.get(t.term.join(","))!),
-        cleanClasses: registry.part(nonMonotone.filter((r) => !negating(r)), signature, false),
+        // The terms' parts and the non-monotone rules' apart (shared with peers and every
+        // exact ID matching the term), or merged into one part at this signature.
+        separate: [...matchedTerms.map((t) => termPart.get(t)!), cleanNonMonotone],
+        merged: [new Part([...matchedTerms.flatMap((t) => termPart.get(t)!.rules), ...cleanNonMonotone.rules], signature)],
       };
       atSignature.set(key, shared);
     }
@@ -422,19 +462,17 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
     const id = a.pattern.pieces[0]!;
     const utf8 = encoder.encode(id);
     const signature = new Set(patternAtoms.filter((_p, i) => globMatches(patternBytes[i]!, utf8)));
-    const all = new Set([atom, ...signature]);
-    const own = byAtom.get(atom) ?? [];
+    const own = new Part(byAtom.get(atom) ?? [], new Set([atom, ...signature]));
     const shared = sharedAt(signature);
-    const negatingClasses = shared.negated.has(atom) ? registry.part(shared.negating.filter((r) => !r.negatedAtoms.includes(atom)), signature, false, 1) : shared.negatingClasses;
-    const sharedCount = emptyTermClasses.length + shared.termParts.length + shared.cleanClasses.length + negatingClasses.length;
-    const ownSplit = ([3, 2, 1] as const).find((split) => partGroups(own, split).length + sharedCount <= MAX_LIST_CLASSES);
-    let classes: number[];
-    if (ownSplit !== undefined) {
-      classes = [...registry.part(own, all, false, ownSplit), ...emptyTermClasses, ...shared.termParts, ...shared.cleanClasses, ...negatingClasses];
-    } else {
-      const patternRules = [...shared.matchedTerms.flatMap((t) => t.rules), ...shared.nonMonotone].filter((r) => !negating(r));
-      classes = [...registry.part(own, all, false, 1), ...emptyTermClasses, ...registry.part(patternRules, signature, false), ...negatingClasses];
-    }
+    const negatingPart = shared.negated.has(atom) ? new Part(shared.negating.rules.filter((r) => !r.negatedAtoms.includes(atom)), signature) : shared.negating;
+    const layouts = EXACT_LAYOUTS.map((l) => [
+      { parts: [own], split: l.own },
+      { parts: [emptyPart], split: l.empty },
+      { parts: shared[l.patterns], split: l.patternSplit },
+      { parts: [negatingPart], split: l.negating },
+    ]);
+    const layout = layouts.find((l) => l.reduce((n, { parts, split }) => n + parts.reduce((m, p) => m + p.groups(split).length, 0), 0) <= MAX_LIST_CLASSES)!;
+    const classes = layout.flatMap(({ parts, split }) => parts.flatMap((p) => p.classes(split, registry)));
     exact.set(id, registry.list(classes, false));
   });
   return { components, termPatterns, termsByFirst, emptyTermList, unidentifiedList, exact, classes: registry.classes };
