@@ -143,6 +143,16 @@ function allocWords(count: u32): usize {
 // ---------------------------------------------------------------- loaded state
 
 let loaded = false;
+export let debugMode: u32 = 0;
+export function setDebug(m: u32): void { debugMode = m; }
+export function debugStat2(h: u32, what: u32): u32 {
+  const r = records + (<usize>h) * RECORD_WORDS * 4;
+  const count = load<u32>(r, 16) & 0xffff; const classes = <usize>load<u32>(r, 12);
+  let x: u32 = 0;
+  for (let k: u32 = 0; k < count; k++) { const n = load<u32>(spans + ((<usize>wordAt(classes, k)) << 3), 4); if (what == 0) x += n == 1 ? 1 : 0; else if (what == 1) x += n; else x += 32 - clz(n); }
+  return x;
+}
+export function debugStat(h: u32): u32 { return load<u32>(records + (<usize>h) * RECORD_WORDS * 4, 16) & 0xffff; }
 let errorDetail: u32 = 0;
 let ruleRanks: usize = 0;
 
@@ -675,6 +685,7 @@ function buildDestinations(): void {
   heap.free(outHi);
   heap.free(outLo);
   heap.free(outClass);
+  buildV4Index();
 
   const v6 = section(DST_V6);
   const n6 = sectionWords(DST_V6) / 6;
@@ -698,13 +709,35 @@ function buildDestinations(): void {
   heap.free(outLo);
 }
 
+// An index over the IPv4 intervals by the address's top v4Bits bits: entry b is the
+// interval holding the first address of bucket b, so an address of bucket b lies in one of
+// the intervals v4Index[b] ..= v4Index[b + 1] (the last entry is v4Count - 1), and the
+// binary search runs over those only. About 4 buckets per interval, at most 2^16.
+let v4Bits: u32 = 0;
+let v4Index: usize = 0;
+
+function buildV4Index(): void {
+  v4Bits = 1;
+  while (v4Bits < 16 && (<u32>1 << v4Bits) < v4Count * 4) v4Bits++;
+  const buckets: u32 = 1 << v4Bits;
+  v4Index = allocWords(buckets + 1);
+  let k: u32 = 0;
+  for (let b: u32 = 0; b < buckets; b++) {
+    const first = b << (32 - v4Bits);
+    while (k + 1 < v4Count && wordAt(v4Starts, k + 1) <= first) k++;
+    setWord(v4Index, b, k);
+  }
+  setWord(v4Index, buckets, v4Count - 1);
+}
+
 /** Class of an IPv4 address: the interval whose start is the last one <= address. */
 @inline function v4Class(address: u32): u32 {
-  let lo: u32 = 0;
-  let n = v4Count;
+  const b = address >> (32 - v4Bits);
+  let lo = wordAt(v4Index, b);
+  let n = wordAt(v4Index, b + 1) - lo + 1;
   while (n > 1) {
     const half = n >> 1;
-    if (wordAt(v4Starts, lo + half) <= address) lo += half;
+    lo = wordAt(v4Starts, lo + half) <= address ? lo + half : lo;
     n -= half;
   }
   return wordAt(v4Classes, lo);
@@ -1401,6 +1434,7 @@ let unionScratch: usize = 0;
 let unionTmp: usize = 0;
 let setScratch: usize = 0;
 let rowScratch: usize = 0;
+let searchScratch: usize = 0; // per listed class: (list at, intervals left, low index, row words at)
 let defaultOnlyRow: usize = 0; // one byte per row: every verdict it holds has the default flag
 
 /** Whether every verdict reachable from the row (validated) has the default flag. */
@@ -1438,6 +1472,7 @@ function buildCombining(): void {
   unionTmp = allocWords(ruleCount);
   setScratch = allocWords(identityClassCount);
   rowScratch = allocWords(identityClassCount);
+  searchScratch = allocWords(identityClassCount * 4);
   defaultOnlyRow = heap.alloc(max<u32>(rowCount, 1));
   for (let r: u32 = 0; r < rowCount; r++) store<u8>(defaultOnlyRow + r, rowIsDefaultOnly(wordAt(rowIndex, r)) ? 1 : 0);
   combinedCapacity = 16;
@@ -1544,6 +1579,8 @@ function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32
     for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
     if (!seen) setWord(rowScratch, rows++, row);
   }
+  if (debugMode == 1) { let x: u32 = 0; for (let k: u32 = 0; k < rows; k++) x ^= wordAt(rowScratch, k); return x & 0xffff; }
+  if (debugMode == 3) { let x: u32 = 0; for (let k: u32 = 0; k < rows; k++) x ^= verdictOf(wordAt(rowScratch, k), uid, gid, protocol, port); return x & 0xffff; }
   let group: u32 = FLAG_DEFAULT;
   let n: u32 = 0;
   for (let k: u32 = 0; k < rows; k++) {
@@ -1585,6 +1622,7 @@ export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32
   if (family == 4) d = v4Class(a0);
   else if (family == 6) d = a0 == 0 && a1 == 0 && a2 == 0xffff ? v4Class(a3) : v6Class(((<u64>a0) << 32) | <u64>a1, ((<u64>a2) << 32) | <u64>a3);
   else return INVALID_REQUEST;
+  if (debugMode == 2) return d;
   const r = records + (<usize>handle) * RECORD_WORDS * 4;
   const countWord = load<u32>(r, 16);
   const classes = <usize>load<u32>(r, 12);
