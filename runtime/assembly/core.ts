@@ -143,16 +143,6 @@ function allocWords(count: u32): usize {
 // ---------------------------------------------------------------- loaded state
 
 let loaded = false;
-export let debugMode: u32 = 0;
-export function setDebug(m: u32): void { debugMode = m; }
-export function debugStat2(h: u32, what: u32): u32 {
-  const r = records + (<usize>h) * RECORD_WORDS * 4;
-  const count = load<u32>(r, 16) & 0xffff; const classes = <usize>load<u32>(r, 12);
-  let x: u32 = 0;
-  for (let k: u32 = 0; k < count; k++) { const n = load<u32>(spans + ((<usize>wordAt(classes, k)) << 3), 4); if (what == 0) x += n == 1 ? 1 : 0; else if (what == 1) x += n; else x += 32 - clz(n); }
-  return x;
-}
-export function debugStat(h: u32): u32 { return load<u32>(records + (<usize>h) * RECORD_WORDS * 4, 16) & 0xffff; }
 let errorDetail: u32 = 0;
 let ruleRanks: usize = 0;
 
@@ -1579,8 +1569,6 @@ function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32
     for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
     if (!seen) setWord(rowScratch, rows++, row);
   }
-  if (debugMode == 1) { let x: u32 = 0; for (let k: u32 = 0; k < rows; k++) x ^= wordAt(rowScratch, k); return x & 0xffff; }
-  if (debugMode == 3) { let x: u32 = 0; for (let k: u32 = 0; k < rows; k++) x ^= verdictOf(wordAt(rowScratch, k), uid, gid, protocol, port); return x & 0xffff; }
   let group: u32 = FLAG_DEFAULT;
   let n: u32 = 0;
   for (let k: u32 = 0; k < rows; k++) {
@@ -1622,7 +1610,6 @@ export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32
   if (family == 4) d = v4Class(a0);
   else if (family == 6) d = a0 == 0 && a1 == 0 && a2 == 0xffff ? v4Class(a3) : v6Class(((<u64>a0) << 32) | <u64>a1, ((<u64>a2) << 32) | <u64>a3);
   else return INVALID_REQUEST;
-  if (debugMode == 2) return d;
   const r = records + (<usize>handle) * RECORD_WORDS * 4;
   const countWord = load<u32>(r, 16);
   const classes = <usize>load<u32>(r, 12);
