@@ -920,7 +920,9 @@ function buildIdentities(): void {
 
 // ---------------------------------------------------------------- class info
 
-// Per identity class, what step 3 reads of it in one 16-byte record (one cache line):
+// Per identity class, what the parent walk (pairRow) reads of it in one 16-byte record;
+// the walk is used only while loading (class equivalence), and the records are freed
+// before loadTables returns (decisions use the interval lists of buildSpans):
 // (lowest, highest) destination class ≥ 1 of its PAIRS slots, or (MAX, 0) when it has none
 // (a probe for any other destination class cannot hit; slots of destination class 0 are
 // left out, the walk never probes 0); its default row; and 1 when that row gives only
@@ -1324,7 +1326,8 @@ export function identityCount(): u32 {
 const NO_ROW: u32 = 0xffffffff;
 
 /**
- * Step 3 up to the default: the row of the first of d, its parent, … (while not 0) paired
+ * Step 3 up to the default, by the walk (load time only; decisions use classRow): the row
+ * of the first of d, its parent, … (while not 0) paired
  * with identity class s in PAIRS, or NO_ROW. Only classes within s's range (`info`, its
  * classInfo record) are probed: the walk only descends, so once below it nothing more
  * can be found.
