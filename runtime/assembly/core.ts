@@ -675,6 +675,7 @@ function buildDestinations(): void {
   heap.free(outHi);
   heap.free(outLo);
   heap.free(outClass);
+  buildV4Index();
 
   const v6 = section(DST_V6);
   const n6 = sectionWords(DST_V6) / 6;
@@ -698,13 +699,35 @@ function buildDestinations(): void {
   heap.free(outLo);
 }
 
+// An index over the IPv4 intervals by the address's top v4Bits bits: entry b is the
+// interval holding the first address of bucket b, so an address of bucket b lies in one of
+// the intervals v4Index[b] ..= v4Index[b + 1] (the last entry is v4Count - 1), and the
+// binary search runs over those only. About 4 buckets per interval, at most 2^16.
+let v4Bits: u32 = 0;
+let v4Index: usize = 0;
+
+function buildV4Index(): void {
+  v4Bits = 1;
+  while (v4Bits < 16 && (<u32>1 << v4Bits) < v4Count * 4) v4Bits++;
+  const buckets: u32 = 1 << v4Bits;
+  v4Index = allocWords(buckets + 1);
+  let k: u32 = 0;
+  for (let b: u32 = 0; b < buckets; b++) {
+    const first = b << (32 - v4Bits);
+    while (k + 1 < v4Count && wordAt(v4Starts, k + 1) <= first) k++;
+    setWord(v4Index, b, k);
+  }
+  setWord(v4Index, buckets, v4Count - 1);
+}
+
 /** Class of an IPv4 address: the interval whose start is the last one <= address. */
 @inline function v4Class(address: u32): u32 {
-  let lo: u32 = 0;
-  let n = v4Count;
+  const b = address >> (32 - v4Bits);
+  let lo = wordAt(v4Index, b);
+  let n = wordAt(v4Index, b + 1) - lo + 1;
   while (n > 1) {
     const half = n >> 1;
-    if (wordAt(v4Starts, lo + half) <= address) lo += half;
+    lo = wordAt(v4Starts, lo + half) <= address ? lo + half : lo;
     n -= half;
   }
   return wordAt(v4Classes, lo);
@@ -897,7 +920,9 @@ function buildIdentities(): void {
 
 // ---------------------------------------------------------------- class info
 
-// Per identity class, what step 3 reads of it in one 16-byte record (one cache line):
+// Per identity class, what the parent walk (pairRow) reads of it in one 16-byte record;
+// the walk is used only while loading (class equivalence), and the records are freed
+// before loadTables returns (decisions use the interval lists of buildSpans):
 // (lowest, highest) destination class ≥ 1 of its PAIRS slots, or (MAX, 0) when it has none
 // (a probe for any other destination class cannot hit; slots of destination class 0 are
 // left out, the walk never probes 0); its default row; and 1 when that row gives only
@@ -922,6 +947,212 @@ function buildClassInfo(): void {
     if (d < wordAt(classInfo, c * 4)) setWord(classInfo, c * 4, d);
     if (d > wordAt(classInfo, c * 4 + 1)) setWord(classInfo, c * 4 + 1, d);
   }
+}
+
+// ---------------------------------------------------------------- rows by destination position
+
+// Step 3 without the walk. Destination classes are renumbered at load in preorder of the
+// DST_PARENT forest (class 0 its root, at position 0), so the classes a class c encloses
+// are exactly the positions after c's up to the end of its subtree. Identity class s's row
+// at destination d, the first of d, parent(d), … (not 0) paired with s, is then the row of
+// the deepest of s's pairs whose subtree holds d's position: per class, its pairs' subtrees
+// (nested or disjoint) flattened into sorted disjoint intervals of positions, start → row,
+// covering every position (s's default row where no pair's subtree reaches). A lookup is
+// one binary search over that class's starts, and the destination lookup gives the
+// position directly (v4Classes and v6Classes hold positions once loaded).
+//
+// A row word is the row, with ROW_DEFAULT_ONLY set when the row only ever gives the
+// default (defaultOnlyRow). Each pair's row is read from PAIRS by the probe the walk makes
+// (the first slot of (s, c) in probe order; none for a slot behind an empty one), so
+// duplicate or unreachable slots resolve exactly as the walk resolves them.
+//
+// INVARIANT: positions are below the destination class count; every list starts at 0, so
+// the search always finds an interval, and every row word's row is below the row count.
+const ROW_DEFAULT_ONLY: u32 = 0x80000000;
+let positionOf: usize = 0; // destination class → position (only while loading)
+let spans: usize = 0; // per identity class: (list byte address, interval count)
+let spanData: usize = 0; // the lists: per class `starts[n], rowWords[n]`
+
+/** The row PAIRS gives for (s, c) by the walk's probe, or NO_ROW. */
+function probeRow(s: u32, c: u32): u32 {
+  let i = (s * 0x9e3779b1 ^ (c * 0x85ebca77)) & pairMask;
+  for (let probes: u32 = 0; probes <= pairMask; probes++) {
+    const slot = pairs + ((<usize>(1 + i * 3)) << 2);
+    const cls = load<u32>(slot);
+    if (cls == EMPTY_SLOT) break;
+    if (cls == s && load<u32>(slot, 4) == c) return load<u32>(slot, 8);
+    i = (i + 1) & pairMask;
+  }
+  return NO_ROW;
+}
+
+@inline function rowWord(row: u32): u32 {
+  return row | (<u32>load<u8>(defaultOnlyRow + row) << 31);
+}
+
+/** Stable merge sort of `n` u64 keys at `keys` (scratch of n u64 at `tmp`). */
+function sortKeys(keys: usize, tmp: usize, n: u32): void {
+  for (let width: u32 = 1; width < n; width <<= 1) {
+    for (let left: u32 = 0; left < n; left += width * 2) {
+      const mid = min<u32>(left + width, n);
+      const right = min<u32>(left + width * 2, n);
+      let i = left;
+      let j = mid;
+      let k = left;
+      while (i < mid && j < right) {
+        const a = load<u64>(keys + ((<usize>i) << 3));
+        const b = load<u64>(keys + ((<usize>j) << 3));
+        if (b < a) {
+          store<u64>(tmp + ((<usize>k) << 3), b);
+          j++;
+        } else {
+          store<u64>(tmp + ((<usize>k) << 3), a);
+          i++;
+        }
+        k++;
+      }
+      for (; i < mid; i++, k++) store<u64>(tmp + ((<usize>k) << 3), load<u64>(keys + ((<usize>i) << 3)));
+      for (; j < right; j++, k++) store<u64>(tmp + ((<usize>k) << 3), load<u64>(keys + ((<usize>j) << 3)));
+    }
+    memory.copy(keys, tmp, (<usize>n) << 3);
+  }
+}
+
+// The interval list being built: `spanCount` starts at spanStarts, row words at spanRows.
+let spanCount: u32 = 0;
+let spanStarts: usize = 0;
+let spanRows: usize = 0;
+
+/** From position `at` on, the row word is `w` (a later call at the same position overrides). */
+function spanEmit(at: u32, w: u32): void {
+  if (spanCount > 0 && wordAt(spanStarts, spanCount - 1) == at) {
+    spanCount--;
+  }
+  if (spanCount > 0 && wordAt(spanRows, spanCount - 1) == w) return;
+  setWord(spanStarts, spanCount, at);
+  setWord(spanRows, spanCount, w);
+  spanCount++;
+}
+
+function buildSpans(): void {
+  const n = identityClassCount;
+  const D = destinationClassCount;
+  // Subtree sizes (children after their parent: [c] < c), then preorder positions.
+  const size = allocWords(D);
+  for (let c: u32 = 0; c < D; c++) setWord(size, c, 1);
+  for (let c = D - 1; c >= 1; c--) {
+    const p = wordAt(dstParent, c);
+    setWord(size, p, wordAt(size, p) + wordAt(size, c));
+  }
+  positionOf = allocWords(D);
+  const classAt = allocWords(D); // position → destination class
+  const next = allocWords(D); // the next free position inside each class's subtree
+  setWord(next, 0, 1);
+  for (let c: u32 = 1; c < D; c++) {
+    const p = wordAt(dstParent, c);
+    const at = wordAt(next, p);
+    setWord(positionOf, c, at);
+    setWord(classAt, at, c);
+    setWord(next, p, at + wordAt(size, c));
+    setWord(next, c, at + 1);
+  }
+  heap.free(next);
+  // PAIRS slots grouped by identity class (destination class 0 is never probed: left out).
+  const slotStart = allocWords(n + 1);
+  for (let i: u32 = 0; i <= pairMask; i++) {
+    const c = wordAt(pairs, 1 + i * 3);
+    if (c < n && wordAt(pairs, 1 + i * 3 + 1) != 0) setWord(slotStart, c + 1, wordAt(slotStart, c + 1) + 1);
+  }
+  for (let c: u32 = 0; c < n; c++) setWord(slotStart, c + 1, wordAt(slotStart, c + 1) + wordAt(slotStart, c));
+  const total = wordAt(slotStart, n);
+  const keys = heap.alloc((<usize>max<u32>(total, 1)) << 3);
+  const fill = allocWords(n);
+  for (let i: u32 = 0; i <= pairMask; i++) {
+    const c = wordAt(pairs, 1 + i * 3);
+    const d = wordAt(pairs, 1 + i * 3 + 1);
+    if (c >= n || d == 0) continue;
+    // Position ascending, then the larger subtree first (an enclosing class before those it encloses).
+    const at = wordAt(positionOf, d);
+    store<u64>(keys + ((<usize>(wordAt(slotStart, c) + wordAt(fill, c))) << 3), ((<u64>at) << 32) | <u64>(~wordAt(size, d)));
+    setWord(fill, c, wordAt(fill, c) + 1);
+  }
+  heap.free(fill);
+  // At most 2 intervals per pair plus 1 per class; per class `starts, rows`.
+  spans = allocWords(n * 2);
+  spanData = allocWords((total * 2 + n) * 2);
+  const tmp = heap.alloc((<usize>max<u32>(total, 1)) << 3);
+  const stackEnd = allocWords(total + 1);
+  const stackRow = allocWords(total + 1);
+  spanStarts = allocWords(total * 2 + 1);
+  spanRows = allocWords(total * 2 + 1);
+  let out: u32 = 0;
+  for (let s: u32 = 0; s < n; s++) {
+    const from = wordAt(slotStart, s);
+    const count = wordAt(slotStart, s + 1) - from;
+    const k0 = keys + ((<usize>from) << 3);
+    sortKeys(k0, tmp, count);
+    const dflt = rowWord(wordAt(defaultRow, s));
+    spanCount = 0;
+    spanEmit(0, dflt);
+    let depth: u32 = 0;
+    let last: u32 = u32.MAX_VALUE;
+    for (let k: u32 = 0; k <= count; k++) {
+      const done = k == count;
+      const at: u32 = done ? D : <u32>(load<u64>(k0 + ((<usize>k) << 3)) >> 32);
+      // Close the open subtrees that end at or before this one's start.
+      while (depth > 0 && wordAt(stackEnd, depth - 1) <= at) {
+        const end = wordAt(stackEnd, depth - 1);
+        depth--;
+        if (end < D) spanEmit(end, depth > 0 ? wordAt(stackRow, depth - 1) : dflt);
+      }
+      if (done) break;
+      if (at == last) continue; // a duplicate slot of the same (s, c): the same probe, the same row
+      last = at;
+      const d = wordAt(classAt, at);
+      // A slot its probe cannot reach (behind an empty slot) is one the walk never finds.
+      const row = probeRow(s, d);
+      if (row == NO_ROW) continue;
+      const w = rowWord(row);
+      spanEmit(at, w);
+      setWord(stackEnd, depth, at + wordAt(size, d));
+      setWord(stackRow, depth, w);
+      depth++;
+    }
+    const list = spanData + ((<usize>out) << 2);
+    memory.copy(list, spanStarts, (<usize>spanCount) << 2);
+    memory.copy(list + ((<usize>spanCount) << 2), spanRows, (<usize>spanCount) << 2);
+    setWord(spans, s * 2, <u32>list);
+    setWord(spans, s * 2 + 1, spanCount);
+    out += spanCount * 2;
+  }
+  heap.free(spanStarts);
+  heap.free(spanRows);
+  heap.free(stackEnd);
+  heap.free(stackRow);
+  heap.free(tmp);
+  heap.free(keys);
+  heap.free(slotStart);
+  heap.free(classAt);
+  heap.free(size);
+  // The destination lookups give positions from now on.
+  for (let k: u32 = 0; k < v4Count; k++) setWord(v4Classes, k, wordAt(positionOf, wordAt(v4Classes, k)));
+  for (let k: u32 = 0; k < v6Count; k++) setWord(v6Classes, k, wordAt(positionOf, wordAt(v6Classes, k)));
+  heap.free(positionOf);
+  positionOf = 0;
+}
+
+/** Identity class s's row word at destination position `at` (see above). */
+@inline function classRow(s: u32, at: u32): u32 {
+  const span = spans + ((<usize>s) << 3);
+  const list = <usize>load<u32>(span);
+  let n = load<u32>(span, 4);
+  let lo: u32 = 0;
+  while (n > 1) {
+    const half = n >> 1;
+    lo = wordAt(list, lo + half) <= at ? lo + half : lo;
+    n -= half;
+  }
+  return wordAt(list + ((<usize>load<u32>(span, 4)) << 2), lo);
 }
 
 // ---------------------------------------------------------------- equivalent classes
@@ -1095,7 +1326,8 @@ export function identityCount(): u32 {
 const NO_ROW: u32 = 0xffffffff;
 
 /**
- * Step 3 up to the default: the row of the first of d, its parent, … (while not 0) paired
+ * Step 3 up to the default, by the walk (load time only; decisions use classRow): the row
+ * of the first of d, its parent, … (while not 0) paired
  * with identity class s in PAIRS, or NO_ROW. Only classes within s's range (`info`, its
  * classInfo record) are probed: the walk only descends, so once below it nothing more
  * can be found.
@@ -1131,19 +1363,46 @@ const NO_ROW: u32 = 0xffffffff;
 @inline function pick(offset: u32, value: u32): u32 {
   const list = rowData + ((<usize>offset) << 2);
   let lo: u32 = 0;
-  let hi: u32 = load<u32>(list) - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (load<u32>(list + 4 + ((<usize>mid) << 3)) <= value) lo = mid;
-    else hi = mid - 1;
+  let n = load<u32>(list);
+  while (n > 1) {
+    const half = n >> 1;
+    lo = load<u32>(list + 4 + ((<usize>(lo + half)) << 3)) <= value ? lo + half : lo;
+    n -= half;
   }
   return load<u32>(list + 8 + ((<usize>lo) << 3));
 }
 
+// Per row and protocol, where its descent starts (built at load, buildRowRefs): a row with
+// one uid interval holding one gid interval (most rows: their classes read neither axis)
+// keeps its port list's offset, so the lookup skips the two levels that cannot change the
+// outcome; any other row keeps DESCEND | its offset, and descends uid → gid → protocol.
+const DESCEND: u32 = 0x80000000;
+let rowRefs: usize = 0;
+
+function buildRowRefs(): void {
+  rowRefs = allocWords(rowCount * 2);
+  for (let r: u32 = 0; r < rowCount; r++) {
+    const at = wordAt(rowIndex, r);
+    const gidBlock = wordAt(rowData, at + 2);
+    if (wordAt(rowData, at) == 1 && wordAt(rowData, gidBlock) == 1) {
+      const protoBlock = wordAt(rowData, gidBlock + 2);
+      setWord(rowRefs, r * 2, wordAt(rowData, protoBlock));
+      setWord(rowRefs, r * 2 + 1, wordAt(rowData, protoBlock + 1));
+    } else {
+      setWord(rowRefs, r * 2, DESCEND | at);
+      setWord(rowRefs, r * 2 + 1, DESCEND | at);
+    }
+  }
+}
+
 @inline function verdictOf(row: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
-  const gidBlock = pick(wordAt(rowIndex, row), uid);
-  const protoBlock = pick(gidBlock, gid);
-  return pick(wordAt(rowData, protoBlock + protocol), port);
+  let ports = wordAt(rowRefs, row * 2 + protocol);
+  if (ports & DESCEND) {
+    const gidBlock = pick(ports & ~DESCEND, uid);
+    const protoBlock = pick(gidBlock, gid);
+    ports = wordAt(rowData, protoBlock + protocol);
+  }
+  return pick(ports, port);
 }
 
 @inline function verdictResult(v: u32): u32 {
@@ -1168,6 +1427,7 @@ let unionScratch: usize = 0;
 let unionTmp: usize = 0;
 let setScratch: usize = 0;
 let rowScratch: usize = 0;
+let searchScratch: usize = 0; // per listed class: (list at, intervals left, low index, row words at)
 let defaultOnlyRow: usize = 0; // one byte per row: every verdict it holds has the default flag
 
 /** Whether every verdict reachable from the row (validated) has the default flag. */
@@ -1205,6 +1465,7 @@ function buildCombining(): void {
   unionTmp = allocWords(ruleCount);
   setScratch = allocWords(identityClassCount);
   rowScratch = allocWords(identityClassCount);
+  searchScratch = allocWords(identityClassCount * 4);
   defaultOnlyRow = heap.alloc(max<u32>(rowCount, 1));
   for (let r: u32 = 0; r < rowCount; r++) store<u8>(defaultOnlyRow + r, rowIsDefaultOnly(wordAt(rowIndex, r)) ? 1 : 0);
   combinedCapacity = 16;
@@ -1303,17 +1564,10 @@ function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32
   let rows: u32 = 0;
   let firstRow = NO_ROW;
   for (let k: u32 = 0; k < count; k++) {
-    const s = wordAt(classes, k);
-    const info = classInfo + (<usize>s) * INFO_BYTES;
-    let row = pairedRow(s, info, d);
-    if (row == NO_ROW) {
-      row = load<u32>(info, 8);
-      if (k == 0) firstRow = row;
-      if (load<u32>(info, 12) != 0) continue;
-    } else {
-      if (k == 0) firstRow = row;
-      if (load<u8>(defaultOnlyRow + row) != 0) continue;
-    }
+    const w = classRow(wordAt(classes, k), d);
+    const row = w & ~ROW_DEFAULT_ONLY;
+    if (k == 0) firstRow = row;
+    if (w & ROW_DEFAULT_ONLY) continue;
     let seen = false;
     for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
     if (!seen) setWord(rowScratch, rows++, row);
@@ -1341,7 +1595,7 @@ function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32
   }
   if (group == FLAG_DEFAULT) {
     // No class decides: the first class's verdict (its row is known when it was listed first).
-    const row = count > 0 && wordAt(classes, 0) == first ? firstRow : pairRow(first, d);
+    const row = count > 0 && wordAt(classes, 0) == first ? firstRow : classRow(first, d) & ~ROW_DEFAULT_ONLY;
     return verdictResult(verdictOf(row, uid, gid, protocol, port));
   }
   const s0 = wordAt(setScratch, 0);
@@ -1362,7 +1616,7 @@ export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32
   const r = records + (<usize>handle) * RECORD_WORDS * 4;
   const countWord = load<u32>(r, 16);
   const classes = <usize>load<u32>(r, 12);
-  if (countWord == 1) return verdictResult(verdictOf(pairRow(load<u32>(classes), d), uid, gid, protocol, port));
+  if (countWord == 1) return verdictResult(verdictOf(classRow(load<u32>(classes), d) & ~ROW_DEFAULT_ONLY, uid, gid, protocol, port));
   if (countWord == 0) return INVALID_REQUEST;
   return combineClasses(classes, countWord & ~COMBINE_BIT, load<u32>(r, 20), d, uid, gid, protocol, port);
 }
@@ -1415,6 +1669,10 @@ export function loadTables(ptr: usize, words: u32, rules: u32, ranks: usize): u3
   buildCombining();
   buildClassInfo();
   buildIdentities();
+  buildSpans();
+  buildRowRefs();
+  heap.free(classInfo);
+  classInfo = 0;
   loaded = true;
   return LOAD_OK;
 }
