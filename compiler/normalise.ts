@@ -114,7 +114,12 @@ class Normaliser {
 
   constructor(private readonly policy: PolicySet) {}
 
+  /** Atoms by member (the checked policy set shares a group's member objects between rules). */
+  private readonly memberAtom = new WeakMap<IdentityMember, number>();
+
   identityAtom(member: IdentityMember): number {
+    const known = this.memberAtom.get(member);
+    if (known !== undefined) return known;
     const pattern = member.kind === "exact" ? { text: member.id, pieces: [member.id] } : member.pattern;
     const key = JSON.stringify(pattern.pieces);
     let index = this.identityIndex.get(key);
@@ -123,6 +128,7 @@ class Normaliser {
       this.identityAtoms.push({ pattern });
       this.identityIndex.set(key, index);
     }
+    this.memberAtom.set(member, index);
     return index;
   }
 

@@ -50,22 +50,28 @@ const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
 /** An interned increasing list of numbers (rule positions or indices), with memoised verdicts and edits. */
 interface ListNode {
-  readonly items: readonly number[];
-  /** The verdict this list of matching rules resolves to. */
+  /** Numbers nodes in the order they were made (`ListTable`'s memo keys). */
+  readonly id: number;
+  readonly items: Int32Array;
+  /** The verdict this list of matching rules resolves to (alone, or with no deep rules). */
   verdict?: number;
-  /** On a list of flat rules: the verdict with each list of deep rules. */
+  /** On a list of flat rules: the verdict with each non-empty list of deep rules. */
   verdicts?: Map<ListNode, number>;
-  /** This list with one element added (key: the element) or removed (key: -1 - the element). */
-  edits?: Map<number, ListNode>;
 }
+
+/** Elements of lists that `ListTable.edit` edits stay below this (rule positions in a class). */
+const MAX_EDITED = 2 ** 21;
 
 /** Interns increasing lists by a hash of their elements: equal lists are one node. */
 class ListTable {
   private readonly byHash = new Map<number, ListNode[]>();
-  readonly empty: ListNode = this.of([]);
+  /** Edits made, by `node.id * 2 * MAX_EDITED + element * 2 + (added ? 1 : 0)`. */
+  private readonly edits = new Map<number, ListNode>();
+  private count = 0;
+  readonly empty: ListNode = this.of(new Int32Array(0));
 
   /** The node of the first `length` elements of `items` (copied when new, unless `owned`). */
-  of(items: ArrayLike<number>, length = items.length, owned = false): ListNode {
+  of(items: Int32Array, length = items.length, owned = false): ListNode {
     let hash = 0x811c9dc5;
     for (let i = 0; i < length; i++) hash = Math.imul(hash ^ items[i]!, 0x01000193);
     let bucket = this.byHash.get(hash);
@@ -77,34 +83,40 @@ class ListTable {
       while (i < length && other[i] === items[i]) i++;
       if (i === length) return node;
     }
-    const node: ListNode = { items: owned ? (items as number[]) : Array.prototype.slice.call(items, 0, length) };
+    const node: ListNode = { id: this.count++, items: owned ? items : items.slice(0, length) };
     bucket.push(node);
     return node;
   }
 
   /** `node`'s list with `step` in it (`present`) or not. */
   edit(node: ListNode, step: number, present: boolean): ListNode {
-    const key = present ? step : -1 - step;
-    node.edits ??= new Map();
-    let out = node.edits.get(key);
+    if (step >= MAX_EDITED) throw new Error(`list element ${step} past ${MAX_EDITED}`);
+    const key = node.id * 2 * MAX_EDITED + step * 2 + (present ? 1 : 0);
+    let out = this.edits.get(key);
     if (out === undefined) {
       const items = node.items;
+      // The first position not below `step`.
       let at = 0;
-      while (at < items.length && items[at]! < step) at++;
+      let end = items.length;
+      while (at < end) {
+        const mid = (at + end) >>> 1;
+        if (items[mid]! < step) at = mid + 1;
+        else end = mid;
+      }
       const has = items[at] === step;
       if (has === present) out = node;
       else {
-        const edited = new Array<number>(items.length + (present ? 1 : -1));
-        for (let k = 0; k < at; k++) edited[k] = items[k]!;
+        const edited = new Int32Array(items.length + (present ? 1 : -1));
+        edited.set(items.subarray(0, at));
         if (present) {
           edited[at] = step;
-          for (let k = at; k < items.length; k++) edited[k + 1] = items[k]!;
+          edited.set(items.subarray(at), at + 1);
         } else {
-          for (let k = at + 1; k < items.length; k++) edited[k - 1] = items[k]!;
+          edited.set(items.subarray(at + 1), at);
         }
         out = this.of(edited, edited.length, true);
       }
-      node.edits.set(key, out);
+      this.edits.set(key, out);
     }
     return out;
   }
@@ -196,13 +208,14 @@ export class TableBuilder {
    * One cell's verdict: forbid > permit > default (spec §5), from its matching rules: those
    * of `rules` at the positions in `a` or `b` (two increasing lists).
    */
-  decide(rules: readonly NormalRule[], a: readonly number[], b: readonly number[], unidentified: boolean): number {
+  decide(rules: readonly NormalRule[], a: ArrayLike<number>, b: ArrayLike<number>, unidentified: boolean): number {
     const forbids = this.forbids;
     const permits = this.permits;
     forbids.length = permits.length = 0;
     const add = (r: NormalRule) => (r.effect === "forbid" ? forbids : permits).push(r.index);
     let j = 0;
-    for (const p of a) {
+    for (let k = 0; k < a.length; k++) {
+      const p = a[k]!;
       while (j < b.length && b[j]! < p) add(rules[b[j++]!]!);
       add(rules[p]!);
     }
@@ -216,7 +229,7 @@ export class TableBuilder {
   /** The verdict of a list of matching forbids (or permits), interned once per list. */
   private outcome(table: ListTable, list: IntStack, flags: number): number {
     const node = table.of(list.buffer, list.length);
-    return (node.verdict ??= this.verdict(flags, [...node.items].sort((x, y) => this.rank[x]! - this.rank[y]!)));
+    return (node.verdict ??= this.verdict(flags, Array.from(node.items).sort((x, y) => this.rank[x]! - this.rank[y]!)));
   }
 
 
@@ -356,6 +369,7 @@ export class TableBuilder {
       return lastVerdict;
     };
     const decideLists = (f: ListNode, d: ListNode): number => {
+      if (d === lists.empty) return (f.verdict ??= this.decide(rules, f.items, d.items, cls.unidentified));
       f.verdicts ??= new Map();
       let v = f.verdicts.get(d);
       if (v === undefined) f.verdicts.set(d, (v = this.decide(rules, f.items, d.items, cls.unidentified)));
