@@ -52,6 +52,7 @@ const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 interface ListNode {
   /** Numbers nodes in the order they were made (`ListTable`'s memo keys). */
   readonly id: number;
+  readonly hash: number;
   readonly items: Int32Array;
   /** The verdict this list of matching rules resolves to (alone, or with no deep rules). */
   verdict?: number;
@@ -62,6 +63,13 @@ interface ListNode {
 /** Elements of lists that `ListTable.edit` edits stay below this (rule positions in a class). */
 const MAX_EDITED = 2 ** 21;
 
+/** A 32-bit mix of an integer (murmur3's finaliser), summed into a list's hash. */
+function mix(x: number): number {
+  let h = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
 /** Interns increasing lists by a hash of their elements: equal lists are one node. */
 class ListTable {
   private readonly byHash = new Map<number, ListNode[]>();
@@ -70,10 +78,18 @@ class ListTable {
   private count = 0;
   readonly empty: ListNode = this.of(new Int32Array(0));
 
-  /** The node of the first `length` elements of `items` (copied when new, unless `owned`). */
-  of(items: Int32Array, length = items.length, owned = false): ListNode {
-    let hash = 0x811c9dc5;
-    for (let i = 0; i < length; i++) hash = Math.imul(hash ^ items[i]!, 0x01000193);
+  /** The node of the first `length` elements of `items` (copied when new). */
+  of(items: Int32Array, length = items.length): ListNode {
+    let hash = 0;
+    for (let i = 0; i < length; i++) hash = (hash + mix(items[i]!)) | 0;
+    return this.intern(items, length, hash, false);
+  }
+
+  /**
+   * The node of the first `length` elements of `items`, whose hash is `hash` (the sum of
+   * their mixes, so that an edit updates it in constant time); `owned`: kept, not copied.
+   */
+  private intern(items: Int32Array, length: number, hash: number, owned: boolean): ListNode {
     let bucket = this.byHash.get(hash);
     if (bucket === undefined) this.byHash.set(hash, (bucket = []));
     for (const node of bucket) {
@@ -83,7 +99,7 @@ class ListTable {
       while (i < length && other[i] === items[i]) i++;
       if (i === length) return node;
     }
-    const node: ListNode = { id: this.count++, items: owned ? items : items.slice(0, length) };
+    const node: ListNode = { id: this.count++, hash, items: owned ? items : items.slice(0, length) };
     bucket.push(node);
     return node;
   }
@@ -114,7 +130,7 @@ class ListTable {
         } else {
           edited.set(items.subarray(at + 1), at);
         }
-        out = this.of(edited, edited.length, true);
+        out = this.intern(edited, edited.length, (node.hash + (present ? mix(step) : -mix(step))) | 0, true);
       }
       this.edits.set(key, out);
     }

@@ -236,7 +236,7 @@ class ClassRegistry {
    * (which exact IDs share too) and of the negating rules' classes.
    */
   shared(rules: readonly NormalRule[], atoms: ReadonlySet<number>, negating: (r: NormalRule) => boolean): number {
-    return this.list([...this.part(rules.filter((r) => !negating(r)), atoms, false), ...this.part(rules.filter(negating), atoms, false)], false);
+    return this.list([...this.part(rules.filter((r) => !negating(r)), atoms, false), ...this.part(rules.filter(negating), atoms, false, 1)], false);
   }
 
   /** The list of these classes; a class without rules stands for an empty one. */
