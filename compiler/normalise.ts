@@ -121,7 +121,8 @@ class Normaliser {
     const known = this.memberAtom.get(member);
     if (known !== undefined) return known;
     const pattern = member.kind === "exact" ? { text: member.id, pieces: [member.id] } : member.pattern;
-    const key = JSON.stringify(pattern.pieces);
+    let key = "";
+    for (const piece of pattern.pieces) key += `${piece.length}:${piece}`;
     let index = this.identityIndex.get(key);
     if (index === undefined) {
       index = this.identityAtoms.length;
@@ -132,13 +133,20 @@ class Normaliser {
     return index;
   }
 
+  /** Atoms by CIDR object (a net's CIDRs are shared by the rules naming it). */
+  private readonly cidrObjectAtom = new WeakMap<Cidr, number>();
+
   cidrAtom(c: Cidr): number {
-    const key = cidrKey(c);
-    let index = this.cidrIndex.get(key);
+    let index = this.cidrObjectAtom.get(c);
     if (index === undefined) {
-      index = this.cidrs.length;
-      this.cidrs.push(c);
-      this.cidrIndex.set(key, index);
+      const key = cidrKey(c);
+      index = this.cidrIndex.get(key);
+      if (index === undefined) {
+        index = this.cidrs.length;
+        this.cidrs.push(c);
+        this.cidrIndex.set(key, index);
+      }
+      this.cidrObjectAtom.set(c, index);
     }
     this.mentioned.add(index);
     return index;

@@ -295,7 +295,6 @@ function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy): { df
   const used = [...new Set(sequences.flat().filter((b) => b >= 0))].sort((a, b) => a - b);
   used.forEach((b, i) => (byteClass[b] = i + 1));
   const inputClasses = used.length + 1;
-  const representative = [-1, ...used];
   const SHIFT = 2 ** 20;
   const closure = (positions: number[]): number[] => {
     const out = new Set<number>();
@@ -312,28 +311,40 @@ function buildComponentDfa(atoms: readonly number[], policy: NormalPolicy): { df
   const states: number[][] = [start];
   const index = new Map<string, number>([[start.join(","), 0]]);
   const transitions: number[] = [];
+  const stateOf = (next: number[]): number => {
+    const target = closure(next);
+    const key = target.join(",");
+    let t = index.get(key);
+    if (t === undefined) {
+      t = states.length;
+      if (t >= MAX_DFA_STATES) {
+        const shown = atoms.slice(0, 3).map((a) => `\`${policy.identityAtoms[a]!.pattern.text}\``);
+        throw new LoweringError(`${atoms.length} identity patterns used under a negation (${shown.join(", ")}, …) need more than ${MAX_DFA_STATES} automaton states`);
+      }
+      states.push(target);
+      index.set(key, t);
+    }
+    return t;
+  };
   for (let s = 0; s < states.length; s++) {
+    // A `*` position stays on every byte; any other moves on its byte's class only. Classes
+    // no position moves on all go where the `*` positions alone go.
+    const stays: number[] = [];
+    const moves = new Map<number, number[]>();
+    for (const p of states[s]!) {
+      const sym = sequences[Math.floor(p / SHIFT)]![p % SHIFT];
+      if (sym === -1) stays.push(p);
+      else if (sym !== undefined) {
+        const c = byteClass[sym]!;
+        const list = moves.get(c);
+        if (list === undefined) moves.set(c, [p + 1]);
+        else list.push(p + 1);
+      }
+    }
+    let rest: number | undefined;
     for (let c = 0; c < inputClasses; c++) {
-      const byte = representative[c]!;
-      const next: number[] = [];
-      for (const p of states[s]!) {
-        const sym = sequences[Math.floor(p / SHIFT)]![p % SHIFT];
-        if (sym === -1) next.push(p);
-        else if (sym !== undefined && sym === byte) next.push(p + 1);
-      }
-      const target = closure(next);
-      const key = target.join(",");
-      let t = index.get(key);
-      if (t === undefined) {
-        t = states.length;
-        if (t >= MAX_DFA_STATES) {
-          const shown = atoms.slice(0, 3).map((a) => `\`${policy.identityAtoms[a]!.pattern.text}\``);
-          throw new LoweringError(`${atoms.length} identity patterns used under a negation (${shown.join(", ")}, …) need more than ${MAX_DFA_STATES} automaton states`);
-        }
-        states.push(target);
-        index.set(key, t);
-      }
-      transitions.push(t);
+      const moved = moves.get(c);
+      transitions.push(moved === undefined ? (rest ??= stateOf(stays)) : stateOf([...stays, ...moved]));
     }
   }
   const accepted = states.map((set) => set.filter((p) => sequences[Math.floor(p / SHIFT)]!.length === p % SHIFT).map((p) => atoms[Math.floor(p / SHIFT)]!));
