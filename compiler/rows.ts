@@ -340,15 +340,19 @@ export class TableBuilder {
     const grids = rules.map((r) => ownGrid(r, uids, gids, ports));
 
     /** Whether rule i matches, per cell of its own grid, at `destination`. */
-    const evaluate = (i: number, destination: ReadonlySet<number>): Uint8Array => {
+    /** The number of cells of rule i's own grid. */
+    const ownCells = (i: number) => grids[i]!.uids.length * grids[i]!.gids.length * 2 * grids[i]!.ports.length;
+    // One cell object, moved over the grids (predicates do not keep it).
+    const cell = { identity: cls.atoms, unidentified: cls.unidentified, destination: new Set<number>() as ReadonlySet<number>, uid: 0, gid: 0, port: 0, protocol: "tcp" as Protocol };
+    /** Whether rule i matches, per cell of its own grid, at `destination`: into `out`. */
+    const evaluate = (i: number, destination: ReadonlySet<number>, out: Uint8Array): Uint8Array => {
       const r = rules[i]!;
       const grid = grids[i]!;
-      const out = new Uint8Array(grid.uids.length * grid.gids.length * 2 * grid.ports.length);
+      out.fill(0);
       // `matches` leaves the principal scope's atoms and the resource scope's CIDRs to the caller.
       if (r.principalAtoms !== undefined && (cls.unidentified || !r.principalAtoms.some((a) => cls.atoms.has(a)))) return out;
       if (r.resourceCidrs !== undefined && !r.resourceCidrs.some((c) => destination.has(c))) return out;
-      // One cell object, moved over the grid (predicates do not keep it).
-      const cell = { identity: cls.atoms, unidentified: cls.unidentified, destination, uid: 0, gid: 0, port: 0, protocol: "tcp" as Protocol };
+      cell.destination = destination;
       let at = 0;
       for (const uid of grid.uids) {
         cell.uid = uid;
@@ -365,11 +369,13 @@ export class TableBuilder {
       }
       return out;
     };
+    let scratch = new Uint8Array(256);
 
     // The positions of the matching rules, increasing, as interned lists: per port cell for
     // the rules that read neither uid nor gid (`flat`), per cell for the others (`deep`).
     // A cell's verdict is decided once per distinct pair of lists.
     const lists = new ListTable();
+
     const flat: ListNode[] = new Array<ListNode>(portCells).fill(lists.empty);
     const deep: ListNode[] = new Array<ListNode>(cellCount).fill(lists.empty);
     let lastFlat: ListNode | undefined;
@@ -428,7 +434,7 @@ export class TableBuilder {
     };
 
     const noDestination = new Set<number>();
-    const current = rules.map((_r, i) => evaluate(i, noDestination));
+    const current = rules.map((_r, i) => evaluate(i, noDestination, new Uint8Array(ownCells(i))));
     current.forEach((bits, i) => {
       const cells = grids[i]!.flat ? flat : deep;
       for (let o = 0; o < bits.length; o++) {
@@ -496,7 +502,9 @@ export class TableBuilder {
       const destination = dst.classCidrs[d]!;
       touchedFlat.length = touched.length = 0;
       for (const i of naming.get(d)!) {
-        const bits = evaluate(i, destination);
+        const size = ownCells(i);
+        if (scratch.length < size) scratch = new Uint8Array(2 * size);
+        const bits = evaluate(i, destination, scratch.subarray(0, size));
         const before = current[i]!;
         const isFlat = grids[i]!.flat;
         const cells = isFlat ? flat : deep;
@@ -525,7 +533,7 @@ export class TableBuilder {
         if (differs) {
           undoRules.push(i);
           undoBits.push(before);
-          current[i] = bits;
+          current[i] = bits.slice();
         }
       }
       const update = (c: number) => {
