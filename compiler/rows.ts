@@ -514,11 +514,19 @@ export class TableBuilder {
           differs = true;
           const present = bits[o] === 1;
           const n = cellsOf(i, o);
+          // Neighbouring cells often hold the same list: the last edit is reused.
+          let lastBefore: ListNode | undefined;
+          let lastAfter = lists.empty;
           for (let k = 0; k < n; k++) {
             const c = cellBuffer[k]!;
-            undoLists[undoCells.length] = cells[c]!;
+            const before = cells[c]!;
+            undoLists[undoCells.length] = before;
             undoCells.push(isFlat ? -1 - c : c);
-            cells[c] = lists.edit(cells[c]!, i, present);
+            if (before !== lastBefore) {
+              lastBefore = before;
+              lastAfter = lists.edit(before, i, present);
+            }
+            cells[c] = lastAfter;
             if (isFlat) {
               if (flatTouchedAt[c] !== visit) {
                 flatTouchedAt[c] = visit;
