@@ -8,6 +8,7 @@ import type { CstNode, IToken } from "chevrotain";
 import type * as A from "./ast.js";
 import { diag, type Diagnostic } from "./diagnostics.js";
 import { formatIp, parseIp, parseIpv6 } from "./ip.js";
+import type { LineMap } from "./lines.js";
 import { policyParser } from "./parser.js";
 import { UnterminatedString } from "./tokens.js";
 
@@ -15,17 +16,17 @@ type Children = Record<string, (CstNode | IToken)[] | undefined>;
 
 const BaseVisitor = policyParser.getBaseCstVisitorConstructorWithDefaults();
 
-function isToken(x: CstNode | IToken): x is IToken {
-  return (x as IToken).image !== undefined;
-}
-
 /** Largest value an int literal may have: u32, the widest integer the language uses (uid/gid). */
 const MAX_INT = 0xffffffff;
 
 export class AstBuilder extends BaseVisitor {
   readonly diagnostics: Diagnostic[] = [];
 
-  constructor(private readonly fileName: string) {
+  /** `lines` is the line map of the file's text (tokens and CST nodes carry offsets only). */
+  constructor(
+    private readonly fileName: string,
+    private readonly lines: LineMap,
+  ) {
     super();
     this.validateVisitor();
   }
@@ -33,54 +34,48 @@ export class AstBuilder extends BaseVisitor {
   // ---------------------------------------------------------------- spans
 
   tokenSpan(t: IToken): A.Span {
-    return { file: this.fileName, line: t.startLine ?? 1, column: t.startColumn ?? 1, offset: t.startOffset, length: t.image.length };
+    return this.lines.span(this.fileName, t.startOffset, t.image.length);
   }
 
   nodeSpan(n: CstNode): A.Span {
     const loc = n.location!;
-    return {
-      file: this.fileName,
-      line: loc.startLine ?? 1,
-      column: loc.startColumn ?? 1,
-      offset: loc.startOffset,
-      length: (loc.endOffset ?? loc.startOffset) - loc.startOffset + 1,
-    };
+    return this.lines.span(this.fileName, loc.startOffset, loc.endOffset! - loc.startOffset + 1);
   }
 
   /** The span from the start of `a` to the end of `b`. */
   join(a: A.Span, b: A.Span): A.Span {
-    return { ...a, length: b.offset + b.length - a.offset };
+    return { file: a.file, line: a.line, column: a.column, offset: a.offset, length: b.offset + b.length - a.offset };
   }
 
   // ---------------------------------------------------------------- child access
+  // A CST node's children are lists keyed by rule or token name, present only when not empty.
 
   private tokens(c: Children, name: string): IToken[] {
     return (c[name] ?? []) as IToken[];
   }
 
   private token(c: Children, name: string, index = 0): IToken {
-    return this.tokens(c, name)[index]!;
+    return (c[name] as IToken[])[index]!;
+  }
+
+  private firstToken(c: Children, name: string): IToken | undefined {
+    return (c[name] as IToken[] | undefined)?.[0];
   }
 
   private nodes(c: Children, name: string): CstNode[] {
     return (c[name] ?? []) as CstNode[];
   }
 
-  private node(c: Children, name: string, index = 0): CstNode {
-    return this.nodes(c, name)[index]!;
+  private node(c: Children, name: string): CstNode {
+    return (c[name] as CstNode[])[0]!;
+  }
+
+  private firstNode(c: Children, name: string): CstNode | undefined {
+    return (c[name] as CstNode[] | undefined)?.[0];
   }
 
   private ident(t: IToken): A.Ident {
     return { kind: "ident", name: t.image, span: this.tokenSpan(t) };
-  }
-
-  /** The key and first element of the one non-empty child list (for rules that are one choice). */
-  private only(c: Children): [string, CstNode | IToken] {
-    for (const key in c) {
-      const list = c[key];
-      if (list !== undefined && list.length > 0) return [key, list[0]!];
-    }
-    throw new Error("empty CST node");
   }
 
   // ---------------------------------------------------------------- file and items
@@ -91,24 +86,16 @@ export class AstBuilder extends BaseVisitor {
   }
 
   item(n: CstNode): A.Item {
-    const [key, first] = this.only(n.children as Children);
-    const inner = first as CstNode;
-    switch (key) {
-      case "workloadDecl":
-        return this.workloadDecl(inner);
-      case "serviceDecl":
-        return this.serviceDecl(inner);
-      case "groupDecl":
-      case "netDecl":
-      case "portsDecl":
-        return this.listDecl(inner, key);
-      case "defaultDecl":
-        return this.defaultDecl(inner);
-      case "rule":
-        return this.rule(inner);
-      default:
-        return this.testBlock(inner);
-    }
+    const c = n.children as Children;
+    let inner: CstNode | undefined;
+    if ((inner = this.firstNode(c, "rule")) !== undefined) return this.rule(inner);
+    if ((inner = this.firstNode(c, "workloadDecl")) !== undefined) return this.workloadDecl(inner);
+    if ((inner = this.firstNode(c, "serviceDecl")) !== undefined) return this.serviceDecl(inner);
+    if ((inner = this.firstNode(c, "groupDecl")) !== undefined) return this.listDecl(inner, "groupDecl");
+    if ((inner = this.firstNode(c, "netDecl")) !== undefined) return this.listDecl(inner, "netDecl");
+    if ((inner = this.firstNode(c, "portsDecl")) !== undefined) return this.listDecl(inner, "portsDecl");
+    if ((inner = this.firstNode(c, "defaultDecl")) !== undefined) return this.defaultDecl(inner);
+    return this.testBlock(this.node(c, "testBlock"));
   }
 
   workloadDecl(n: CstNode): A.WorkloadDecl {
@@ -181,7 +168,7 @@ export class AstBuilder extends BaseVisitor {
 
   rule(n: CstNode): A.Rule {
     const c = n.children as Children;
-    const effectToken = this.tokens(c, "Permit")[0] ?? this.token(c, "Forbid");
+    const effectToken = this.firstToken(c, "Permit") ?? this.token(c, "Forbid");
     return {
       kind: "rule",
       annotations: this.nodes(c, "annotation").map((a) => this.annotation(a)),
@@ -197,10 +184,9 @@ export class AstBuilder extends BaseVisitor {
   annotation(n: CstNode): A.Annotation {
     const c = n.children as Children;
     const at = this.token(c, "Annotation");
-    const nameSpan = this.tokenSpan(at);
     return {
       kind: "annotation",
-      name: { kind: "ident", name: at.image.slice(1), span: { ...nameSpan, offset: nameSpan.offset + 1, column: nameSpan.column + 1, length: nameSpan.length - 1 } },
+      name: { kind: "ident", name: at.image.slice(1), span: this.lines.span(this.fileName, at.startOffset + 1, at.image.length - 1) },
       value: this.string(this.token(c, "StringLiteral")),
       span: this.nodeSpan(n),
     };
@@ -208,18 +194,18 @@ export class AstBuilder extends BaseVisitor {
 
   scope(n: CstNode): A.ScopePart {
     const c = n.children as Children;
-    const headToken = this.tokens(c, "Principal")[0] ?? this.tokens(c, "Action")[0] ?? this.token(c, "Resource");
-    const tail = this.nodes(c, "scopeTail")[0];
+    const headToken = this.firstToken(c, "Principal") ?? this.firstToken(c, "Action") ?? this.token(c, "Resource");
+    const tail = this.firstNode(c, "scopeTail");
     if (tail === undefined) return { kind: "scope", head: this.ident(headToken), op: undefined, value: undefined, span: this.nodeSpan(n) };
     const tc = tail.children as Children;
-    const opToken = this.tokens(tc, "EqEq")[0] ?? this.tokens(tc, "In")[0] ?? this.token(tc, "Like");
+    const opToken = this.firstToken(tc, "EqEq") ?? this.firstToken(tc, "In") ?? this.token(tc, "Like");
     const op = opToken.image as "==" | "in" | "like";
     return { kind: "scope", head: this.ident(headToken), op, value: this.value(this.node(tc, "value")), span: this.nodeSpan(n) };
   }
 
   condition(n: CstNode): A.Condition {
     const c = n.children as Children;
-    const polarity = this.tokens(c, "When").length > 0 ? "when" : "unless";
+    const polarity = c["When"] !== undefined ? "when" : "unless";
     return { kind: "condition", polarity, expr: this.expr(this.node(c, "expr")), span: this.nodeSpan(n) };
   }
 
@@ -236,15 +222,17 @@ export class AstBuilder extends BaseVisitor {
   }
 
   private foldLeft(operands: A.Expr[], op: "&&" | "||"): A.Expr {
-    return operands.slice(1).reduce<A.Expr>(
-      (left, right) => ({ kind: "logical", op, left, right, span: this.join(left.span, right.span) }),
-      operands[0]!,
-    );
+    let left = operands[0]!;
+    for (let i = 1; i < operands.length; i++) {
+      const right = operands[i]!;
+      left = { kind: "logical", op, left, right, span: this.join(left.span, right.span) };
+    }
+    return left;
   }
 
   unaryExpr(n: CstNode): A.Expr {
     const c = n.children as Children;
-    const inner = this.nodes(c, "unaryExpr")[0];
+    const inner = this.firstNode(c, "unaryExpr");
     if (inner !== undefined) return { kind: "not", operand: this.unaryExpr(inner), span: this.nodeSpan(n) };
     return this.relExpr(this.node(c, "relExpr"));
   }
@@ -256,11 +244,16 @@ export class AstBuilder extends BaseVisitor {
     if (rightNode === undefined) return left;
     const right = this.primary(rightNode);
     const span = this.join(left.span, right.span);
-    let op = "";
-    for (const key of ["EqEq", "NotEq", "LtEq", "GtEq", "Lt", "Gt", "In", "Like"]) {
-      const t = c[key];
-      if (t !== undefined && t.length > 0) op = (t[0] as IToken).image;
-    }
+    const op = (
+      this.firstToken(c, "EqEq") ??
+      this.firstToken(c, "NotEq") ??
+      this.firstToken(c, "LtEq") ??
+      this.firstToken(c, "GtEq") ??
+      this.firstToken(c, "Lt") ??
+      this.firstToken(c, "Gt") ??
+      this.firstToken(c, "In") ??
+      this.token(c, "Like")
+    ).image;
     if (op === "in") return { kind: "in", left, right, span };
     if (op === "like") return { kind: "like", left, pattern: right, span };
     return { kind: "compare", op: op as A.CompareOp, left, right, span };
@@ -268,46 +261,32 @@ export class AstBuilder extends BaseVisitor {
 
   primary(n: CstNode): A.Expr {
     const c = n.children as Children;
-    const inner = this.nodes(c, "expr")[0];
+    const inner = this.firstNode(c, "expr");
     if (inner !== undefined) return { kind: "paren", inner: this.expr(inner), span: this.nodeSpan(n) };
     return this.value(this.node(c, "value"));
   }
 
+  /** A value node has exactly one child: one of the alternatives of the `value` rule. */
   value(n: CstNode): A.Value {
-    const [key, first] = this.only(n.children as Children);
-    if (!isToken(first)) {
-      switch (key) {
-        case "ref":
-          return this.ref(first);
-        case "intOrRange":
-          return this.intOrRange(first);
-        case "list":
-          return this.list(first);
-        default:
-          return this.name(first);
-      }
-    }
-    switch (key) {
-      case "Ipv4":
-      case "Ipv6":
-        return this.ipOrCidr(first);
-      case "Endpoint4":
-      case "Endpoint6":
-        return this.endpoint(first);
-      case "StringLiteral":
-        return this.string(first);
-      case "True":
-      case "False":
-        return { kind: "bool", value: first.image === "true", span: this.tokenSpan(first) };
-      default:
-        throw new Error(`unhandled value token ${key}`);
-    }
+    const c = n.children as Children;
+    let node: CstNode | undefined;
+    if ((node = this.firstNode(c, "ref")) !== undefined) return this.ref(node);
+    if ((node = this.firstNode(c, "name")) !== undefined) return this.name(node);
+    if ((node = this.firstNode(c, "intOrRange")) !== undefined) return this.intOrRange(node);
+    if ((node = this.firstNode(c, "list")) !== undefined) return this.list(node);
+    let t: IToken | undefined;
+    if ((t = this.firstToken(c, "Ipv4") ?? this.firstToken(c, "Ipv6")) !== undefined) return this.ipOrCidr(t);
+    if ((t = this.firstToken(c, "StringLiteral")) !== undefined) return this.string(t);
+    if ((t = this.firstToken(c, "Endpoint4") ?? this.firstToken(c, "Endpoint6")) !== undefined) return this.endpoint(t);
+    if ((t = this.firstToken(c, "True") ?? this.firstToken(c, "False")) !== undefined) return { kind: "bool", value: t.image === "true", span: this.tokenSpan(t) };
+    throw new Error(`unhandled value ${Object.keys(c).join(", ")}`);
   }
 
   ref(n: CstNode): A.RefExpr {
     const c = n.children as Children;
     // The kind keyword is also an Identifier (category), so it is filed under its own name.
-    const kindToken = (this.tokens(c, "Workload")[0] ?? this.tokens(c, "Group")[0] ?? this.tokens(c, "Net")[0] ?? this.tokens(c, "Ports")[0] ?? this.token(c, "Service"))!;
+    const kindToken =
+      this.firstToken(c, "Workload") ?? this.firstToken(c, "Group") ?? this.firstToken(c, "Net") ?? this.firstToken(c, "Ports") ?? this.token(c, "Service");
     return { kind: "ref", refKind: kindToken.image as A.RefKind, name: this.ident(this.token(c, "Identifier")), span: this.nodeSpan(n) };
   }
 
@@ -505,9 +484,9 @@ export class AstBuilder extends BaseVisitor {
   testFrom(n: CstNode): A.TestFrom {
     const c = n.children as Children;
     const span = this.nodeSpan(n);
-    const str = this.tokens(c, "StringLiteral")[0];
+    const str = this.firstToken(c, "StringLiteral");
     if (str !== undefined) return { kind: "from-id", id: this.string(str), span };
-    if (this.tokens(c, "Workload").length > 0) return { kind: "from-workload", name: this.ident(this.token(c, "Identifier")), span };
+    if (c["Workload"] !== undefined) return { kind: "from-workload", name: this.ident(this.token(c, "Identifier")), span };
     const word = this.token(c, "Identifier");
     if (word.image !== "unidentified") {
       this.diagnostics.push(diag("SyntaxExpected", span, "`workload NAME`, a SPIFFE ID string or `unidentified`", `\`${word.image}\``));

@@ -88,7 +88,8 @@ export class PolicyParser extends CstParser {
     super(T.allTokens as TokenType[], {
       recoveryEnabled: true,
       maxLookahead: 3,
-      nodeLocationTracking: "full",
+      // Offsets only: spans get their lines and columns from the file's `LineMap` (lines.ts).
+      nodeLocationTracking: "onlyOffset",
       errorMessageProvider: messages,
     });
     this.performSelfAnalysis();
