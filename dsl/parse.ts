@@ -1,8 +1,8 @@
-// Owns the front end's one entry point: text → tokens → CST → AST, with every lexical and
+// Owns the front end's one entry point: text → tokens → AST, with every lexical and
 // syntax diagnostic of the file. Used by the compiler, the formatter and the CLI.
 import type { ILexingError, IRecognitionException, IToken, TokenType } from "chevrotain";
 import type { Comment, Item, PolicyFile, Span } from "./ast.js";
-import { AstBuilder } from "./cst-to-ast.js";
+import { AstBuilder } from "./ast-builder.js";
 import { diag, type Diagnostic } from "./diagnostics.js";
 import { LineMap } from "./lines.js";
 import { policyParser, syntaxErrorText } from "./parser.js";
@@ -84,8 +84,8 @@ export interface ParseOptions {
  * Lexes, parses and builds the AST of one file.
  *
  * Large files are lexed a slice of lines at a time and parsed a run of whole items at a
- * time, and each run's CST becomes AST at once, so only one slice's tokens and one run's
- * CST are ever alive: time and memory stay linear in the file, and the peak is the AST.
+ * time, so only one slice's tokens are ever alive besides the AST: time and memory stay
+ * linear in the file.
  */
 export function parsePolicy(text: string, file: string, options: ParseOptions = {}): ParseResult {
   const lines = new LineMap(text);
@@ -99,11 +99,13 @@ export function parsePolicy(text: string, file: string, options: ParseOptions = 
   const items: Item[] = [];
 
   const runs = new ItemRuns(options.chunkTokens ?? CHUNK_TOKENS, (run) => {
-    policyParser.input = run;
-    const cst = policyParser.file();
-    for (const e of policyParser.errors) syntaxErrors.push(syntaxDiagnostic(lines, file, text, e));
+    // The AST is only wanted while the file has no error at all.
     const clean = characterErrors.length === 0 && stringErrors.length === 0 && commentErrors.length === 0 && syntaxErrors.length === 0;
-    if (clean) for (const item of builder.items(cst)) items.push(item);
+    policyParser.builder = clean ? builder : undefined;
+    policyParser.input = run;
+    const runItems = policyParser.file();
+    for (const e of policyParser.errors) syntaxErrors.push(syntaxDiagnostic(lines, file, text, e));
+    if (clean && policyParser.errors.length === 0) for (const item of runItems) items.push(item);
   });
   for (const lexed of lexSlices(text, options.sliceChars ?? SLICE_CHARS)) {
     for (const e of lexed.errors) {
@@ -120,8 +122,9 @@ export function parsePolicy(text: string, file: string, options: ParseOptions = 
     runs.push(lexed.tokens);
   }
   runs.end();
-  // The shared parser would otherwise keep this file's last tokens alive until the next parse.
+  // The shared parser would otherwise keep this file's last tokens and builder alive until the next parse.
   policyParser.input = [];
+  policyParser.builder = undefined;
 
   const diagnostics = [...characterErrors, ...stringErrors, ...commentErrors, ...syntaxErrors];
   if (diagnostics.length > 0) return parseResult(undefined, diagnostics, text);
