@@ -87,10 +87,16 @@ export function bindPolicySet(sources: readonly PolicySource[], files: readonly 
           } else {
             ruleIds.set(id, idSpan);
           }
-          const seen = new Set<string>();
-          for (const a of item.annotations) {
-            if (seen.has(a.name.name)) diagnostics.push(diag("DuplicateAnnotation", a.span, a.name.name));
-            seen.add(a.name.name);
+          // A rule has one or two annotations: comparing each with those before it beats a Set.
+          const annotations = item.annotations;
+          for (let i = 1; i < annotations.length; i++) {
+            const a = annotations[i]!;
+            for (let j = 0; j < i; j++) {
+              if (annotations[j]!.name.name === a.name.name) {
+                diagnostics.push(diag("DuplicateAnnotation", a.span, a.name.name));
+                break;
+              }
+            }
           }
           rules.push({ id, idSpan, rule: item });
           break;

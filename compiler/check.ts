@@ -10,7 +10,7 @@ import { formatIp, maskBytes } from "../dsl/ip.js";
 import { bindPolicySet, describeKind, type Bindings } from "./bind.js";
 import type { Cidr, Endpoint, IdentityMember, MatchSpec, PolicySet, PolicySource, PortRange, RuleInfo, ServiceInfo, WorkloadInfo } from "./model.js";
 import { endpointOf } from "./model.js";
-import { checkSpiffeId, hasWildcard, normalisePattern, patternNeverMatches } from "./spiffe.js";
+import { checkSpiffeId, hasWildcard, normalisePattern, patternNeverMatches, type SpiffeCheck } from "./spiffe.js";
 
 /** The types of the language. `*set` types are what `in` tests against. */
 type Ty = "int" | "ip" | "protocol" | "identity" | "bool" | "string" | "action" | "endpoint" | "intset" | "ipset" | "identityset" | "endpointset" | "emptyset" | "error";
@@ -42,6 +42,25 @@ interface Typed {
   readonly attribute: string | undefined;
 }
 
+/** The `Typed` of each type that is no attribute, made once (they are immutable). */
+const plainTypes = Object.fromEntries(Object.keys(tyText).map((ty) => [ty, { ty, attribute: undefined }])) as Record<Ty, Typed>;
+
+function plain(ty: Ty): Typed {
+  return plainTypes[ty];
+}
+
+const refTypes: Record<A.RefKind, Ty> = { workload: "identity", group: "identityset", net: "ipset", ports: "intset", service: "endpointset" };
+
+/** What `in` accepts on its right for each type on its left, and the hint when it is not that. */
+const inSets: Partial<Record<Ty, { sets: readonly Ty[]; hint: string }>> = {
+  int: { sets: ["intset", "emptyset"], hint: "expected a port range like `8000..8999`, a list of ports or `ports NAME`" },
+  ip: { sets: ["ipset", "ip", "emptyset"], hint: "expected a CIDR, a list of CIDRs or `net NAME`" },
+  identity: { sets: ["identityset", "emptyset"], hint: "expected `group NAME` or a list of workloads and SPIFFE IDs" },
+};
+
+/** Types that `==` and `!=` compare. */
+const equatable: readonly Ty[] = ["int", "ip", "protocol", "identity", "bool"];
+
 const SELECTOR_KEYS = ["cgroup", "uid", "gid", "exe", "sha256"] as const;
 
 export interface CheckResult {
@@ -65,6 +84,8 @@ class Checker {
   private readonly ports = new Map<string, PortRange[]>();
   private readonly resolving: string[] = [];
   private readonly texts = new Map<string, string>();
+  /** `checkSpiffeId` of each text seen (a pure function; the same IDs recur in every rule). */
+  private readonly spiffeChecks = new Map<string, SpiffeCheck>();
 
   constructor(
     private readonly bindings: Bindings,
@@ -302,7 +323,7 @@ class Checker {
       if (item.kind === "ref" && item.refKind === "workload") {
         const decl = this.lookup(item.name, "workload") as A.WorkloadDecl | undefined;
         const idEntry = decl?.entries.find((e): e is A.IdEntry => e.kind === "id");
-        const id = idEntry === undefined ? undefined : checkSpiffeId(idEntry.value.value);
+        const id = idEntry === undefined ? undefined : this.checkSpiffeId(idEntry.value.value);
         if (id?.ok === true) out.push({ kind: "exact", id: id.id });
       } else if (item.kind === "ref" && item.refKind === "group") {
         const decl = this.lookup(item.name, "group") as A.GroupDecl | undefined;
@@ -334,8 +355,14 @@ class Checker {
     return pattern;
   }
 
+  private checkSpiffeId(text: string): SpiffeCheck {
+    let result = this.spiffeChecks.get(text);
+    if (result === undefined) this.spiffeChecks.set(text, (result = checkSpiffeId(text)));
+    return result;
+  }
+
   private exactIdentity(lit: A.StringLit): string | undefined {
-    const result = checkSpiffeId(lit.value);
+    const result = this.checkSpiffeId(lit.value);
     if (!result.ok) {
       this.report(diag("InvalidSpiffeId", lit.span, lit.value, result.reason));
       return undefined;
@@ -476,7 +503,6 @@ class Checker {
   // ---------------------------------------------------------------- expressions
 
   private typeOf(e: A.Expr): Typed {
-    const plain = (ty: Ty): Typed => ({ ty, attribute: undefined });
     switch (e.kind) {
       case "int":
         return plain("int");
@@ -495,8 +521,7 @@ class Checker {
       case "ref": {
         const decl = this.lookup(e.name, e.refKind);
         if (decl === undefined) return plain("error");
-        const byKind: Record<A.RefKind, Ty> = { workload: "identity", group: "identityset", net: "ipset", ports: "intset", service: "endpointset" };
-        return plain(byKind[e.refKind]);
+        return plain(refTypes[e.refKind]);
       }
       case "name":
         return this.typeOfName(e);
@@ -599,7 +624,7 @@ class Checker {
   private typeOfCompare(e: A.CompareExpr): Typed {
     const left = this.typeOf(e.left);
     const right = this.typeOf(e.right);
-    const result: Typed = { ty: "bool", attribute: undefined };
+    const result = plain("bool");
     if (left.ty === "error" || right.ty === "error") return result;
     const describe = (x: A.Expr, t: Typed) => `\`${this.snippet(x.span)}\` (${tyText[t.ty]})`;
     const mismatch = () => this.report(diag("TypeMismatch", e.span, e.op, describe(e.left, left), describe(e.right, right)));
@@ -607,7 +632,7 @@ class Checker {
       const identityString = (a: Typed, b: Typed) => a.ty === "identity" && b.ty === "string";
       if (identityString(left, right) || identityString(right, left)) {
         this.exactIdentity((left.ty === "string" ? e.left : e.right) as A.StringLit);
-      } else if (left.ty !== right.ty || !["int", "ip", "protocol", "identity", "bool"].includes(left.ty)) {
+      } else if (left.ty !== right.ty || !equatable.includes(left.ty)) {
         mismatch();
         return result;
       }
@@ -626,14 +651,9 @@ class Checker {
   private typeOfIn(e: A.InExpr): Typed {
     const left = this.typeOf(e.left);
     const right = this.typeOf(e.right);
-    const result: Typed = { ty: "bool", attribute: undefined };
+    const result = plain("bool");
     if (left.ty === "error" || right.ty === "error") return result;
-    const wanted: Partial<Record<Ty, { sets: Ty[]; hint: string }>> = {
-      int: { sets: ["intset", "emptyset"], hint: "expected a port range like `8000..8999`, a list of ports or `ports NAME`" },
-      ip: { sets: ["ipset", "ip", "emptyset"], hint: "expected a CIDR, a list of CIDRs or `net NAME`" },
-      identity: { sets: ["identityset", "emptyset"], hint: "expected `group NAME` or a list of workloads and SPIFFE IDs" },
-    };
-    const w = wanted[left.ty];
+    const w = inSets[left.ty];
     if (w === undefined) {
       this.report(diag("InvalidIn", e.span, `\`${this.snippet(e.left.span)}\` (${tyText[left.ty]})`, `\`${this.snippet(e.right.span)}\``, "`in` tests a port, an ip or a principal"));
       return result;
@@ -648,7 +668,7 @@ class Checker {
 
   private typeOfLike(e: A.LikeExpr): Typed {
     const left = this.typeOf(e.left);
-    const result: Typed = { ty: "bool", attribute: undefined };
+    const result = plain("bool");
     if (e.pattern.kind !== "string" || left.ty !== "identity") {
       if (e.pattern.kind !== "string") this.typeOf(e.pattern);
       if (left.ty !== "error") {

@@ -55,8 +55,22 @@ export interface AssertionHead {
   readonly gid: A.IntLit | undefined;
 }
 
+/**
+ * `list` at its exact length: an array grown by `push` keeps spare room (17 slots for one
+ * annotation), and the AST is most of the front end's memory.
+ */
+function exact<T>(list: readonly T[]): readonly T[] {
+  return list.length === 0 ? list : list.slice();
+}
+
+/** An IP literal's fields other than its span, shared by every literal with the same text. */
+type IpFields = Omit<A.IpLit, "span"> | Omit<A.CidrLit, "span">;
+
 export class AstBuilder {
   readonly diagnostics: Diagnostic[] = [];
+  private readonly strings = new Map<string, string>();
+  /** Valid IP and CIDR literals by text (their `bytes` are shared: the AST is read-only). */
+  private readonly ips = new Map<string, IpFields>();
 
   /** `lines` is the line map of the file's text (tokens carry offsets only). */
   constructor(
@@ -86,7 +100,19 @@ export class AstBuilder {
   }
 
   ident(t: IToken): A.Ident {
-    return { kind: "ident", name: t.image, span: this.tokenSpan(t) };
+    return { kind: "ident", name: this.intern(t.image), span: this.tokenSpan(t) };
+  }
+
+  /**
+   * One string object per distinct name or string value of the file: the same names recur
+   * in every rule, and the checker's lookups by name compare one object instead of two
+   * copies' characters.
+   */
+  private intern(text: string): string {
+    const known = this.strings.get(text);
+    if (known !== undefined) return known;
+    this.strings.set(text, text);
+    return text;
   }
 
   // ---------------------------------------------------------------- declarations
@@ -108,7 +134,7 @@ export class AstBuilder {
 
   /** `match { … }`, ending at its `}` or the optional `;` after it. */
   matchEntry(keyword: IToken, selectors: readonly A.Selector[], last: IToken): A.MatchEntry {
-    return { kind: "match", selectors, span: this.tokensSpan(keyword, last) };
+    return { kind: "match", selectors: exact(selectors), span: this.tokensSpan(keyword, last) };
   }
 
   /** `key = value;`: an `id`, `endpoints` or unknown entry. */
@@ -142,12 +168,12 @@ export class AstBuilder {
     const start = annotations.length > 0 ? annotations[0]!.span.offset : effect.startOffset;
     return {
       kind: "rule",
-      annotations,
+      annotations: exact(annotations),
       effect: effect.image === "permit" ? "permit" : "forbid",
       principal,
       action,
       resource,
-      conditions,
+      conditions: exact(conditions),
       span: this.lines.span(this.fileName, start, semicolon.endOffset! - start + 1),
     };
   }
@@ -155,7 +181,7 @@ export class AstBuilder {
   annotation(at: IToken, value: IToken, close: IToken): A.Annotation {
     return {
       kind: "annotation",
-      name: { kind: "ident", name: at.image.slice(1), span: this.lines.span(this.fileName, at.startOffset + 1, at.image.length - 1) },
+      name: { kind: "ident", name: this.intern(at.image.slice(1)), span: this.lines.span(this.fileName, at.startOffset + 1, at.image.length - 1) },
       value: this.string(value),
       span: this.tokensSpan(at, close),
     };
@@ -228,7 +254,7 @@ export class AstBuilder {
   }
 
   list(open: IToken, items: readonly A.Expr[], close: IToken): A.ListExpr {
-    return { kind: "list", items, span: this.tokensSpan(open, close) };
+    return { kind: "list", items: exact(items), span: this.tokensSpan(open, close) };
   }
 
   // ---------------------------------------------------------------- literals
@@ -237,7 +263,7 @@ export class AstBuilder {
     const span = this.tokenSpan(t);
     const closed = t.tokenType !== UnterminatedString;
     const body = closed ? t.image.slice(1, -1) : t.image.slice(1);
-    if (!body.includes("\\")) return { kind: "string", value: body, span };
+    if (!body.includes("\\")) return { kind: "string", value: this.intern(body), span };
     let value = "";
     for (let i = 0; i < body.length; i++) {
       const ch = body[i]!;
@@ -264,12 +290,24 @@ export class AstBuilder {
         i++;
       }
     }
-    return { kind: "string", value, span };
+    return { kind: "string", value: this.intern(value), span };
   }
 
   /** `10.0.0.1`, `10.0.0.0/8`, `fd00::1`, `fd00::/8`, `::ffff:10.0.0.0/104`. */
   ipOrCidr(t: IToken): A.IpLit | A.CidrLit {
     const span = this.tokenSpan(t);
+    const known = this.ips.get(t.image);
+    if (known !== undefined) return { ...known, span } as A.IpLit | A.CidrLit;
+    const reported = this.diagnostics.length;
+    const lit = this.newIpOrCidr(t, span);
+    if (this.diagnostics.length === reported) {
+      const { span: _, ...fields } = lit;
+      this.ips.set(t.image, fields);
+    }
+    return lit;
+  }
+
+  private newIpOrCidr(t: IToken, span: A.Span): A.IpLit | A.CidrLit {
     const slash = t.image.indexOf("/");
     const addressText = slash < 0 ? t.image : t.image.slice(0, slash);
     const isV6Text = addressText.includes(":");
@@ -348,7 +386,7 @@ export class AstBuilder {
   // ---------------------------------------------------------------- tests
 
   testBlock(keyword: IToken, name: A.StringLit, assertions: readonly A.Assertion[], close: IToken): A.TestBlock {
-    return { kind: "test", name, assertions, span: this.tokensSpan(keyword, close) };
+    return { kind: "test", name, assertions: exact(assertions), span: this.tokensSpan(keyword, close) };
   }
 
   assertionHead(expectToken: IToken, actionToken: IToken, fromSyntax: TestFromSyntax, settings: readonly AssertionSetting[]): AssertionHead {

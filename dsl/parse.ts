@@ -1,12 +1,13 @@
 // Owns the front end's one entry point: text → tokens → AST, with every lexical and
 // syntax diagnostic of the file. Used by the compiler, the formatter and the CLI.
-import type { ILexingError, IRecognitionException, IToken, TokenType } from "chevrotain";
+import type { ILexingError, IRecognitionException, IToken } from "chevrotain";
 import type { Comment, Item, PolicyFile, Span } from "./ast.js";
 import { AstBuilder } from "./ast-builder.js";
 import { diag, type Diagnostic } from "./diagnostics.js";
 import { LineMap } from "./lines.js";
 import { policyParser, syntaxErrorText } from "./parser.js";
 import {
+  allTokens,
   Annotation,
   BlockComment,
   Default,
@@ -146,7 +147,7 @@ function parseResult(ast: PolicyFile | undefined, diagnostics: readonly Diagnost
 // ---------------------------------------------------------------- lexing in slices
 
 /** Smallest run of characters worth a lexer call of its own. */
-const SLICE_CHARS = 1 << 16;
+const SLICE_CHARS = 1 << 18;
 
 interface LexedSlice {
   readonly tokens: IToken[];
@@ -197,10 +198,16 @@ function shift(t: IToken, by: number): void {
 
 // ---------------------------------------------------------------- parsing in runs of items
 
-/** Tokens that can start a top-level item. */
-const itemStarts = new Set<TokenType>([Workload, Group, Net, Ports, Service, Default, Permit, Forbid, Test, Annotation]);
-const openers = new Set<TokenType>([LParen, LBrace, LBracket]);
-const closers = new Set<TokenType>([RParen, RBrace, RBracket]);
+/** What each token type is to the cutting of runs, by `tokenTypeIdx`. */
+const OPENER = 1;
+const CLOSER = 2;
+const ITEM_START = 4;
+const TERMINATOR = 8;
+const tokenRoles = new Uint8Array(Math.max(...allTokens.map((t) => t.tokenTypeIdx!)) + 1);
+for (const t of [LParen, LBrace, LBracket]) tokenRoles[t.tokenTypeIdx!] |= OPENER;
+for (const t of [RParen, RBrace, RBracket]) tokenRoles[t.tokenTypeIdx!] |= CLOSER;
+for (const t of [Workload, Group, Net, Ports, Service, Default, Permit, Forbid, Test, Annotation]) tokenRoles[t.tokenTypeIdx!] |= ITEM_START;
+for (const t of [Semicolon, RBrace]) tokenRoles[t.tokenTypeIdx!] |= TERMINATOR;
 
 /** Smallest run of tokens worth a parser call of its own. */
 const CHUNK_TOKENS = 4096;
@@ -226,13 +233,19 @@ class ItemRuns {
     private readonly parse: (run: IToken[]) => void,
   ) {}
 
-  push(tokens: readonly IToken[]): void {
-    if (this.start > 0) {
-      this.pending = this.pending.slice(this.start);
-      this.next -= this.start;
-      this.start = 0;
+  /** Takes `tokens` over (the array may become a run, or grow). */
+  push(tokens: IToken[]): void {
+    if (this.start === this.pending.length) {
+      this.pending = tokens;
+      this.next = 0;
+    } else {
+      if (this.start > 0) {
+        this.pending = this.pending.slice(this.start);
+        this.next -= this.start;
+      }
+      for (const t of tokens) this.pending.push(t);
     }
-    for (const t of tokens) this.pending.push(t);
+    this.start = 0;
     this.cut(false);
   }
 
@@ -248,16 +261,16 @@ class ItemRuns {
       const i = this.next;
       // The cut after `i` depends on the token after it.
       if (i + 1 === pending.length && !final) return;
-      const t = pending[i]!.tokenType;
-      if (openers.has(t)) this.depth++;
-      else if (closers.has(t)) this.depth--;
+      const role = tokenRoles[pending[i]!.tokenTypeIdx]!;
+      if (role & OPENER) this.depth++;
+      else if (role & CLOSER) this.depth--;
       if (this.depth < 0) {
         this.cutting = false;
         return;
       }
       this.next = i + 1;
       const after = pending[i + 1];
-      if (this.depth === 0 && i + 1 - this.start >= this.minTokens && (t === Semicolon || t === RBrace) && after !== undefined && itemStarts.has(after.tokenType)) {
+      if (this.depth === 0 && i + 1 - this.start >= this.minTokens && role & TERMINATOR && after !== undefined && tokenRoles[after.tokenTypeIdx]! & ITEM_START) {
         this.parse(pending.slice(this.start, i + 1));
         this.start = i + 1;
       }
