@@ -102,11 +102,9 @@ export function parsePolicy(text: string, file: string, options: ParseOptions = 
   const runs = new ItemRuns(options.chunkTokens ?? CHUNK_TOKENS, (run) => {
     // The AST is only wanted while the file has no error at all.
     const clean = characterErrors.length === 0 && stringErrors.length === 0 && commentErrors.length === 0 && syntaxErrors.length === 0;
-    policyParser.builder = clean ? builder : undefined;
-    policyParser.input = run;
-    const runItems = policyParser.file();
-    for (const e of policyParser.errors) syntaxErrors.push(syntaxDiagnostic(lines, file, text, e));
-    if (clean && policyParser.errors.length === 0) for (const item of runItems) items.push(item);
+    const parsed = policyParser.parseItems(run, clean ? builder : undefined);
+    for (const e of parsed.errors) syntaxErrors.push(syntaxDiagnostic(lines, file, text, e));
+    if (clean && parsed.errors.length === 0) for (const item of parsed.items) items.push(item);
   });
   for (const lexed of lexSlices(text, options.sliceChars ?? SLICE_CHARS)) {
     for (const e of lexed.errors) {
@@ -123,9 +121,6 @@ export function parsePolicy(text: string, file: string, options: ParseOptions = 
     runs.push(lexed.tokens);
   }
   runs.end();
-  // The shared parser would otherwise keep this file's last tokens and builder alive until the next parse.
-  policyParser.input = [];
-  policyParser.builder = undefined;
 
   const diagnostics = [...characterErrors, ...stringErrors, ...commentErrors, ...syntaxErrors];
   if (diagnostics.length > 0) return parseResult(undefined, diagnostics, text);

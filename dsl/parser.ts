@@ -64,6 +64,10 @@ export interface SyntaxErrorText {
   readonly found: string;
 }
 
+interface ParseState {
+  failed: boolean;
+}
+
 const messages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual }) {
     return JSON.stringify({ expected: describeTokenType(expected), found: describeToken(actual) } satisfies SyntaxErrorText);
@@ -81,6 +85,31 @@ const messages: IParserErrorMessageProvider = {
   },
 };
 
+/**
+ * `messages`, also noting in `state` that the parse has an error: chevrotain builds a
+ * message exactly for each error it records (and its `errors` getter copies the list).
+ */
+function noting(state: ParseState): IParserErrorMessageProvider {
+  return {
+    buildMismatchTokenMessage(options) {
+      state.failed = true;
+      return messages.buildMismatchTokenMessage(options);
+    },
+    buildNotAllInputParsedMessage(options) {
+      state.failed = true;
+      return messages.buildNotAllInputParsedMessage(options);
+    },
+    buildNoViableAltMessage(options) {
+      state.failed = true;
+      return messages.buildNoViableAltMessage(options);
+    },
+    buildEarlyExitMessage(options) {
+      state.failed = true;
+      return messages.buildEarlyExitMessage(options);
+    },
+  };
+}
+
 export function syntaxErrorText(e: IRecognitionException): SyntaxErrorText {
   return JSON.parse(e.message) as SyntaxErrorText;
 }
@@ -90,11 +119,10 @@ type Alternatives<R> = IOrAlt<R>[];
 type DeclEntry = DeclBody["entries"][number];
 
 export class PolicyParser extends EmbeddedActionsParser {
-  /**
-   * Builds the AST of the file being parsed; set before each parse, undefined when the AST
-   * is not wanted (the file already has errors).
-   */
-  builder: AstBuilder | undefined;
+  /** Builds the AST of the run being parsed; undefined when it is not wanted. */
+  private builder: AstBuilder | undefined;
+  /** Whether the run being parsed has a syntax error: set by the message provider. */
+  private readonly state: ParseState;
 
   // Alternatives of each OR, built once (chevrotain's advice: a new array per call is the
   // parser's largest allocation).
@@ -111,22 +139,42 @@ export class PolicyParser extends EmbeddedActionsParser {
   private testFromAlts?: OrMethodOpts<TestFromSyntax>;
 
   constructor() {
+    const state: ParseState = { failed: false };
     super(T.allTokens as TokenType[], {
       recoveryEnabled: true,
       maxLookahead: 3,
-      errorMessageProvider: messages,
+      errorMessageProvider: noting(state),
     });
+    this.state = state;
     this.performSelfAnalysis();
   }
 
   /**
-   * Runs `make` on the builder, unless the grammar is being recorded, the AST is not
-   * wanted, or this parse has reported a syntax error (then sub-results may be missing).
-   * INVARIANT: a result is used only when the parse has no syntax error, so the
-   * `undefined` returned otherwise is never read as a node.
+   * The builder, when the result of the rule being run is wanted: not while chevrotain
+   * records the grammar, not when the AST is not wanted, and not once this parse has a
+   * syntax error (sub-results may then be missing).
+   * INVARIANT: a rule's result is read only when the parse has no syntax error, so the
+   * `undefined` a rule returns otherwise (`this.b?.…!`) is never read as a node; and every
+   * token is consumed before `this.b?.…` (its arguments are not evaluated without a builder).
    */
-  private build<R>(make: (b: AstBuilder) => R): R {
-    return this.ACTION(() => (this.builder === undefined || this.errors.length > 0 ? (undefined as R) : make(this.builder)));
+  private get b(): AstBuilder | undefined {
+    return this.RECORDING_PHASE || this.state.failed ? undefined : this.builder;
+  }
+
+  /**
+   * Parses one run of whole items. Their AST is built by `builder` unless it is undefined
+   * or the run has a syntax error; `errors` are chevrotain's.
+   */
+  parseItems(tokens: IToken[], builder: AstBuilder | undefined): { readonly items: A.Item[]; readonly errors: IRecognitionException[] } {
+    this.builder = builder;
+    this.state.failed = false;
+    this.input = tokens;
+    const items = this.file();
+    const errors = this.errors;
+    // The parser would otherwise keep the run's tokens and the builder alive until the next parse.
+    this.input = [];
+    this.builder = undefined;
+    return { items, errors };
   }
 
   public file = this.RULE("file", (): A.Item[] => {
@@ -155,7 +203,7 @@ export class PolicyParser extends EmbeddedActionsParser {
     const keyword = this.CONSUME(T.Workload);
     const name = this.CONSUME(T.Identifier);
     const body = this.SUBRULE(this.declBody);
-    return this.build((b) => b.workloadDecl(keyword, name, body));
+    return this.b?.workloadDecl(keyword, name, body)!;
   });
 
   // service NAME { id = "…"; endpoints = [ … ]; }
@@ -163,7 +211,7 @@ export class PolicyParser extends EmbeddedActionsParser {
     const keyword = this.CONSUME(T.Service);
     const name = this.CONSUME(T.Identifier);
     const body = this.SUBRULE(this.declBody);
-    return this.build((b) => b.serviceDecl(keyword, name, body));
+    return this.b?.serviceDecl(keyword, name, body)!;
   });
 
   private declBody = this.RULE("declBody", (): DeclBody => {
@@ -193,14 +241,14 @@ export class PolicyParser extends EmbeddedActionsParser {
     });
     const close = this.CONSUME(T.RBrace);
     const semicolon = this.OPTION(() => this.CONSUME(T.Semicolon));
-    return this.build((b) => b.matchEntry(keyword, selectors, semicolon ?? close));
+    return this.b?.matchEntry(keyword, selectors, semicolon ?? close)!;
   });
 
   private selector = this.RULE("selector", (): A.Selector => {
     const key = this.CONSUME(T.Identifier);
     this.CONSUME(T.Assign);
     const value = this.SUBRULE(this.value);
-    return this.build((b) => b.selector(key, value));
+    return this.b?.selector(key, value)!;
   });
 
   private keyEntry = this.RULE("keyEntry", (): A.IdEntry | A.EndpointsEntry | A.UnknownEntry => {
@@ -208,7 +256,7 @@ export class PolicyParser extends EmbeddedActionsParser {
     this.CONSUME(T.Assign);
     const value = this.SUBRULE(this.value);
     const semicolon = this.CONSUME(T.Semicolon);
-    return this.build((b) => b.keyEntry(key, value, semicolon));
+    return this.b?.keyEntry(key, value, semicolon)!;
   });
 
   // group NAME = [ … ];   net NAME = [ … ];   ports NAME = [ … ];
@@ -218,7 +266,7 @@ export class PolicyParser extends EmbeddedActionsParser {
     this.CONSUME(T.Assign);
     const list = this.SUBRULE(this.list);
     const semicolon = this.CONSUME(T.Semicolon);
-    return this.build((b) => b.listDecl(keyword, name, list, semicolon) as A.GroupDecl);
+    return this.b?.listDecl(keyword, name, list, semicolon) as A.GroupDecl;
   });
 
   private netDecl = this.RULE("netDecl", (): A.NetDecl => {
@@ -227,7 +275,7 @@ export class PolicyParser extends EmbeddedActionsParser {
     this.CONSUME(T.Assign);
     const list = this.SUBRULE(this.list);
     const semicolon = this.CONSUME(T.Semicolon);
-    return this.build((b) => b.listDecl(keyword, name, list, semicolon) as A.NetDecl);
+    return this.b?.listDecl(keyword, name, list, semicolon) as A.NetDecl;
   });
 
   private portsDecl = this.RULE("portsDecl", (): A.PortsDecl => {
@@ -236,7 +284,7 @@ export class PolicyParser extends EmbeddedActionsParser {
     this.CONSUME(T.Assign);
     const list = this.SUBRULE(this.list);
     const semicolon = this.CONSUME(T.Semicolon);
-    return this.build((b) => b.listDecl(keyword, name, list, semicolon) as A.PortsDecl);
+    return this.b?.listDecl(keyword, name, list, semicolon) as A.PortsDecl;
   });
 
   // default unidentified allow;
@@ -245,7 +293,7 @@ export class PolicyParser extends EmbeddedActionsParser {
     const target = this.CONSUME1(T.Identifier);
     const value = this.CONSUME2(T.Identifier);
     const semicolon = this.CONSUME(T.Semicolon);
-    return this.build((b) => b.defaultDecl(keyword, target, value, semicolon));
+    return this.b?.defaultDecl(keyword, target, value, semicolon)!;
   });
 
   // @id("…") permit ( principal …, action …, resource … ) when { … } unless { … };
@@ -267,7 +315,7 @@ export class PolicyParser extends EmbeddedActionsParser {
       conditions.push(this.SUBRULE(this.condition));
     });
     const semicolon = this.CONSUME(T.Semicolon);
-    return this.build((b) => b.rule(annotations, effect, principal, action, resource, conditions, semicolon));
+    return this.b?.rule(annotations, effect, principal, action, resource, conditions, semicolon)!;
   });
 
   private annotation = this.RULE("annotation", (): A.Annotation => {
@@ -275,25 +323,25 @@ export class PolicyParser extends EmbeddedActionsParser {
     this.CONSUME(T.LParen);
     const value = this.CONSUME(T.StringLiteral);
     const close = this.CONSUME(T.RParen);
-    return this.build((b) => b.annotation(at, value, close));
+    return this.b?.annotation(at, value, close)!;
   });
 
   private principalScope = this.RULE("principalScope", (): A.ScopePart => {
     const head = this.CONSUME(T.Principal);
     const tail = this.OPTION(() => this.SUBRULE(this.scopeTail));
-    return this.build((b) => b.scope(head, tail));
+    return this.b?.scope(head, tail)!;
   });
 
   private actionScope = this.RULE("actionScope", (): A.ScopePart => {
     const head = this.CONSUME(T.Action);
     const tail = this.OPTION(() => this.SUBRULE(this.scopeTail));
-    return this.build((b) => b.scope(head, tail));
+    return this.b?.scope(head, tail)!;
   });
 
   private resourceScope = this.RULE("resourceScope", (): A.ScopePart => {
     const head = this.CONSUME(T.Resource);
     const tail = this.OPTION(() => this.SUBRULE(this.scopeTail));
-    return this.build((b) => b.scope(head, tail));
+    return this.b?.scope(head, tail)!;
   });
 
   private scopeTail = this.RULE("scopeTail", (): ScopeTail => {
@@ -311,7 +359,7 @@ export class PolicyParser extends EmbeddedActionsParser {
     this.CONSUME(T.LBrace);
     const expr = this.SUBRULE(this.expr);
     const close = this.CONSUME(T.RBrace);
-    return this.build((b) => b.condition(keyword, expr, close));
+    return this.b?.condition(keyword, expr, close)!;
   });
 
   // ------------------------------------------------------------ expressions
@@ -323,7 +371,7 @@ export class PolicyParser extends EmbeddedActionsParser {
       this.CONSUME(T.OrOr);
       operands.push(this.SUBRULE2(this.andExpr));
     });
-    return this.build((b) => b.logical(operands, "||"));
+    return this.b?.logical(operands, "||")!;
   });
 
   private andExpr = this.RULE("andExpr", (): A.Expr => {
@@ -332,7 +380,7 @@ export class PolicyParser extends EmbeddedActionsParser {
       this.CONSUME(T.AndAnd);
       operands.push(this.SUBRULE2(this.unaryExpr));
     });
-    return this.build((b) => b.logical(operands, "&&"));
+    return this.b?.logical(operands, "&&")!;
   });
 
   private unaryExpr = this.RULE("unaryExpr", (): A.Expr =>
@@ -341,7 +389,7 @@ export class PolicyParser extends EmbeddedActionsParser {
         ALT: () => {
           const bang = this.CONSUME(T.Bang);
           const operand = this.SUBRULE(this.unaryExpr);
-          return this.build((b) => b.not(bang, operand));
+          return this.b?.not(bang, operand)!;
         },
       },
       { ALT: () => this.SUBRULE(this.relExpr) },
@@ -364,7 +412,7 @@ export class PolicyParser extends EmbeddedActionsParser {
       const right = this.SUBRULE2(this.primary);
       return { op, right };
     });
-    return rest === undefined ? left : this.build((b) => b.relation(left, rest.op, rest.right));
+    return rest === undefined ? left : this.b?.relation(left, rest.op, rest.right)!;
   });
 
   private primary = this.RULE("primary", (): A.Expr =>
@@ -374,7 +422,7 @@ export class PolicyParser extends EmbeddedActionsParser {
           const open = this.CONSUME(T.LParen);
           const inner = this.SUBRULE(this.expr);
           const close = this.CONSUME(T.RParen);
-          return this.build((b) => b.paren(open, inner, close));
+          return this.b?.paren(open, inner, close)!;
         },
       },
       { ALT: () => this.SUBRULE(this.value) },
@@ -387,23 +435,53 @@ export class PolicyParser extends EmbeddedActionsParser {
       DEF: [
         { ALT: () => this.SUBRULE(this.ref) },
         { ALT: () => this.SUBRULE(this.intOrRange) },
-        { ALT: () => this.literal(this.CONSUME(T.Ipv4), (b, t) => b.ipOrCidr(t)) },
-        { ALT: () => this.literal(this.CONSUME(T.Ipv6), (b, t) => b.ipOrCidr(t)) },
-        { ALT: () => this.literal(this.CONSUME(T.Endpoint4), (b, t) => b.endpoint(t)) },
-        { ALT: () => this.literal(this.CONSUME(T.Endpoint6), (b, t) => b.endpoint(t)) },
-        { ALT: () => this.literal(this.CONSUME(T.StringLiteral), (b, t) => b.string(t)) },
-        { ALT: () => this.literal(this.CONSUME(T.True), (b, t) => b.bool(t)) },
-        { ALT: () => this.literal(this.CONSUME(T.False), (b, t) => b.bool(t)) },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.Ipv4);
+            return this.b?.ipOrCidr(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.Ipv6);
+            return this.b?.ipOrCidr(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.Endpoint4);
+            return this.b?.endpoint(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.Endpoint6);
+            return this.b?.endpoint(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.StringLiteral);
+            return this.b?.string(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.True);
+            return this.b?.bool(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.False);
+            return this.b?.bool(t)!;
+          },
+        },
         { ALT: () => this.SUBRULE(this.list) },
         { ALT: () => this.SUBRULE(this.name) },
       ],
     })),
   );
-
-  /** A one-token value: `make` after the token is consumed. */
-  private literal<R>(t: IToken, make: (b: AstBuilder, t: IToken) => R): R {
-    return this.build((b) => make(b, t));
-  }
 
   // INVARIANT: tried before `name`, so `workload x` is a reference and a bare `workload` a name.
   private ref = this.RULE("ref", (): A.RefExpr => {
@@ -415,7 +493,7 @@ export class PolicyParser extends EmbeddedActionsParser {
       { ALT: () => this.CONSUME(T.Service) },
     ]));
     const name = this.CONSUME(T.Identifier);
-    return this.build((b) => b.ref(kind, name));
+    return this.b?.ref(kind, name)!;
   });
 
   private intOrRange = this.RULE("intOrRange", (): A.IntLit | A.RangeLit => {
@@ -424,7 +502,7 @@ export class PolicyParser extends EmbeddedActionsParser {
       this.CONSUME(T.DotDot);
       return this.CONSUME2(T.Int);
     });
-    return this.build((b) => b.intOrRange(low, high));
+    return this.b?.intOrRange(low, high)!;
   });
 
   private name = this.RULE("name", (): A.NameExpr => {
@@ -433,7 +511,7 @@ export class PolicyParser extends EmbeddedActionsParser {
       this.CONSUME(T.Dot);
       return this.CONSUME2(T.Identifier);
     });
-    return this.build((b) => b.name(head, member));
+    return this.b?.name(head, member)!;
   });
 
   // A trailing comma is allowed: `[a, b,]`.
@@ -449,7 +527,7 @@ export class PolicyParser extends EmbeddedActionsParser {
       this.OPTION2(() => this.CONSUME2(T.Comma));
     });
     const close = this.CONSUME(T.RBracket);
-    return this.build((b) => b.list(open, items, close));
+    return this.b?.list(open, items, close)!;
   });
 
   // ------------------------------------------------------------ tests
@@ -458,14 +536,14 @@ export class PolicyParser extends EmbeddedActionsParser {
   private testBlock = this.RULE("testBlock", (): A.TestBlock => {
     const keyword = this.CONSUME(T.Test);
     const nameToken = this.CONSUME(T.StringLiteral);
-    const name = this.build((b) => b.string(nameToken));
+    const name = this.b?.string(nameToken)!;
     this.CONSUME(T.LBrace);
     const assertions: A.Assertion[] = [];
     this.MANY(() => {
       assertions.push(this.SUBRULE(this.assertion));
     });
     const close = this.CONSUME(T.RBrace);
-    return this.build((b) => b.testBlock(keyword, name, assertions, close));
+    return this.b?.testBlock(keyword, name, assertions, close)!;
   });
 
   // allow connect from workload web uid 0 gid 0 to 10.0.0.1:80/tcp because "r1", "r2";
@@ -486,7 +564,7 @@ export class PolicyParser extends EmbeddedActionsParser {
         settings.push({ key, value });
       },
     });
-    const head = this.build((b) => b.assertionHead(expect, action, from, settings));
+    const head = this.b?.assertionHead(expect, action, from, settings)!;
     this.CONSUME(T.To);
     const to = this.SUBRULE(this.value);
     const because: IToken[] = [];
@@ -500,7 +578,7 @@ export class PolicyParser extends EmbeddedActionsParser {
       });
     });
     const semicolon = this.CONSUME(T.Semicolon);
-    return this.build((b) => b.assertion(head, to, because, semicolon));
+    return this.b?.assertion(head, to, because, semicolon)!;
   });
 
   private testFrom = this.RULE("testFrom", (): TestFromSyntax =>
