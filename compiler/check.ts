@@ -712,26 +712,45 @@ class Checker {
    * common selector key compatibly (same uid/gid/exe/sha256; one cgroup path at or under the
    * other) and no common key conflicts. Blocks on disjoint keys (cgroup vs uid) are not
    * reported: first-match order resolves them by design (docs/language.md).
+   *
+   * Each block meets the blocks it shares a selector value with, or a cgroup at or above its
+   * own (a pair is reported from its deeper cgroup). Blocks are indexed by the set of keys
+   * they constrain and one value, so that a block meets only blocks that agree on a common
+   * key other than cgroup: a value shared by many blocks (`exe = "/usr/bin/node"`) does not
+   * make the pass quadratic. INVARIANT: the blocks met are taken in the order of meeting
+   * them key by key (cgroup by depth, then uid, gid, exe, sha256; each in block order), so
+   * which pair is reported first, and from which blocks, is that order.
    */
   private warnOverlappingWorkloads(workloads: readonly WorkloadInfo[]): void {
     interface Block {
+      readonly index: number;
       readonly workload: number;
       readonly spec: MatchSpec;
       readonly span: A.Span;
+      /** Bit `i` is set when the block constrains `SELECTOR_KEYS[i]`. */
+      readonly keys: number;
     }
-    const byKeyValue = new Map<string, Block[]>();
+    const CGROUP = 1; // the bit of SELECTOR_KEYS[0]
+    const bucketKey = (keys: number, key: string, value: string | number) => `${keys}|${key}=${value}`;
+    const buckets = new Map<string, Block[]>();
+    const keySets = new Set<number>();
     const blocks: Block[] = [];
     workloads.forEach((w, workload) => {
       const matchEntries = w.decl.entries.filter((e): e is A.MatchEntry => e.kind === "match");
       w.matches.forEach((spec, i) => {
-        const block: Block = { workload, spec, span: matchEntries[i]!.span };
+        let keys = 0;
+        SELECTOR_KEYS.forEach((key, bit) => {
+          if (spec[key] !== undefined) keys |= 1 << bit;
+        });
+        const block: Block = { index: blocks.length, workload, spec, span: matchEntries[i]!.span, keys };
         blocks.push(block);
+        keySets.add(keys);
         for (const key of SELECTOR_KEYS) {
           const value = spec[key];
           if (value === undefined) continue;
-          const k = `${key}=${value}`;
-          const list = byKeyValue.get(k);
-          if (list === undefined) byKeyValue.set(k, [block]);
+          const k = bucketKey(keys, key, value);
+          const list = buckets.get(k);
+          if (list === undefined) buckets.set(k, [block]);
           else list.push(block);
         }
       });
@@ -745,21 +764,39 @@ class Checker {
         if (key === "cgroup") return underOrAt(String(x), String(y)) || underOrAt(String(y), String(x));
         return x === y;
       });
+    /** The cgroup paths at and above `path`, shallowest first. */
+    const cgroupsAbove = (path: string): string[] => {
+      const parts = path === "/" ? [""] : path.split("/");
+      return parts.map((_, i) => parts.slice(0, i + 1).join("/") || "/");
+    };
     const reported = new Set<string>();
     for (const block of blocks) {
-      const candidates: Block[] = [];
-      for (const key of SELECTOR_KEYS) {
-        const value = block.spec[key];
-        if (value === undefined) continue;
-        if (key !== "cgroup") candidates.push(...(byKeyValue.get(`${key}=${value}`) ?? []));
-        else {
-          const path = String(value);
-          const parts = path === "/" ? [""] : path.split("/");
-          for (let i = 1; i <= parts.length; i++) candidates.push(...(byKeyValue.get(`cgroup=${parts.slice(0, i).join("/") || "/"}`) ?? []));
+      const above = block.spec.cgroup === undefined ? [] : cgroupsAbove(String(block.spec.cgroup));
+      // Each block met, with where it comes in the order of meeting: [key, cgroup depth, index].
+      const met: { other: Block; order: [number, number, number] }[] = [];
+      for (const keys of keySets) {
+        const common = keys & block.keys;
+        if (common === 0) continue;
+        if (common !== CGROUP) {
+          // Blocks that agree on one common key other than cgroup; the rest is checked.
+          const bit = SELECTOR_KEYS.findIndex((_, b) => b > 0 && (common & (1 << b)) !== 0);
+          const key = SELECTOR_KEYS[bit]!;
+          for (const other of buckets.get(bucketKey(keys, key, block.spec[key]!)) ?? []) {
+            if (other.workload === block.workload || !compatible(block.spec, other.spec)) continue;
+            const depth = (common & CGROUP) === 0 ? -1 : above.indexOf(String(other.spec.cgroup));
+            met.push({ other, order: depth >= 0 ? [0, depth, other.index] : [bit, 0, other.index] });
+          }
+        } else {
+          // Only cgroup in common: blocks at or above this block's cgroup.
+          above.forEach((path, depth) => {
+            for (const other of buckets.get(bucketKey(keys, "cgroup", path)) ?? []) {
+              if (other.workload !== block.workload) met.push({ other, order: [0, depth, other.index] });
+            }
+          });
         }
       }
-      for (const other of candidates) {
-        if (other.workload === block.workload || !compatible(block.spec, other.spec)) continue;
+      met.sort((x, y) => x.order[0] - y.order[0] || x.order[1] - y.order[1] || x.order[2] - y.order[2]);
+      for (const { other } of met) {
         const [first, second] = other.workload < block.workload ? [other, block] : [block, other];
         const pair = `${first.workload}/${second.workload}`;
         if (reported.has(pair)) continue;
