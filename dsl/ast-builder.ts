@@ -86,7 +86,7 @@ export class AstBuilder {
 
   /** The span from the start of token `first` to the end of token `last`. */
   private tokensSpan(first: IToken, last: IToken): A.Span {
-    return this.lines.span(this.fileName, first.startOffset, last.endOffset! - first.startOffset + 1);
+    return this.lines.span(this.fileName, first.startOffset, last.startOffset + last.image.length - first.startOffset);
   }
 
   /** The span from the start of token `first` to the end of `last`. */
@@ -174,7 +174,7 @@ export class AstBuilder {
       action,
       resource,
       conditions: exact(conditions),
-      span: this.lines.span(this.fileName, start, semicolon.endOffset! - start + 1),
+      span: this.lines.span(this.fileName, start, semicolon.startOffset + semicolon.image.length - start),
     };
   }
 

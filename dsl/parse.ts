@@ -181,18 +181,13 @@ function* lexSlices(text: string, sliceChars: number): Generator<LexedSlice> {
     }
     const comments = (lexed.groups["comments"] ?? []) as IToken[];
     if (start > 0) {
-      for (const t of lexed.tokens) shift(t, start);
-      for (const t of comments) shift(t, start);
+      for (const t of lexed.tokens) t.startOffset += start;
+      for (const t of comments) t.startOffset += start;
       for (const e of lexed.errors) e.offset += start;
     }
     yield { tokens: lexed.tokens, comments, errors: lexed.errors };
     start = end;
   }
-}
-
-function shift(t: IToken, by: number): void {
-  t.startOffset += by;
-  t.endOffset! += by;
 }
 
 // ---------------------------------------------------------------- parsing in runs of items
@@ -237,7 +232,12 @@ class ItemRuns {
     if (this.start === this.pending.length) {
       this.pending = tokens;
       this.next = 0;
+    } else if (this.cutting) {
+      // The rest of the last slice (less than a run) and this slice, in one exact copy.
+      this.pending = this.pending.slice(this.start).concat(tokens);
+      this.next -= this.start;
     } else {
+      // No more cuts: the rest of the file is one run, grown in place.
       if (this.start > 0) {
         this.pending = this.pending.slice(this.start);
         this.next -= this.start;

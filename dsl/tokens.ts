@@ -4,7 +4,7 @@
 // prefixes (endpoint before IPv4, IPv6 before int and identifier, `==` before `=`), and
 // every keyword is in the `Identifier` category with `longer_alt: Identifier`, so a
 // keyword is also accepted wherever a name is (`workload test { … }` is legal).
-import { createToken, Lexer, type IToken, type TokenType } from "chevrotain";
+import { createToken, Lexer, type TokenType } from "chevrotain";
 
 export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /[ \t\r\n\uFEFF]+/, group: Lexer.SKIPPED });
 export const LineComment = createToken({ name: "LineComment", pattern: /\/\/[^\n\r]*/, group: "comments" });
@@ -152,20 +152,8 @@ export const allTokens: readonly TokenType[] = [
 export const policyLexer = new Lexer(allTokens as TokenType[], { positionTracking: "full", ensureOptimizations: true });
 
 /**
- * chevrotain's offset-only tokens lack `endOffset`, which the parser's node locations need;
- * this lexer's tokens have it, made in the same one object literal (adding it afterwards
- * costs a second allocation per token). `createOffsetOnlyToken` is chevrotain's factory
- * for `positionTracking: "onlyOffset"` (pinned version; test/dsl/lines.test.ts notices a
- * change).
+ * The same lexer tracking start offsets only (a token ends where its image does): what
+ * `parsePolicy` lexes with, lines and columns coming from a `LineMap` (lines.ts).
+ * `policyLexer` keeps full positions for tools.
  */
-class OffsetLexer extends Lexer {
-  createOffsetOnlyToken(image: string, startOffset: number, tokenTypeIdx: number, tokenType: TokenType): IToken {
-    return { image, startOffset, endOffset: startOffset + image.length - 1, tokenTypeIdx, tokenType };
-  }
-}
-
-/**
- * The same lexer tracking offsets only: what `parsePolicy` lexes with (lines and columns
- * come from a `LineMap`, lines.ts). `policyLexer` keeps full positions for tools.
- */
-export const offsetLexer: Lexer = new OffsetLexer(allTokens as TokenType[], { positionTracking: "onlyOffset", ensureOptimizations: true });
+export const offsetLexer = new Lexer(allTokens as TokenType[], { positionTracking: "onlyOffset", ensureOptimizations: true });

@@ -39,7 +39,11 @@ describe("parsing in runs of items", () => {
     const unclosed = `${lines.slice(0, 300).join("\n")}\n/* never closed\n${lines.slice(300).join("\n")}`;
     const strayCharacters = lines.map((l, i) => (i % 97 === 5 ? `${l} # $` : l)).join("\n");
     const loneCarriageReturns = text.replace(/\n/g, "\r");
-    for (const variant of [text, commented, unclosed, strayCharacters, loneCarriageReturns]) {
+    // Syntax errors all along, and a stray `}` far into the file: no cut after it, so the
+    // rest is one run.
+    const misspelled = lines.map((l, i) => (i % 7 === 0 ? l.replace(/\baction\b/, "acton") : l));
+    const unbalanced = [...misspelled.slice(0, 500), "}", ...misspelled.slice(500)].join("\n");
+    for (const variant of [text, commented, unclosed, strayCharacters, loneCarriageReturns, unbalanced]) {
       const one = parsePolicy(variant, "big.policy", { chunkTokens: whole, sliceChars: whole });
       for (const sliceChars of [1, 37, 1000]) {
         for (const chunkTokens of [whole, 50]) {
