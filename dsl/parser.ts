@@ -10,9 +10,9 @@
 // reports `port == tcp`), any `key = value` may stand in a declaration body (the checker
 // reports an unknown key), any name may follow `default`.
 //
-// INVARIANT: every CONSUME, SUBRULE, OR, OPTION and MANY is outside `build`, so chevrotain
-// records the same grammar (and so gives the same lookahead, recovery and messages) as
-// without actions; `build` is skipped while recording.
+// INVARIANT: every CONSUME, SUBRULE, OR, OPTION and MANY runs whether or not the builder is
+// called, so chevrotain records the same grammar (and so gives the same lookahead, recovery
+// and messages) as without actions; the builder is not called while recording.
 import {
   EmbeddedActionsParser,
   EOF,
@@ -177,7 +177,7 @@ export class PolicyParser extends EmbeddedActionsParser {
     return { items, errors };
   }
 
-  public file = this.RULE("file", (): A.Item[] => {
+  private file = this.RULE("file", (): A.Item[] => {
     const items: A.Item[] = [];
     this.MANY(() => {
       items.push(this.SUBRULE(this.item));
