@@ -10,7 +10,7 @@ import { formatIp, maskBytes } from "../dsl/ip.js";
 import { bindPolicySet, describeKind, type Bindings } from "./bind.js";
 import type { Cidr, Endpoint, IdentityMember, MatchSpec, PolicySet, PolicySource, PortRange, RuleInfo, ServiceInfo, WorkloadInfo } from "./model.js";
 import { endpointOf } from "./model.js";
-import { checkSpiffeId, hasWildcard, normalisePattern, patternNeverMatches, type SpiffeCheck } from "./spiffe.js";
+import { checkSpiffeId, hasWildcard, normalisePattern, patternNeverMatches, type IdentityPattern, type SpiffeCheck } from "./spiffe.js";
 
 /** The types of the language. `*set` types are what `in` tests against. */
 type Ty = "int" | "ip" | "protocol" | "identity" | "bool" | "string" | "action" | "endpoint" | "intset" | "ipset" | "identityset" | "endpointset" | "emptyset" | "error";
@@ -84,8 +84,11 @@ class Checker {
   private readonly ports = new Map<string, PortRange[]>();
   private readonly resolving: string[] = [];
   private readonly texts = new Map<string, string>();
-  /** `checkSpiffeId` of each text seen (a pure function; the same IDs recur in every rule). */
+  // Pure functions of a string, memoised: the same IDs and patterns recur in every rule.
   private readonly spiffeChecks = new Map<string, SpiffeCheck>();
+  private readonly wildcards = new Map<string, boolean>();
+  /** Each pattern text, normalised (one object per text: patterns are read-only and compared by text). */
+  private readonly patterns = new Map<string, { pattern: IdentityPattern; never: string | undefined }>();
 
   constructor(
     private readonly bindings: Bindings,
@@ -341,18 +344,23 @@ class Checker {
 
   /** A string standing for identities: an exact SPIFFE ID, or a pattern when it has a `*`. */
   private identityMember(lit: A.StringLit): IdentityMember | undefined {
-    if (!hasWildcard(lit.value)) {
+    let wildcard = this.wildcards.get(lit.value);
+    if (wildcard === undefined) this.wildcards.set(lit.value, (wildcard = hasWildcard(lit.value)));
+    if (!wildcard) {
       const id = this.exactIdentity(lit);
       return id === undefined ? undefined : { kind: "exact", id };
     }
     return { kind: "pattern", pattern: this.pattern(lit) };
   }
 
-  private pattern(lit: A.StringLit) {
-    const pattern = normalisePattern(lit.value);
-    const never = patternNeverMatches(pattern);
-    if (never !== undefined) this.report(diag("PatternNeverMatches", lit.span, lit.value, never));
-    return pattern;
+  private pattern(lit: A.StringLit): IdentityPattern {
+    let known = this.patterns.get(lit.value);
+    if (known === undefined) {
+      const pattern = normalisePattern(lit.value);
+      this.patterns.set(lit.value, (known = { pattern, never: patternNeverMatches(pattern) }));
+    }
+    if (known.never !== undefined) this.report(diag("PatternNeverMatches", lit.span, lit.value, known.never));
+    return known.pattern;
   }
 
   private checkSpiffeId(text: string): SpiffeCheck {
