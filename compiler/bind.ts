@@ -87,15 +87,12 @@ export function bindPolicySet(sources: readonly PolicySource[], files: readonly 
           } else {
             ruleIds.set(id, idSpan);
           }
-          // A rule has one or two annotations: comparing each with those before it beats a Set.
-          const annotations = item.annotations;
-          for (let i = 1; i < annotations.length; i++) {
-            const a = annotations[i]!;
-            for (let j = 0; j < i; j++) {
-              if (annotations[j]!.name.name === a.name.name) {
-                diagnostics.push(diag("DuplicateAnnotation", a.span, a.name.name));
-                break;
-              }
+          // Most rules have one annotation at most: no set of names for them.
+          if (item.annotations.length > 1) {
+            const seen = new Set<string>();
+            for (const a of item.annotations) {
+              if (seen.has(a.name.name)) diagnostics.push(diag("DuplicateAnnotation", a.span, a.name.name));
+              seen.add(a.name.name);
             }
           }
           rules.push({ id, idSpan, rule: item });
