@@ -723,9 +723,9 @@ class Checker {
    *
    * Each block meets the blocks it shares a selector value with, or a cgroup at or above its
    * own (a pair is reported from its deeper cgroup). Blocks are indexed by the set of keys
-   * they constrain and one value, so that a block meets only blocks that agree on a common
-   * key other than cgroup: a value shared by many blocks (`exe = "/usr/bin/node"`) does not
-   * make the pass quadratic. INVARIANT: the blocks met are taken in the order of meeting
+   * they constrain and one value, so that a block meets only blocks that agree on its most
+   * selective common key other than cgroup: a value shared by many blocks
+   * (`exe = "/usr/bin/node"`) does not make the pass quadratic. INVARIANT: the blocks met are taken in the order of meeting
    * them key by key (cgroup by depth, then uid, gid, exe, sha256; each in block order), so
    * which pair is reported first, and from which blocks, is that order.
    */
@@ -786,10 +786,16 @@ class Checker {
         const common = keys & block.keys;
         if (common === 0) continue;
         if (common !== CGROUP) {
-          // Blocks that agree on one common key other than cgroup; the rest is checked.
+          // A block that agrees with this one agrees on every common key other than cgroup:
+          // it is in the smallest of their buckets, and the rest is checked.
           const bit = SELECTOR_KEYS.findIndex((_, b) => b > 0 && (common & (1 << b)) !== 0);
-          const key = SELECTOR_KEYS[bit]!;
-          for (const other of buckets.get(bucketKey(keys, key, block.spec[key]!)) ?? []) {
+          let candidates: readonly Block[] | undefined;
+          SELECTOR_KEYS.forEach((key, b) => {
+            if (b === 0 || (common & (1 << b)) === 0) return;
+            const bucket = buckets.get(bucketKey(keys, key, block.spec[key]!)) ?? [];
+            if (candidates === undefined || bucket.length < candidates.length) candidates = bucket;
+          });
+          for (const other of candidates!) {
             if (other.workload === block.workload || !compatible(block.spec, other.spec)) continue;
             const depth = (common & CGROUP) === 0 ? -1 : above.indexOf(String(other.spec.cgroup));
             met.push({ other, order: depth >= 0 ? [0, depth, other.index] : [bit, 0, other.index] });
