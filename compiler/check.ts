@@ -87,6 +87,9 @@ class Checker {
   // Pure functions of a string, memoised: the same IDs and patterns recur in every rule.
   private readonly spiffeChecks = new Map<string, SpiffeCheck>();
   private readonly wildcards = new Map<string, boolean>();
+  private readonly namesByKind = new Map<A.RefKind, readonly string[]>();
+  /** The "did you mean" hint of each unknown name, by kind (a misspelt name often recurs). */
+  private readonly suggestions = new Map<string, string>();
   /** Each pattern text, normalised (one object per text: patterns are read-only and compared by text). */
   private readonly patterns = new Map<string, { pattern: IdentityPattern; never: string | undefined }>();
 
@@ -164,8 +167,10 @@ class Checker {
   private lookup(name: A.Ident, kind: A.RefKind): A.Declaration | undefined {
     const symbol = this.bindings.symbols.get(name.name);
     if (symbol === undefined) {
-      const candidates = [...this.bindings.symbols.entries()].filter(([, s]) => s.kind === kind).map(([n]) => n);
-      this.report(diag("UnknownName", name.span, describeKind(kind), name.name, didYouMean(name.name, candidates)));
+      const key = `${kind} ${name.name}`;
+      let hint = this.suggestions.get(key);
+      if (hint === undefined) this.suggestions.set(key, (hint = didYouMean(name.name, this.namesOfKind(kind))));
+      this.report(diag("UnknownName", name.span, describeKind(kind), name.name, hint));
       return undefined;
     }
     if (symbol.kind !== kind) {
@@ -174,6 +179,16 @@ class Checker {
     }
     this.used.add(name.name);
     return symbol.decl;
+  }
+
+  /** The declared names of `kind`, in declaration order (listed once per kind). */
+  private namesOfKind(kind: A.RefKind): readonly string[] {
+    let names = this.namesByKind.get(kind);
+    if (names === undefined) {
+      names = [...this.bindings.symbols.entries()].filter(([, s]) => s.kind === kind).map(([n]) => n);
+      this.namesByKind.set(kind, names);
+    }
+    return names;
   }
 
   /** Guards a nested list declaration against cycles; returns false (and reports) on one. */
