@@ -14,9 +14,14 @@ import { generatePolicySet } from "../test/support/generate.js";
 import type { BenchSection } from "./run.js";
 
 export const FRONTEND_SIZES = [1_000, 10_000, 100_000] as const;
-/** From the issue: parse and check 10,000 generated rules in under a second. */
-const TARGET_RULES = 10_000;
-const TARGET_MS = 1_000;
+/**
+ * The front end's share of issue 3's budget (10,000 rules compiled in under 2 s, 100,000 in
+ * under 30 s): parse and check in at most these times.
+ */
+const TARGETS = [
+  { rules: 10_000, ms: 300 },
+  { rules: 100_000, ms: 3_500 },
+] as const;
 const SEED = 1;
 
 export interface FrontendMeasurement {
@@ -63,6 +68,20 @@ function parseAndCheck(sources: readonly PolicySource[]): { parseMs: number; che
   return { parseMs: t1 - t0, checkMs: t2 - t1, cpuMs: (cpu.user + cpu.system) / 1000, kept: checked.policySet };
 }
 
+/**
+ * Checks that the generated set checks without errors and returns its number of warnings.
+ * A function of its own, so that its policy set is garbage once it returns and does not
+ * weigh on the measured runs' collections.
+ */
+function validate(sources: readonly PolicySource[], rules: number): number {
+  const result = checkSources(sources);
+  const errors = result.diagnostics.filter((d) => d.severity === "error");
+  if (errors.length > 0 || result.policySet?.rules.length !== rules) {
+    throw new Error(`generated set of ${rules} rules does not check: ${errors.length} errors, first: ${errors[0]?.code} ${errors[0]?.message}`);
+  }
+  return result.diagnostics.length;
+}
+
 /** The child's work: one size, measured after a warm-up on a small set. */
 export function measureFrontend(rules: number): FrontendMeasurement {
   const warmUp: PolicySource[] = [{ path: "warm-up.policy", relPath: "warm-up.policy", text: generatePolicySet({ rules: 500, seed: SEED + 1 }) }];
@@ -70,12 +89,7 @@ export function measureFrontend(rules: number): FrontendMeasurement {
 
   const text = generatePolicySet({ rules, seed: SEED });
   const sources: PolicySource[] = [{ path: "generated.policy", relPath: "generated.policy", text }];
-  const result = checkSources(sources);
-  const errors = result.diagnostics.filter((d) => d.severity === "error");
-  if (errors.length > 0 || result.policySet?.rules.length !== rules) {
-    throw new Error(`generated set of ${rules} rules does not check: ${errors.length} errors, first: ${errors[0]?.code} ${errors[0]?.message}`);
-  }
-  const warnings = result.diagnostics.length;
+  const warnings = validate(sources, rules);
 
   const repetitions = rules <= 1_000 ? 9 : rules <= 10_000 ? 5 : 2;
   // The first run also measures the heap. Full GCs shrink the young generation, which
@@ -147,9 +161,17 @@ export function frontendTable(rows: readonly FrontendMeasurement[]): string {
     ),
   ];
   lines.push("", `- Every generated set checks with 0 errors (asserted) and ${rows.map((m) => m.warnings).join(" / ")} warnings.`);
-  const target = rows.find((m) => m.rules === TARGET_RULES);
-  if (target !== undefined) {
-    lines.push(`- Target: ${grouped(TARGET_RULES)} rules parsed and checked in under ${grouped(TARGET_MS)} ms — ${target.totalMs < TARGET_MS ? "met" : "missed"} (${fixed(target.totalMs, 0)} ms).`);
+  for (const target of TARGETS) {
+    const row = rows.find((m) => m.rules === target.rules);
+    if (row === undefined) continue;
+    const met = (ms: number) => (ms <= target.ms ? "met" : "missed");
+    lines.push(
+      `- Target: ${grouped(target.rules)} rules parsed and checked in at most ${grouped(target.ms)} ms — best run ${met(row.totalMs)} (${fixed(row.totalMs, 0)} ms), one cold run ${met(row.firstMs)} (${fixed(row.firstMs, 0)} ms).`,
+    );
+  }
+  const largest = rows[rows.length - 1];
+  if (largest !== undefined) {
+    lines.push(`- Peak RSS at ${grouped(largest.rules)} rules: ${fixed(largest.peakRssMb, 0)} MB, of issue 3's 2 GiB for the whole compile (the front end's share: well under 1 GiB).`);
   }
   for (let i = 1; i < rows.length; i++) {
     const a = rows[i - 1]!;
@@ -169,7 +191,8 @@ export const frontendSection: BenchSection = {
     "best of 9 / 5 / 2 warm runs (after a warm-up on a small set; only the first run follows a full GC), each size in a fresh `node --expose-gc` process. " +
     "Times are wall clock; cpu ms is user + system time of the same run (all threads, GC included). " +
     "Heap: heap in use after a full GC with the AST and policy set alive, minus before parsing. Peak RSS: the whole process, generation included. " +
-    "One cold run: a single parse + check in another fresh process with no flags, no warm-up and no forced GC, as one `portcullis check` runs; the best-run column at 100k is dominated by collections of the previous runs' garbage.",
+    "One cold run: a single parse + check in another fresh process with no flags, no warm-up and no forced GC, as one `portcullis check` runs (code not yet optimised by the JIT). " +
+    "Targets: the front end's share of issue 3's budget (10,000 rules compiled in under 2 s and 100,000 in under 30 s, within 2 GiB).",
   run(): string {
     const rows = FRONTEND_SIZES.map((rules) => {
       process.stderr.write(`frontend: ${grouped(rules)} rules…\n`);

@@ -87,10 +87,13 @@ export function bindPolicySet(sources: readonly PolicySource[], files: readonly 
           } else {
             ruleIds.set(id, idSpan);
           }
-          const seen = new Set<string>();
-          for (const a of item.annotations) {
-            if (seen.has(a.name.name)) diagnostics.push(diag("DuplicateAnnotation", a.span, a.name.name));
-            seen.add(a.name.name);
+          // Most rules have one annotation at most: no set of names for them.
+          if (item.annotations.length > 1) {
+            const seen = new Set<string>();
+            for (const a of item.annotations) {
+              if (seen.has(a.name.name)) diagnostics.push(diag("DuplicateAnnotation", a.span, a.name.name));
+              seen.add(a.name.name);
+            }
           }
           rules.push({ id, idSpan, rule: item });
           break;

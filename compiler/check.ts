@@ -10,7 +10,7 @@ import { formatIp, maskBytes } from "../dsl/ip.js";
 import { bindPolicySet, describeKind, type Bindings } from "./bind.js";
 import type { Cidr, Endpoint, IdentityMember, MatchSpec, PolicySet, PolicySource, PortRange, RuleInfo, ServiceInfo, WorkloadInfo } from "./model.js";
 import { endpointOf } from "./model.js";
-import { checkSpiffeId, hasWildcard, normalisePattern, patternNeverMatches } from "./spiffe.js";
+import { checkSpiffeId, hasWildcard, normalisePattern, patternNeverMatches, type IdentityPattern, type SpiffeCheck } from "./spiffe.js";
 
 /** The types of the language. `*set` types are what `in` tests against. */
 type Ty = "int" | "ip" | "protocol" | "identity" | "bool" | "string" | "action" | "endpoint" | "intset" | "ipset" | "identityset" | "endpointset" | "emptyset" | "error";
@@ -42,6 +42,25 @@ interface Typed {
   readonly attribute: string | undefined;
 }
 
+/** The `Typed` of each type that is no attribute, made once (they are immutable). */
+const plainTypes = Object.fromEntries(Object.keys(tyText).map((ty) => [ty, { ty, attribute: undefined }])) as Record<Ty, Typed>;
+
+function plain(ty: Ty): Typed {
+  return plainTypes[ty];
+}
+
+const refTypes: Record<A.RefKind, Ty> = { workload: "identity", group: "identityset", net: "ipset", ports: "intset", service: "endpointset" };
+
+/** What `in` accepts on its right for each type on its left, and the hint when it is not that. */
+const inSets: Partial<Record<Ty, { sets: readonly Ty[]; hint: string }>> = {
+  int: { sets: ["intset", "emptyset"], hint: "expected a port range like `8000..8999`, a list of ports or `ports NAME`" },
+  ip: { sets: ["ipset", "ip", "emptyset"], hint: "expected a CIDR, a list of CIDRs or `net NAME`" },
+  identity: { sets: ["identityset", "emptyset"], hint: "expected `group NAME` or a list of workloads and SPIFFE IDs" },
+};
+
+/** Types that `==` and `!=` compare. */
+const equatable: readonly Ty[] = ["int", "ip", "protocol", "identity", "bool"];
+
 const SELECTOR_KEYS = ["cgroup", "uid", "gid", "exe", "sha256"] as const;
 
 export interface CheckResult {
@@ -65,6 +84,14 @@ class Checker {
   private readonly ports = new Map<string, PortRange[]>();
   private readonly resolving: string[] = [];
   private readonly texts = new Map<string, string>();
+  // Pure functions of a string, memoised: the same IDs and patterns recur in every rule.
+  private readonly spiffeChecks = new Map<string, SpiffeCheck>();
+  private readonly wildcards = new Map<string, boolean>();
+  private readonly namesByKind = new Map<A.RefKind, readonly string[]>();
+  /** The "did you mean" hint of each unknown name, by kind (a misspelt name often recurs). */
+  private readonly suggestions = new Map<string, string>();
+  /** Each pattern text, normalised (one object per text: patterns are read-only and compared by text). */
+  private readonly patterns = new Map<string, { pattern: IdentityPattern; never: string | undefined }>();
 
   constructor(
     private readonly bindings: Bindings,
@@ -140,8 +167,10 @@ class Checker {
   private lookup(name: A.Ident, kind: A.RefKind): A.Declaration | undefined {
     const symbol = this.bindings.symbols.get(name.name);
     if (symbol === undefined) {
-      const candidates = [...this.bindings.symbols.entries()].filter(([, s]) => s.kind === kind).map(([n]) => n);
-      this.report(diag("UnknownName", name.span, describeKind(kind), name.name, didYouMean(name.name, candidates)));
+      const key = `${kind} ${name.name}`;
+      let hint = this.suggestions.get(key);
+      if (hint === undefined) this.suggestions.set(key, (hint = didYouMean(name.name, this.namesOfKind(kind))));
+      this.report(diag("UnknownName", name.span, describeKind(kind), name.name, hint));
       return undefined;
     }
     if (symbol.kind !== kind) {
@@ -150,6 +179,16 @@ class Checker {
     }
     this.used.add(name.name);
     return symbol.decl;
+  }
+
+  /** The declared names of `kind`, in declaration order (listed once per kind). */
+  private namesOfKind(kind: A.RefKind): readonly string[] {
+    let names = this.namesByKind.get(kind);
+    if (names === undefined) {
+      names = [...this.bindings.symbols.entries()].filter(([, s]) => s.kind === kind).map(([n]) => n);
+      this.namesByKind.set(kind, names);
+    }
+    return names;
   }
 
   /** Guards a nested list declaration against cycles; returns false (and reports) on one. */
@@ -302,7 +341,7 @@ class Checker {
       if (item.kind === "ref" && item.refKind === "workload") {
         const decl = this.lookup(item.name, "workload") as A.WorkloadDecl | undefined;
         const idEntry = decl?.entries.find((e): e is A.IdEntry => e.kind === "id");
-        const id = idEntry === undefined ? undefined : checkSpiffeId(idEntry.value.value);
+        const id = idEntry === undefined ? undefined : this.checkSpiffeId(idEntry.value.value);
         if (id?.ok === true) out.push({ kind: "exact", id: id.id });
       } else if (item.kind === "ref" && item.refKind === "group") {
         const decl = this.lookup(item.name, "group") as A.GroupDecl | undefined;
@@ -320,22 +359,33 @@ class Checker {
 
   /** A string standing for identities: an exact SPIFFE ID, or a pattern when it has a `*`. */
   private identityMember(lit: A.StringLit): IdentityMember | undefined {
-    if (!hasWildcard(lit.value)) {
+    let wildcard = this.wildcards.get(lit.value);
+    if (wildcard === undefined) this.wildcards.set(lit.value, (wildcard = hasWildcard(lit.value)));
+    if (!wildcard) {
       const id = this.exactIdentity(lit);
       return id === undefined ? undefined : { kind: "exact", id };
     }
     return { kind: "pattern", pattern: this.pattern(lit) };
   }
 
-  private pattern(lit: A.StringLit) {
-    const pattern = normalisePattern(lit.value);
-    const never = patternNeverMatches(pattern);
-    if (never !== undefined) this.report(diag("PatternNeverMatches", lit.span, lit.value, never));
-    return pattern;
+  private pattern(lit: A.StringLit): IdentityPattern {
+    let known = this.patterns.get(lit.value);
+    if (known === undefined) {
+      const pattern = normalisePattern(lit.value);
+      this.patterns.set(lit.value, (known = { pattern, never: patternNeverMatches(pattern) }));
+    }
+    if (known.never !== undefined) this.report(diag("PatternNeverMatches", lit.span, lit.value, known.never));
+    return known.pattern;
+  }
+
+  private checkSpiffeId(text: string): SpiffeCheck {
+    let result = this.spiffeChecks.get(text);
+    if (result === undefined) this.spiffeChecks.set(text, (result = checkSpiffeId(text)));
+    return result;
   }
 
   private exactIdentity(lit: A.StringLit): string | undefined {
-    const result = checkSpiffeId(lit.value);
+    const result = this.checkSpiffeId(lit.value);
     if (!result.ok) {
       this.report(diag("InvalidSpiffeId", lit.span, lit.value, result.reason));
       return undefined;
@@ -476,7 +526,6 @@ class Checker {
   // ---------------------------------------------------------------- expressions
 
   private typeOf(e: A.Expr): Typed {
-    const plain = (ty: Ty): Typed => ({ ty, attribute: undefined });
     switch (e.kind) {
       case "int":
         return plain("int");
@@ -495,8 +544,7 @@ class Checker {
       case "ref": {
         const decl = this.lookup(e.name, e.refKind);
         if (decl === undefined) return plain("error");
-        const byKind: Record<A.RefKind, Ty> = { workload: "identity", group: "identityset", net: "ipset", ports: "intset", service: "endpointset" };
-        return plain(byKind[e.refKind]);
+        return plain(refTypes[e.refKind]);
       }
       case "name":
         return this.typeOfName(e);
@@ -599,7 +647,7 @@ class Checker {
   private typeOfCompare(e: A.CompareExpr): Typed {
     const left = this.typeOf(e.left);
     const right = this.typeOf(e.right);
-    const result: Typed = { ty: "bool", attribute: undefined };
+    const result = plain("bool");
     if (left.ty === "error" || right.ty === "error") return result;
     const describe = (x: A.Expr, t: Typed) => `\`${this.snippet(x.span)}\` (${tyText[t.ty]})`;
     const mismatch = () => this.report(diag("TypeMismatch", e.span, e.op, describe(e.left, left), describe(e.right, right)));
@@ -607,7 +655,7 @@ class Checker {
       const identityString = (a: Typed, b: Typed) => a.ty === "identity" && b.ty === "string";
       if (identityString(left, right) || identityString(right, left)) {
         this.exactIdentity((left.ty === "string" ? e.left : e.right) as A.StringLit);
-      } else if (left.ty !== right.ty || !["int", "ip", "protocol", "identity", "bool"].includes(left.ty)) {
+      } else if (left.ty !== right.ty || !equatable.includes(left.ty)) {
         mismatch();
         return result;
       }
@@ -626,14 +674,9 @@ class Checker {
   private typeOfIn(e: A.InExpr): Typed {
     const left = this.typeOf(e.left);
     const right = this.typeOf(e.right);
-    const result: Typed = { ty: "bool", attribute: undefined };
+    const result = plain("bool");
     if (left.ty === "error" || right.ty === "error") return result;
-    const wanted: Partial<Record<Ty, { sets: Ty[]; hint: string }>> = {
-      int: { sets: ["intset", "emptyset"], hint: "expected a port range like `8000..8999`, a list of ports or `ports NAME`" },
-      ip: { sets: ["ipset", "ip", "emptyset"], hint: "expected a CIDR, a list of CIDRs or `net NAME`" },
-      identity: { sets: ["identityset", "emptyset"], hint: "expected `group NAME` or a list of workloads and SPIFFE IDs" },
-    };
-    const w = wanted[left.ty];
+    const w = inSets[left.ty];
     if (w === undefined) {
       this.report(diag("InvalidIn", e.span, `\`${this.snippet(e.left.span)}\` (${tyText[left.ty]})`, `\`${this.snippet(e.right.span)}\``, "`in` tests a port, an ip or a principal"));
       return result;
@@ -648,7 +691,7 @@ class Checker {
 
   private typeOfLike(e: A.LikeExpr): Typed {
     const left = this.typeOf(e.left);
-    const result: Typed = { ty: "bool", attribute: undefined };
+    const result = plain("bool");
     if (e.pattern.kind !== "string" || left.ty !== "identity") {
       if (e.pattern.kind !== "string") this.typeOf(e.pattern);
       if (left.ty !== "error") {
@@ -692,26 +735,45 @@ class Checker {
    * common selector key compatibly (same uid/gid/exe/sha256; one cgroup path at or under the
    * other) and no common key conflicts. Blocks on disjoint keys (cgroup vs uid) are not
    * reported: first-match order resolves them by design (docs/language.md).
+   *
+   * Each block meets the blocks it shares a selector value with, or a cgroup at or above its
+   * own (a pair is reported from its deeper cgroup). Blocks are indexed by the set of keys
+   * they constrain and one value, so that a block meets only blocks that agree on its most
+   * selective common key other than cgroup: a value shared by many blocks
+   * (`exe = "/usr/bin/node"`) does not make the pass quadratic. INVARIANT: the blocks met are taken in the order of meeting
+   * them key by key (cgroup by depth, then uid, gid, exe, sha256; each in block order), so
+   * which pair is reported first, and from which blocks, is that order.
    */
   private warnOverlappingWorkloads(workloads: readonly WorkloadInfo[]): void {
     interface Block {
+      readonly index: number;
       readonly workload: number;
       readonly spec: MatchSpec;
       readonly span: A.Span;
+      /** Bit `i` is set when the block constrains `SELECTOR_KEYS[i]`. */
+      readonly keys: number;
     }
-    const byKeyValue = new Map<string, Block[]>();
+    const CGROUP = 1; // the bit of SELECTOR_KEYS[0]
+    const bucketKey = (keys: number, key: string, value: string | number) => `${keys}|${key}=${value}`;
+    const buckets = new Map<string, Block[]>();
+    const keySets = new Set<number>();
     const blocks: Block[] = [];
     workloads.forEach((w, workload) => {
       const matchEntries = w.decl.entries.filter((e): e is A.MatchEntry => e.kind === "match");
       w.matches.forEach((spec, i) => {
-        const block: Block = { workload, spec, span: matchEntries[i]!.span };
+        let keys = 0;
+        SELECTOR_KEYS.forEach((key, bit) => {
+          if (spec[key] !== undefined) keys |= 1 << bit;
+        });
+        const block: Block = { index: blocks.length, workload, spec, span: matchEntries[i]!.span, keys };
         blocks.push(block);
+        keySets.add(keys);
         for (const key of SELECTOR_KEYS) {
           const value = spec[key];
           if (value === undefined) continue;
-          const k = `${key}=${value}`;
-          const list = byKeyValue.get(k);
-          if (list === undefined) byKeyValue.set(k, [block]);
+          const k = bucketKey(keys, key, value);
+          const list = buckets.get(k);
+          if (list === undefined) buckets.set(k, [block]);
           else list.push(block);
         }
       });
@@ -725,21 +787,45 @@ class Checker {
         if (key === "cgroup") return underOrAt(String(x), String(y)) || underOrAt(String(y), String(x));
         return x === y;
       });
+    /** The cgroup paths at and above `path`, shallowest first. */
+    const cgroupsAbove = (path: string): string[] => {
+      const parts = path === "/" ? [""] : path.split("/");
+      return parts.map((_, i) => parts.slice(0, i + 1).join("/") || "/");
+    };
     const reported = new Set<string>();
     for (const block of blocks) {
-      const candidates: Block[] = [];
-      for (const key of SELECTOR_KEYS) {
-        const value = block.spec[key];
-        if (value === undefined) continue;
-        if (key !== "cgroup") candidates.push(...(byKeyValue.get(`${key}=${value}`) ?? []));
-        else {
-          const path = String(value);
-          const parts = path === "/" ? [""] : path.split("/");
-          for (let i = 1; i <= parts.length; i++) candidates.push(...(byKeyValue.get(`cgroup=${parts.slice(0, i).join("/") || "/"}`) ?? []));
+      const above = block.spec.cgroup === undefined ? [] : cgroupsAbove(String(block.spec.cgroup));
+      // Each block met, with where it comes in the order of meeting: [key, cgroup depth, index].
+      const met: { other: Block; order: [number, number, number] }[] = [];
+      for (const keys of keySets) {
+        const common = keys & block.keys;
+        if (common === 0) continue;
+        if (common !== CGROUP) {
+          // A block that agrees with this one agrees on every common key other than cgroup:
+          // it is in the smallest of their buckets, and the rest is checked.
+          const bit = SELECTOR_KEYS.findIndex((_, b) => b > 0 && (common & (1 << b)) !== 0);
+          let candidates: readonly Block[] | undefined;
+          SELECTOR_KEYS.forEach((key, b) => {
+            if (b === 0 || (common & (1 << b)) === 0) return;
+            const bucket = buckets.get(bucketKey(keys, key, block.spec[key]!)) ?? [];
+            if (candidates === undefined || bucket.length < candidates.length) candidates = bucket;
+          });
+          for (const other of candidates!) {
+            if (other.workload === block.workload || !compatible(block.spec, other.spec)) continue;
+            const depth = (common & CGROUP) === 0 ? -1 : above.indexOf(String(other.spec.cgroup));
+            met.push({ other, order: depth >= 0 ? [0, depth, other.index] : [bit, 0, other.index] });
+          }
+        } else {
+          // Only cgroup in common: blocks at or above this block's cgroup.
+          above.forEach((path, depth) => {
+            for (const other of buckets.get(bucketKey(keys, "cgroup", path)) ?? []) {
+              if (other.workload !== block.workload) met.push({ other, order: [0, depth, other.index] });
+            }
+          });
         }
       }
-      for (const other of candidates) {
-        if (other.workload === block.workload || !compatible(block.spec, other.spec)) continue;
+      met.sort((x, y) => x.order[0] - y.order[0] || x.order[1] - y.order[1] || x.order[2] - y.order[2]);
+      for (const { other } of met) {
         const [first, second] = other.workload < block.workload ? [other, block] : [block, other];
         const pair = `${first.workload}/${second.workload}`;
         if (reported.has(pair)) continue;

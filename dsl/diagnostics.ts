@@ -208,17 +208,49 @@ export function editDistance(a: string, b: string): number {
   return d[rows * cols - 1]!;
 }
 
+/** Three rows of `boundedEditDistance`, grown as needed and reused (it runs for every candidate name). */
+let rows = [new Int32Array(64), new Int32Array(64), new Int32Array(64)];
+
+/**
+ * `editDistance(a, b)` when it is at most `limit`, else `limit + 1`: rows are computed until
+ * their smallest value exceeds `limit` (the smallest value of a row never decreases).
+ */
+export function boundedEditDistance(a: string, b: string, limit: number): number {
+  const cols = b.length + 1;
+  if (rows[0]!.length < cols) rows = [new Int32Array(cols * 2), new Int32Array(cols * 2), new Int32Array(cols * 2)];
+  let [twoBack, previous, current] = rows as [Int32Array, Int32Array, Int32Array];
+  for (let j = 0; j < cols; j++) previous[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    current[0] = i;
+    let rowMin = i;
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, twoBack[j - 2]! + 1);
+      current[j] = best;
+      if (best < rowMin) rowMin = best;
+    }
+    if (rowMin > limit) return limit + 1;
+    [twoBack, previous, current] = [previous, current, twoBack];
+  }
+  return Math.min(previous[cols - 1]!, limit + 1);
+}
+
 /** `; did you mean `x`?` for the closest candidate within a third of the name's length. */
 export function didYouMean(name: string, candidates: Iterable<string>): string {
+  const limit = Math.max(1, Math.floor(name.length / 3));
+  const lower = name.toLowerCase();
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {
-    const d = editDistance(name.toLowerCase(), c.toLowerCase());
+    const other = c.toLowerCase();
+    // The distance is at least the difference in length: such a candidate is never shown.
+    if (Math.abs(other.length - lower.length) > limit) continue;
+    const d = boundedEditDistance(lower, other, limit);
     if (d < bestDistance || (d === bestDistance && best !== undefined && c < best)) {
       best = c;
       bestDistance = d;
     }
   }
-  const limit = Math.max(1, Math.floor(name.length / 3));
   return best !== undefined && bestDistance <= limit ? `; did you mean \`${best}\`?` : "";
 }

@@ -1,12 +1,30 @@
-// Owns the grammar of the `.policy` language, and nothing else: no semantic actions, no
-// AST. One reused `PolicyParser` instance with error recovery on, so one run reports every
-// syntax error; `cst-to-ast.ts` turns its CST into the typed AST.
+// Owns the grammar of the `.policy` language. One reused `PolicyParser` instance with error
+// recovery on, so one run reports every syntax error. Each rule hands what it recognised
+// (tokens, its sub-rules' results) to the file's `AstBuilder` (ast-builder.ts), which owns
+// the AST and the literal checks; the grammar itself holds no other logic. Building the AST
+// as the rules return, rather than through a CST and a visitor, makes no CST at all (the
+// CST was most of the front end's time and garbage).
 //
 // The grammar is deliberately more general than the language where a precise error is
 // better given later: any value may stand on either side of an operator (the checker
 // reports `port == tcp`), any `key = value` may stand in a declaration body (the checker
 // reports an unknown key), any name may follow `default`.
-import { CstParser, EOF, type IOrAlt, type IRecognitionException, type IParserErrorMessageProvider, type OrMethodOpts, type TokenType, type IToken } from "chevrotain";
+//
+// INVARIANT: every CONSUME, SUBRULE, OR, OPTION and MANY runs whether or not the builder is
+// called, so chevrotain records the same grammar (and so gives the same lookahead, recovery
+// and messages) as without actions; the builder is not called while recording.
+import {
+  EmbeddedActionsParser,
+  EOF,
+  type IOrAlt,
+  type IParserErrorMessageProvider,
+  type IRecognitionException,
+  type IToken,
+  type OrMethodOpts,
+  type TokenType,
+} from "chevrotain";
+import type * as A from "./ast.js";
+import type { AssertionSetting, AstBuilder, DeclBody, ScopeTail, TestFromSyntax } from "./ast-builder.js";
 import * as T from "./tokens.js";
 
 function describeTokenType(t: TokenType): string {
@@ -46,6 +64,10 @@ export interface SyntaxErrorText {
   readonly found: string;
 }
 
+interface ParseState {
+  failed: boolean;
+}
+
 const messages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual }) {
     return JSON.stringify({ expected: describeTokenType(expected), found: describeToken(actual) } satisfies SyntaxErrorText);
@@ -63,42 +85,107 @@ const messages: IParserErrorMessageProvider = {
   },
 };
 
+/**
+ * `messages`, also noting in `state` that the parse has an error: chevrotain builds a
+ * message exactly for each error it records (and its `errors` getter copies the list).
+ */
+function noting(state: ParseState): IParserErrorMessageProvider {
+  return {
+    buildMismatchTokenMessage(options) {
+      state.failed = true;
+      return messages.buildMismatchTokenMessage(options);
+    },
+    buildNotAllInputParsedMessage(options) {
+      state.failed = true;
+      return messages.buildNotAllInputParsedMessage(options);
+    },
+    buildNoViableAltMessage(options) {
+      state.failed = true;
+      return messages.buildNoViableAltMessage(options);
+    },
+    buildEarlyExitMessage(options) {
+      state.failed = true;
+      return messages.buildEarlyExitMessage(options);
+    },
+  };
+}
+
 export function syntaxErrorText(e: IRecognitionException): SyntaxErrorText {
   return JSON.parse(e.message) as SyntaxErrorText;
 }
 
-type Alternatives = IOrAlt<unknown>[];
+type Alternatives<R> = IOrAlt<R>[];
 
-export class PolicyParser extends CstParser {
+type DeclEntry = DeclBody["entries"][number];
+
+export class PolicyParser extends EmbeddedActionsParser {
+  /** Builds the AST of the run being parsed; undefined when it is not wanted. */
+  private builder: AstBuilder | undefined;
+  /** Whether the run being parsed has a syntax error: set by the message provider. */
+  private readonly state: ParseState;
+
   // Alternatives of each OR, built once (chevrotain's advice: a new array per call is the
   // parser's largest allocation).
-  private itemAlts?: Alternatives;
-  private entryAlts?: Alternatives;
-  private unaryAlts?: Alternatives;
-  private primaryAlts?: Alternatives;
-  private refAlts?: Alternatives;
-  private scopeOpAlts?: Alternatives;
-  private conditionAlts?: Alternatives;
-  private effectAlts?: Alternatives;
-  private operatorAlts?: Alternatives;
-  private valueAlts?: OrMethodOpts<unknown>;
-  private testFromAlts?: OrMethodOpts<unknown>;
+  private itemAlts?: Alternatives<A.Item>;
+  private entryAlts?: Alternatives<DeclEntry>;
+  private unaryAlts?: Alternatives<A.Expr>;
+  private primaryAlts?: Alternatives<A.Expr>;
+  private refAlts?: Alternatives<IToken>;
+  private scopeOpAlts?: Alternatives<IToken>;
+  private conditionAlts?: Alternatives<IToken>;
+  private effectAlts?: Alternatives<IToken>;
+  private operatorAlts?: Alternatives<IToken>;
+  private valueAlts?: OrMethodOpts<A.Value>;
+  private testFromAlts?: OrMethodOpts<TestFromSyntax>;
 
   constructor() {
+    const state: ParseState = { failed: false };
     super(T.allTokens as TokenType[], {
       recoveryEnabled: true,
       maxLookahead: 3,
-      nodeLocationTracking: "full",
-      errorMessageProvider: messages,
+      errorMessageProvider: noting(state),
     });
+    this.state = state;
     this.performSelfAnalysis();
   }
 
-  public file = this.RULE("file", () => {
-    this.MANY(() => this.SUBRULE(this.item));
+  /**
+   * The builder, when the result of the rule being run is wanted: not while chevrotain
+   * records the grammar, not when the AST is not wanted, and not once this parse has a
+   * syntax error (sub-results may then be missing).
+   * INVARIANT: a rule's result is read only when the parse has no syntax error, so the
+   * `undefined` a rule returns otherwise (`this.b?.…!`) is never read as a node; and every
+   * token is consumed before `this.b?.…` (its arguments are not evaluated without a builder).
+   */
+  private get b(): AstBuilder | undefined {
+    return this.RECORDING_PHASE || this.state.failed ? undefined : this.builder;
+  }
+
+  /**
+   * Parses one run of whole items. Their AST is built by `builder` unless it is undefined
+   * or the run has a syntax error; `errors` are chevrotain's.
+   */
+  parseItems(tokens: IToken[], builder: AstBuilder | undefined): { readonly items: A.Item[]; readonly errors: IRecognitionException[] } {
+    this.builder = builder;
+    this.state.failed = false;
+    this.input = tokens;
+    const items = this.file();
+    const errors = this.errors;
+    // The parser would otherwise keep the run's tokens and the builder alive until the next parse.
+    this.input = [];
+    this.builder = undefined;
+    return { items, errors };
+  }
+
+  private file = this.RULE("file", (): A.Item[] => {
+    const items: A.Item[] = [];
+    this.MANY(() => {
+      items.push(this.SUBRULE(this.item));
+    });
+    return items;
   });
 
-  private item = this.RULE("item", () => {
+  private item = this.RULE("item", (): A.Item =>
     this.OR((this.itemAlts ??= [
       { ALT: () => this.SUBRULE(this.workloadDecl) },
       { ALT: () => this.SUBRULE(this.groupDecl) },
@@ -108,176 +195,211 @@ export class PolicyParser extends CstParser {
       { ALT: () => this.SUBRULE(this.defaultDecl) },
       { ALT: () => this.SUBRULE(this.rule) },
       { ALT: () => this.SUBRULE(this.testBlock) },
-    ]));
-  });
+    ])),
+  );
 
   // workload NAME { id = "…"; match { key = value, … } }
-  private workloadDecl = this.RULE("workloadDecl", () => {
-    this.CONSUME(T.Workload);
-    this.CONSUME(T.Identifier);
-    this.SUBRULE(this.declBody);
+  private workloadDecl = this.RULE("workloadDecl", (): A.WorkloadDecl => {
+    const keyword = this.CONSUME(T.Workload);
+    const name = this.CONSUME(T.Identifier);
+    const body = this.SUBRULE(this.declBody);
+    return this.b?.workloadDecl(keyword, name, body)!;
   });
 
   // service NAME { id = "…"; endpoints = [ … ]; }
-  private serviceDecl = this.RULE("serviceDecl", () => {
-    this.CONSUME(T.Service);
-    this.CONSUME(T.Identifier);
-    this.SUBRULE(this.declBody);
+  private serviceDecl = this.RULE("serviceDecl", (): A.ServiceDecl => {
+    const keyword = this.CONSUME(T.Service);
+    const name = this.CONSUME(T.Identifier);
+    const body = this.SUBRULE(this.declBody);
+    return this.b?.serviceDecl(keyword, name, body)!;
   });
 
-  private declBody = this.RULE("declBody", () => {
+  private declBody = this.RULE("declBody", (): DeclBody => {
     this.CONSUME(T.LBrace);
-    this.MANY(() =>
-      this.OR((this.entryAlts ??= [
-        { ALT: () => this.SUBRULE(this.matchEntry) },
-        { ALT: () => this.SUBRULE(this.keyEntry) },
-      ])),
-    );
-    this.CONSUME(T.RBrace);
+    const entries: DeclEntry[] = [];
+    this.MANY(() => {
+      entries.push(
+        this.OR((this.entryAlts ??= [
+          { ALT: () => this.SUBRULE(this.matchEntry) },
+          { ALT: () => this.SUBRULE(this.keyEntry) },
+        ])),
+      );
+    });
+    const close = this.CONSUME(T.RBrace);
+    return { entries, close };
   });
 
-  private matchEntry = this.RULE("matchEntry", () => {
-    this.CONSUME(T.Match);
+  private matchEntry = this.RULE("matchEntry", (): A.MatchEntry => {
+    const keyword = this.CONSUME(T.Match);
     this.CONSUME(T.LBrace);
-    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.selector) });
-    this.CONSUME(T.RBrace);
-    this.OPTION(() => this.CONSUME(T.Semicolon));
+    const selectors: A.Selector[] = [];
+    this.MANY_SEP({
+      SEP: T.Comma,
+      DEF: () => {
+        selectors.push(this.SUBRULE(this.selector));
+      },
+    });
+    const close = this.CONSUME(T.RBrace);
+    const semicolon = this.OPTION(() => this.CONSUME(T.Semicolon));
+    return this.b?.matchEntry(keyword, selectors, semicolon ?? close)!;
   });
 
-  private selector = this.RULE("selector", () => {
-    this.CONSUME(T.Identifier);
+  private selector = this.RULE("selector", (): A.Selector => {
+    const key = this.CONSUME(T.Identifier);
     this.CONSUME(T.Assign);
-    this.SUBRULE(this.value);
+    const value = this.SUBRULE(this.value);
+    return this.b?.selector(key, value)!;
   });
 
-  private keyEntry = this.RULE("keyEntry", () => {
-    this.CONSUME(T.Identifier);
+  private keyEntry = this.RULE("keyEntry", (): A.IdEntry | A.EndpointsEntry | A.UnknownEntry => {
+    const key = this.CONSUME(T.Identifier);
     this.CONSUME(T.Assign);
-    this.SUBRULE(this.value);
-    this.CONSUME(T.Semicolon);
+    const value = this.SUBRULE(this.value);
+    const semicolon = this.CONSUME(T.Semicolon);
+    return this.b?.keyEntry(key, value, semicolon)!;
   });
 
   // group NAME = [ … ];   net NAME = [ … ];   ports NAME = [ … ];
-  private groupDecl = this.RULE("groupDecl", () => {
-    this.CONSUME(T.Group);
-    this.CONSUME(T.Identifier);
+  private groupDecl = this.RULE("groupDecl", (): A.GroupDecl => {
+    const keyword = this.CONSUME(T.Group);
+    const name = this.CONSUME(T.Identifier);
     this.CONSUME(T.Assign);
-    this.SUBRULE(this.list);
-    this.CONSUME(T.Semicolon);
+    const list = this.SUBRULE(this.list);
+    const semicolon = this.CONSUME(T.Semicolon);
+    return this.b?.listDecl(keyword, name, list, semicolon) as A.GroupDecl;
   });
 
-  private netDecl = this.RULE("netDecl", () => {
-    this.CONSUME(T.Net);
-    this.CONSUME(T.Identifier);
+  private netDecl = this.RULE("netDecl", (): A.NetDecl => {
+    const keyword = this.CONSUME(T.Net);
+    const name = this.CONSUME(T.Identifier);
     this.CONSUME(T.Assign);
-    this.SUBRULE(this.list);
-    this.CONSUME(T.Semicolon);
+    const list = this.SUBRULE(this.list);
+    const semicolon = this.CONSUME(T.Semicolon);
+    return this.b?.listDecl(keyword, name, list, semicolon) as A.NetDecl;
   });
 
-  private portsDecl = this.RULE("portsDecl", () => {
-    this.CONSUME(T.Ports);
-    this.CONSUME(T.Identifier);
+  private portsDecl = this.RULE("portsDecl", (): A.PortsDecl => {
+    const keyword = this.CONSUME(T.Ports);
+    const name = this.CONSUME(T.Identifier);
     this.CONSUME(T.Assign);
-    this.SUBRULE(this.list);
-    this.CONSUME(T.Semicolon);
+    const list = this.SUBRULE(this.list);
+    const semicolon = this.CONSUME(T.Semicolon);
+    return this.b?.listDecl(keyword, name, list, semicolon) as A.PortsDecl;
   });
 
   // default unidentified allow;
-  private defaultDecl = this.RULE("defaultDecl", () => {
-    this.CONSUME(T.Default);
-    this.CONSUME1(T.Identifier);
-    this.CONSUME2(T.Identifier);
-    this.CONSUME(T.Semicolon);
+  private defaultDecl = this.RULE("defaultDecl", (): A.DefaultDecl => {
+    const keyword = this.CONSUME(T.Default);
+    const target = this.CONSUME1(T.Identifier);
+    const value = this.CONSUME2(T.Identifier);
+    const semicolon = this.CONSUME(T.Semicolon);
+    return this.b?.defaultDecl(keyword, target, value, semicolon)!;
   });
 
   // @id("…") permit ( principal …, action …, resource … ) when { … } unless { … };
-  private rule = this.RULE("rule", () => {
-    this.MANY(() => this.SUBRULE(this.annotation));
-    this.OR((this.effectAlts ??= [{ ALT: () => this.CONSUME(T.Permit) }, { ALT: () => this.CONSUME(T.Forbid) }]));
+  private rule = this.RULE("rule", (): A.Rule => {
+    const annotations: A.Annotation[] = [];
+    this.MANY(() => {
+      annotations.push(this.SUBRULE(this.annotation));
+    });
+    const effect = this.OR((this.effectAlts ??= [{ ALT: () => this.CONSUME(T.Permit) }, { ALT: () => this.CONSUME(T.Forbid) }]));
     this.CONSUME(T.LParen);
-    this.SUBRULE(this.principalScope);
+    const principal = this.SUBRULE(this.principalScope);
     this.CONSUME1(T.Comma);
-    this.SUBRULE(this.actionScope);
+    const action = this.SUBRULE(this.actionScope);
     this.CONSUME2(T.Comma);
-    this.SUBRULE(this.resourceScope);
+    const resource = this.SUBRULE(this.resourceScope);
     this.CONSUME(T.RParen);
-    this.MANY1(() => this.SUBRULE(this.condition));
-    this.CONSUME(T.Semicolon);
+    const conditions: A.Condition[] = [];
+    this.MANY1(() => {
+      conditions.push(this.SUBRULE(this.condition));
+    });
+    const semicolon = this.CONSUME(T.Semicolon);
+    return this.b?.rule(annotations, effect, principal, action, resource, conditions, semicolon)!;
   });
 
-  private annotation = this.RULE("annotation", () => {
-    this.CONSUME(T.Annotation);
+  private annotation = this.RULE("annotation", (): A.Annotation => {
+    const at = this.CONSUME(T.Annotation);
     this.CONSUME(T.LParen);
-    this.CONSUME(T.StringLiteral);
-    this.CONSUME(T.RParen);
+    const value = this.CONSUME(T.StringLiteral);
+    const close = this.CONSUME(T.RParen);
+    return this.b?.annotation(at, value, close)!;
   });
 
-  private principalScope = this.RULE("principalScope", () => {
-    this.CONSUME(T.Principal);
-    this.OPTION(() => this.SUBRULE(this.scopeTail));
+  private principalScope = this.RULE("principalScope", (): A.ScopePart => {
+    const head = this.CONSUME(T.Principal);
+    const tail = this.OPTION(() => this.SUBRULE(this.scopeTail));
+    return this.b?.scope(head, tail)!;
   });
 
-  private actionScope = this.RULE("actionScope", () => {
-    this.CONSUME(T.Action);
-    this.OPTION(() => this.SUBRULE(this.scopeTail));
+  private actionScope = this.RULE("actionScope", (): A.ScopePart => {
+    const head = this.CONSUME(T.Action);
+    const tail = this.OPTION(() => this.SUBRULE(this.scopeTail));
+    return this.b?.scope(head, tail)!;
   });
 
-  private resourceScope = this.RULE("resourceScope", () => {
-    this.CONSUME(T.Resource);
-    this.OPTION(() => this.SUBRULE(this.scopeTail));
+  private resourceScope = this.RULE("resourceScope", (): A.ScopePart => {
+    const head = this.CONSUME(T.Resource);
+    const tail = this.OPTION(() => this.SUBRULE(this.scopeTail));
+    return this.b?.scope(head, tail)!;
   });
 
-  private scopeTail = this.RULE("scopeTail", () => {
-    this.OR((this.scopeOpAlts ??= [
+  private scopeTail = this.RULE("scopeTail", (): ScopeTail => {
+    const op = this.OR((this.scopeOpAlts ??= [
       { ALT: () => this.CONSUME(T.EqEq) },
       { ALT: () => this.CONSUME(T.In) },
       { ALT: () => this.CONSUME(T.Like) },
     ]));
-    this.SUBRULE(this.value);
+    const value = this.SUBRULE(this.value);
+    return { op, value };
   });
 
-  private condition = this.RULE("condition", () => {
-    this.OR((this.conditionAlts ??= [{ ALT: () => this.CONSUME(T.When) }, { ALT: () => this.CONSUME(T.Unless) }]));
+  private condition = this.RULE("condition", (): A.Condition => {
+    const keyword = this.OR((this.conditionAlts ??= [{ ALT: () => this.CONSUME(T.When) }, { ALT: () => this.CONSUME(T.Unless) }]));
     this.CONSUME(T.LBrace);
-    this.SUBRULE(this.expr);
-    this.CONSUME(T.RBrace);
+    const expr = this.SUBRULE(this.expr);
+    const close = this.CONSUME(T.RBrace);
+    return this.b?.condition(keyword, expr, close)!;
   });
 
   // ------------------------------------------------------------ expressions
   // Precedence, loosest first: ||, &&, !, comparison (== != < <= > >= in like).
 
-  private expr = this.RULE("expr", () => {
-    this.SUBRULE(this.andExpr);
+  private expr = this.RULE("expr", (): A.Expr => {
+    const operands = [this.SUBRULE(this.andExpr)];
     this.MANY(() => {
       this.CONSUME(T.OrOr);
-      this.SUBRULE2(this.andExpr);
+      operands.push(this.SUBRULE2(this.andExpr));
     });
+    return this.b?.logical(operands, "||")!;
   });
 
-  private andExpr = this.RULE("andExpr", () => {
-    this.SUBRULE(this.unaryExpr);
+  private andExpr = this.RULE("andExpr", (): A.Expr => {
+    const operands = [this.SUBRULE(this.unaryExpr)];
     this.MANY(() => {
       this.CONSUME(T.AndAnd);
-      this.SUBRULE2(this.unaryExpr);
+      operands.push(this.SUBRULE2(this.unaryExpr));
     });
+    return this.b?.logical(operands, "&&")!;
   });
 
-  private unaryExpr = this.RULE("unaryExpr", () => {
+  private unaryExpr = this.RULE("unaryExpr", (): A.Expr =>
     this.OR((this.unaryAlts ??= [
       {
         ALT: () => {
-          this.CONSUME(T.Bang);
-          this.SUBRULE(this.unaryExpr);
+          const bang = this.CONSUME(T.Bang);
+          const operand = this.SUBRULE(this.unaryExpr);
+          return this.b?.not(bang, operand)!;
         },
       },
       { ALT: () => this.SUBRULE(this.relExpr) },
-    ]));
-  });
+    ])),
+  );
 
-  private relExpr = this.RULE("relExpr", () => {
-    this.SUBRULE(this.primary);
-    this.OPTION(() => {
-      this.OR((this.operatorAlts ??= [
+  private relExpr = this.RULE("relExpr", (): A.Expr => {
+    const left = this.SUBRULE(this.primary);
+    const rest = this.OPTION(() => {
+      const op = this.OR((this.operatorAlts ??= [
         { ALT: () => this.CONSUME(T.EqEq) },
         { ALT: () => this.CONSUME(T.NotEq) },
         { ALT: () => this.CONSUME(T.LtEq) },
@@ -287,135 +409,194 @@ export class PolicyParser extends CstParser {
         { ALT: () => this.CONSUME(T.In) },
         { ALT: () => this.CONSUME(T.Like) },
       ]));
-      this.SUBRULE2(this.primary);
+      const right = this.SUBRULE2(this.primary);
+      return { op, right };
     });
+    return rest === undefined ? left : this.b?.relation(left, rest.op, rest.right)!;
   });
 
-  private primary = this.RULE("primary", () => {
+  private primary = this.RULE("primary", (): A.Expr =>
     this.OR((this.primaryAlts ??= [
       {
         ALT: () => {
-          this.CONSUME(T.LParen);
-          this.SUBRULE(this.expr);
-          this.CONSUME(T.RParen);
+          const open = this.CONSUME(T.LParen);
+          const inner = this.SUBRULE(this.expr);
+          const close = this.CONSUME(T.RParen);
+          return this.b?.paren(open, inner, close)!;
         },
       },
       { ALT: () => this.SUBRULE(this.value) },
-    ]));
-  });
+    ])),
+  );
 
-  private value = this.RULE("value", () => {
+  private value = this.RULE("value", (): A.Value =>
     this.OR((this.valueAlts ??= {
       IGNORE_AMBIGUITIES: true,
       DEF: [
         { ALT: () => this.SUBRULE(this.ref) },
         { ALT: () => this.SUBRULE(this.intOrRange) },
-        { ALT: () => this.CONSUME(T.Ipv4) },
-        { ALT: () => this.CONSUME(T.Ipv6) },
-        { ALT: () => this.CONSUME(T.Endpoint4) },
-        { ALT: () => this.CONSUME(T.Endpoint6) },
-        { ALT: () => this.CONSUME(T.StringLiteral) },
-        { ALT: () => this.CONSUME(T.True) },
-        { ALT: () => this.CONSUME(T.False) },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.Ipv4);
+            return this.b?.ipOrCidr(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.Ipv6);
+            return this.b?.ipOrCidr(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.Endpoint4);
+            return this.b?.endpoint(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.Endpoint6);
+            return this.b?.endpoint(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.StringLiteral);
+            return this.b?.string(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.True);
+            return this.b?.bool(t)!;
+          },
+        },
+        {
+          ALT: () => {
+            const t = this.CONSUME(T.False);
+            return this.b?.bool(t)!;
+          },
+        },
         { ALT: () => this.SUBRULE(this.list) },
         { ALT: () => this.SUBRULE(this.name) },
       ],
-    }));
-  });
+    })),
+  );
 
   // INVARIANT: tried before `name`, so `workload x` is a reference and a bare `workload` a name.
-  private ref = this.RULE("ref", () => {
-    this.OR((this.refAlts ??= [
+  private ref = this.RULE("ref", (): A.RefExpr => {
+    const kind = this.OR((this.refAlts ??= [
       { ALT: () => this.CONSUME(T.Workload) },
       { ALT: () => this.CONSUME(T.Group) },
       { ALT: () => this.CONSUME(T.Net) },
       { ALT: () => this.CONSUME(T.Ports) },
       { ALT: () => this.CONSUME(T.Service) },
     ]));
-    this.CONSUME(T.Identifier);
+    const name = this.CONSUME(T.Identifier);
+    return this.b?.ref(kind, name)!;
   });
 
-  private intOrRange = this.RULE("intOrRange", () => {
-    this.CONSUME1(T.Int);
-    this.OPTION(() => {
+  private intOrRange = this.RULE("intOrRange", (): A.IntLit | A.RangeLit => {
+    const low = this.CONSUME1(T.Int);
+    const high = this.OPTION(() => {
       this.CONSUME(T.DotDot);
-      this.CONSUME2(T.Int);
+      return this.CONSUME2(T.Int);
     });
+    return this.b?.intOrRange(low, high)!;
   });
 
-  private name = this.RULE("name", () => {
-    this.CONSUME1(T.Identifier);
-    this.OPTION(() => {
+  private name = this.RULE("name", (): A.NameExpr => {
+    const head = this.CONSUME1(T.Identifier);
+    const member = this.OPTION(() => {
       this.CONSUME(T.Dot);
-      this.CONSUME2(T.Identifier);
+      return this.CONSUME2(T.Identifier);
     });
+    return this.b?.name(head, member)!;
   });
 
   // A trailing comma is allowed: `[a, b,]`.
-  private list = this.RULE("list", () => {
-    this.CONSUME(T.LBracket);
+  private list = this.RULE("list", (): A.ListExpr => {
+    const open = this.CONSUME(T.LBracket);
+    const items: A.Value[] = [];
     this.OPTION(() => {
-      this.SUBRULE(this.value);
+      items.push(this.SUBRULE(this.value));
       this.MANY(() => {
         this.CONSUME1(T.Comma);
-        this.SUBRULE2(this.value);
+        items.push(this.SUBRULE2(this.value));
       });
       this.OPTION2(() => this.CONSUME2(T.Comma));
     });
-    this.CONSUME(T.RBracket);
+    const close = this.CONSUME(T.RBracket);
+    return this.b?.list(open, items, close)!;
   });
 
   // ------------------------------------------------------------ tests
 
   // test "name" { allow connect from … to …; … }
-  private testBlock = this.RULE("testBlock", () => {
-    this.CONSUME(T.Test);
-    this.CONSUME(T.StringLiteral);
+  private testBlock = this.RULE("testBlock", (): A.TestBlock => {
+    const keyword = this.CONSUME(T.Test);
+    const nameToken = this.CONSUME(T.StringLiteral);
+    const name = this.b?.string(nameToken)!;
     this.CONSUME(T.LBrace);
-    this.MANY(() => this.SUBRULE(this.assertion));
-    this.CONSUME(T.RBrace);
+    const assertions: A.Assertion[] = [];
+    this.MANY(() => {
+      assertions.push(this.SUBRULE(this.assertion));
+    });
+    const close = this.CONSUME(T.RBrace);
+    return this.b?.testBlock(keyword, name, assertions, close)!;
   });
 
   // allow connect from workload web uid 0 gid 0 to 10.0.0.1:80/tcp because "r1", "r2";
-  private assertion = this.RULE("assertion", () => {
-    this.CONSUME1(T.Identifier);
-    this.CONSUME2(T.Identifier);
+  private assertion = this.RULE("assertion", (): A.Assertion => {
+    const expect = this.CONSUME1(T.Identifier);
+    const action = this.CONSUME2(T.Identifier);
     this.CONSUME(T.From);
-    this.SUBRULE(this.testFrom);
+    const from = this.SUBRULE(this.testFrom);
+    const settings: AssertionSetting[] = [];
     this.MANY({
       GATE: () => {
         const image = this.LA(1).image;
         return image === "uid" || image === "gid";
       },
       DEF: () => {
-        this.CONSUME3(T.Identifier);
-        this.CONSUME(T.Int);
+        const key = this.CONSUME3(T.Identifier);
+        const value = this.CONSUME(T.Int);
+        settings.push({ key, value });
       },
     });
+    const head = this.b?.assertionHead(expect, action, from, settings)!;
     this.CONSUME(T.To);
-    this.SUBRULE(this.value);
+    const to = this.SUBRULE(this.value);
+    const because: IToken[] = [];
     this.OPTION(() => {
       this.CONSUME(T.Because);
-      this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.CONSUME(T.StringLiteral) });
+      this.AT_LEAST_ONE_SEP({
+        SEP: T.Comma,
+        DEF: () => {
+          because.push(this.CONSUME(T.StringLiteral));
+        },
+      });
     });
-    this.CONSUME(T.Semicolon);
+    const semicolon = this.CONSUME(T.Semicolon);
+    return this.b?.assertion(head, to, because, semicolon)!;
   });
 
-  private testFrom = this.RULE("testFrom", () => {
+  private testFrom = this.RULE("testFrom", (): TestFromSyntax =>
     this.OR((this.testFromAlts ??= {
       IGNORE_AMBIGUITIES: true,
       DEF: [
-      {
-        ALT: () => {
-          this.CONSUME(T.Workload);
-          this.CONSUME1(T.Identifier);
+        {
+          ALT: (): TestFromSyntax => {
+            const keyword = this.CONSUME(T.Workload);
+            const name = this.CONSUME1(T.Identifier);
+            return { kind: "workload", keyword, name };
+          },
         },
-      },
-      { ALT: () => this.CONSUME(T.StringLiteral) },
-      { ALT: () => this.CONSUME2(T.Identifier) },
+        { ALT: (): TestFromSyntax => ({ kind: "id", id: this.CONSUME(T.StringLiteral) }) },
+        { ALT: (): TestFromSyntax => ({ kind: "word", word: this.CONSUME2(T.Identifier) }) },
       ],
-    }));
-  });
+    })),
+  );
 }
 
 /** The one parser instance (chevrotain parsers are built once and reused). */

@@ -147,4 +147,13 @@ export const allTokens: readonly TokenType[] = [
   Semicolon,
 ];
 
-export const policyLexer = new Lexer(allTokens as TokenType[], { positionTracking: "full", ensureOptimizations: false });
+// INVARIANT: both lexers take chevrotain's optimised path (first-character tables); without
+// `ensureOptimizations` a lexer that falls back to the slow path says nothing.
+export const policyLexer = new Lexer(allTokens as TokenType[], { positionTracking: "full", ensureOptimizations: true });
+
+/**
+ * The same lexer tracking start offsets only (a token ends where its image does): what
+ * `parsePolicy` lexes with, lines and columns coming from a `LineMap` (lines.ts).
+ * `policyLexer` keeps full positions for tools.
+ */
+export const offsetLexer = new Lexer(allTokens as TokenType[], { positionTracking: "onlyOffset", ensureOptimizations: true });
