@@ -191,10 +191,10 @@ class Part {
 const EXACT_LAYOUTS: readonly { own: Split; patterns: "separate" | "merged"; patternSplit: Split; empty: Split; negating: Split }[] = [
   { own: 3, patterns: "separate", patternSplit: 3, empty: 3, negating: 2 },
   { own: 2, patterns: "separate", patternSplit: 3, empty: 3, negating: 2 },
-  { own: 2, patterns: "separate", patternSplit: 2, empty: 3, negating: 2 },
-  { own: 2, patterns: "separate", patternSplit: 2, empty: 2, negating: 2 },
   { own: 2, patterns: "merged", patternSplit: 3, empty: 3, negating: 2 },
+  { own: 2, patterns: "separate", patternSplit: 2, empty: 3, negating: 2 },
   { own: 2, patterns: "merged", patternSplit: 2, empty: 3, negating: 2 },
+  { own: 2, patterns: "separate", patternSplit: 2, empty: 2, negating: 2 },
   // Four parts of at most two classes: always fits.
   { own: 2, patterns: "merged", patternSplit: 2, empty: 2, negating: 2 },
 ];
