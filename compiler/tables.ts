@@ -394,7 +394,9 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
         let list = byAccepted.get(key);
         if (list === undefined) {
           const atomSet = new Set(stateAtoms);
-          list = registry.shared(componentRules[c]!.filter((r) => admits(r, atomSet)), atomSet, negating);
+          // Only peers reach a state's list (exact IDs have the non-monotone rules at their
+          // patterns in a part of their own), so its negating rules need no class apart.
+          list = registry.list(registry.part(componentRules[c]!.filter((r) => admits(r, atomSet)), atomSet, false), false);
           byAccepted.set(key, list);
         }
         return list;
