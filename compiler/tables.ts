@@ -83,12 +83,12 @@ export interface DecisionTables {
  * - An exact ID X has: its own classes, holding the rules that read X's atom (evaluated
  *   with every atom X matches); the empty term's classes; the classes of the terms made of
  *   patterns X matches; one part holding the non-monotone rules at X's patterns; and one
- *   class of the rules that read some exact ID under a negation, at X's patterns, less
+ *   part of the rules that read some exact ID under a negation, at X's patterns, less
  *   those that negate X. A rule that does not read X is evaluated there exactly as for X;
  *   one that reads X only positively is sound anywhere (X false can only make it false)
- *   and complete in X's own classes. Shared parts keep the negating rules in classes of
- *   their own, so that they can be left out for the IDs they negate (whose own classes
- *   hold them).
+ *   and complete in X's own classes. The empty term's and the terms' parts keep the
+ *   negating rules in a class of their own, so that exact IDs share the rest and leave
+ *   them out (their own negating part holds those that apply).
  * - `unidentified` has the classes of the rules of any principal.
  *
  * Each part is split into up to three classes by the axes its rules read (neither uid nor
@@ -430,7 +430,7 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
   }
 
   // Exact IDs: their own classes (the rules that read them), the shared parts without the
-  // negating rules, and one class of the negating rules that can apply to them, evaluated
+  // negating rules, and one part of the negating rules that can apply to them, evaluated
   // with their patterns, without those that negate them (which their own classes hold).
   // Parts are split by axes as far as one list allows (`EXACT_LAYOUTS`).
   const byAtom = new Map<number, NormalRule[]>();
