@@ -339,7 +339,6 @@ export class TableBuilder {
     const cellCount = ugCount * portCells;
     const grids = rules.map((r) => ownGrid(r, uids, gids, ports));
 
-    /** Whether rule i matches, per cell of its own grid, at `destination`. */
     /** The number of cells of rule i's own grid. */
     const ownCells = (i: number) => grids[i]!.uids.length * grids[i]!.gids.length * 2 * grids[i]!.ports.length;
     // One cell object, moved over the grids (predicates do not keep it).
@@ -369,13 +368,13 @@ export class TableBuilder {
       }
       return out;
     };
+    /** Where a rule is evaluated at a CIDR (copied when its matches change). */
     let scratch = new Uint8Array(256);
 
     // The positions of the matching rules, increasing, as interned lists: per port cell for
     // the rules that read neither uid nor gid (`flat`), per cell for the others (`deep`).
     // A cell's verdict is decided once per distinct pair of lists.
     const lists = new ListTable();
-
     const flat: ListNode[] = new Array<ListNode>(portCells).fill(lists.empty);
     const deep: ListNode[] = new Array<ListNode>(cellCount).fill(lists.empty);
     let lastFlat: ListNode | undefined;
@@ -519,12 +518,12 @@ export class TableBuilder {
           let lastAfter = lists.empty;
           for (let k = 0; k < n; k++) {
             const c = cellBuffer[k]!;
-            const before = cells[c]!;
-            undoLists[undoCells.length] = before;
+            const was = cells[c]!;
+            undoLists[undoCells.length] = was;
             undoCells.push(isFlat ? -1 - c : c);
-            if (before !== lastBefore) {
-              lastBefore = before;
-              lastAfter = lists.edit(before, i, present);
+            if (was !== lastBefore) {
+              lastBefore = was;
+              lastAfter = lists.edit(was, i, present);
             }
             cells[c] = lastAfter;
             if (isFlat) {
