@@ -60,7 +60,7 @@ interface ListNode {
   verdicts?: Map<ListNode, number>;
 }
 
-/** Elements of lists that `ListTable.edit` edits stay below this (rule positions in a class). */
+/** Below this, an edit's memo key is one safe integer (`ListTable.edits`); rule positions in a class are. */
 const MAX_EDITED = 2 ** 21;
 
 /** A 32-bit mix of an integer (murmur3's finaliser), summed into a list's hash. */
@@ -73,8 +73,8 @@ function mix(x: number): number {
 /** Interns increasing lists by a hash of their elements: equal lists are one node. */
 class ListTable {
   private readonly byHash = new Map<number, ListNode[]>();
-  /** Edits made, by `node.id * 2 * MAX_EDITED + element * 2 + (added ? 1 : 0)`. */
-  private readonly edits = new Map<number, ListNode>();
+  /** Edits made, by `node.id * 2 * MAX_EDITED + element * 2 + (added ? 1 : 0)` (a string past MAX_EDITED). */
+  private readonly edits = new Map<number | string, ListNode>();
   private count = 0;
   readonly empty: ListNode = this.of(new Int32Array(0));
 
@@ -106,8 +106,7 @@ class ListTable {
 
   /** `node`'s list with `step` in it (`present`) or not. */
   edit(node: ListNode, step: number, present: boolean): ListNode {
-    if (step >= MAX_EDITED) throw new Error(`list element ${step} past ${MAX_EDITED}`);
-    const key = node.id * 2 * MAX_EDITED + step * 2 + (present ? 1 : 0);
+    const key = step < MAX_EDITED ? node.id * 2 * MAX_EDITED + step * 2 + (present ? 1 : 0) : `${node.id}:${step}:${present}`;
     let out = this.edits.get(key);
     if (out === undefined) {
       const items = node.items;
