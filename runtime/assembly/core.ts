@@ -535,8 +535,11 @@ function entryBefore(a: u32, b: u32): bool {
   return a < b;
 }
 
-/** Stable merge sort of `n` entry indices at `order` (scratch of n words at `tmp`). */
-function sortEntries(order: usize, tmp: usize, n: u32): void {
+/**
+ * Stable merge sort of `n` words at `list` by `before` (scratch of n words at `tmp`): the
+ * one merge sort of words (entries at load, reason sets when uniting them).
+ */
+function sortWords(list: usize, tmp: usize, n: u32, before: (a: u32, b: u32) => bool): void {
   for (let width: u32 = 1; width < n; width <<= 1) {
     for (let left: u32 = 0; left < n; left += width * 2) {
       const mid = min<u32>(left + width, n);
@@ -545,13 +548,13 @@ function sortEntries(order: usize, tmp: usize, n: u32): void {
       let j = mid;
       let k = left;
       while (i < mid && j < right) {
-        if (entryBefore(wordAt(order, j), wordAt(order, i))) setWord(tmp, k++, wordAt(order, j++));
-        else setWord(tmp, k++, wordAt(order, i++));
+        if (before(wordAt(list, j), wordAt(list, i))) setWord(tmp, k++, wordAt(list, j++));
+        else setWord(tmp, k++, wordAt(list, i++));
       }
-      while (i < mid) setWord(tmp, k++, wordAt(order, i++));
-      while (j < right) setWord(tmp, k++, wordAt(order, j++));
+      while (i < mid) setWord(tmp, k++, wordAt(list, i++));
+      while (j < right) setWord(tmp, k++, wordAt(list, j++));
     }
-    memory.copy(order, tmp, (<usize>n) << 2);
+    memory.copy(list, tmp, (<usize>n) << 2);
   }
 }
 
@@ -578,7 +581,7 @@ function flatten(n: u32): void {
     const p = wordAt(entryPrefix, i);
     if ((hiOf(i) & ~maskHi(p)) == 0 && (loOf(i) & ~maskLo(p)) == 0) setWord(order, valid++, i);
   }
-  sortEntries(order, tmp, valid);
+  sortWords(order, tmp, valid, entryBefore);
   // The same address and prefix: keep the last in table order (the last of its run).
   let kept: u32 = 0;
   for (let k: u32 = 0; k < valid; k++) {
@@ -1485,24 +1488,9 @@ function combinedInsert(k: u32): void {
   setWord(combinedSlots, i, k);
 }
 
-/** Sorts `n` rule indices at `list` by rank (merge sort, scratch at unionTmp). */
-function sortByRank(list: usize, n: u32): void {
-  for (let width: u32 = 1; width < n; width <<= 1) {
-    for (let left: u32 = 0; left < n; left += width * 2) {
-      const mid = min<u32>(left + width, n);
-      const right = min<u32>(left + width * 2, n);
-      let i = left;
-      let j = mid;
-      let k = left;
-      while (i < mid && j < right) {
-        if (rankOf(wordAt(list, j)) < rankOf(wordAt(list, i))) setWord(unionTmp, k++, wordAt(list, j++));
-        else setWord(unionTmp, k++, wordAt(list, i++));
-      }
-      while (i < mid) setWord(unionTmp, k++, wordAt(list, i++));
-      while (j < right) setWord(unionTmp, k++, wordAt(list, j++));
-    }
-    memory.copy(list, unionTmp, (<usize>n) << 2);
-  }
+/** Whether rule index `a` comes before `b` in rule-id order. */
+function rankBefore(a: u32, b: u32): bool {
+  return rankOf(a) < rankOf(b);
 }
 
 /** The reasonRef of the union of `n` distinct reason sets (sorted ascending at setScratch), or MAX when full. */
@@ -1529,7 +1517,7 @@ function internUnion(n: u32): u32 {
       setWord(unionScratch, count++, rule);
     }
   }
-  sortByRank(unionScratch, count);
+  sortWords(unionScratch, unionTmp, count, rankBefore);
   if (combinedCount == combinedCapacity) {
     combined = heap.realloc(combined, (<usize>combinedCapacity) * 2 * COMBINED_WORDS * 4);
     combinedCapacity *= 2;
