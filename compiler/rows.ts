@@ -29,17 +29,10 @@ export interface DestinationView {
   readonly parent: readonly number[];
 }
 
-/** Sorted interval starts covering [0, max]: 0 plus every cut within range. */
-export function intervalStarts(cuts: Iterable<number>, max: number): number[] {
-  const starts = new Set<number>([0]);
-  for (const c of cuts) if (c > 0 && c <= max) starts.add(c);
-  return [...starts].sort((a, b) => a - b);
-}
-
 type Axis = "uid" | "gid" | "port";
 const AXIS_MAX: Readonly<Record<Axis, number>> = { uid: 0xffffffff, gid: 0xffffffff, port: 65535 };
 
-/** The interval starts of the grid that rules' cuts on one axis make. */
+/** The interval starts of the grid that rules' cuts on one axis make: 0, then every cut within range, sorted. */
 export function axisStarts(rules: readonly NormalRule[], axis: Axis): number[] {
   const starts = new Set<number>([0]);
   for (const r of rules) for (const c of r.cuts[axis]) if (c > 0 && c <= AXIS_MAX[axis]) starts.add(c);
@@ -590,7 +583,7 @@ function ownGrid(r: NormalRule, uids: readonly number[], gids: readonly number[]
 
 /** A rule's own interval starts per axis, computed once per rule (a rule is in many classes). */
 const ownStarts = new WeakMap<NormalRule, Partial<Record<Axis, number[]>>>();
-function ruleStarts(r: NormalRule, axis: Axis): number[] {
+export function ruleStarts(r: NormalRule, axis: Axis): number[] {
   let byAxis = ownStarts.get(r);
   if (byAxis === undefined) ownStarts.set(r, (byAxis = {}));
   return (byAxis[axis] ??= axisStarts([r], axis));

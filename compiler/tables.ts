@@ -8,7 +8,7 @@
 // policy gives the same words.
 import type { Cidr, PolicySet } from "./model.js";
 import { normalisePolicy, type NormalPolicy, type NormalRule } from "./normalise.js";
-import { axisStarts, intervalStarts, TableBuilder, type IdentityClass } from "./rows.js";
+import { axisStarts, ruleStarts, TableBuilder, type IdentityClass } from "./rows.js";
 
 export const SECTION = {
   META: 1,
@@ -564,9 +564,9 @@ function needsIdentityAtom(r: NormalRule, dst: DestinationClasses): boolean {
       destinations.set(seen.join(","), new Set(seen));
     }
   }
-  const uids = intervalStarts(r.cuts.uid, 0xffffffff);
-  const gids = intervalStarts(r.cuts.gid, 0xffffffff);
-  const ports = intervalStarts(r.cuts.port, 65535);
+  const uids = ruleStarts(r, "uid");
+  const gids = ruleStarts(r, "gid");
+  const ports = ruleStarts(r, "port");
   if (destinations.size * uids.length * gids.length * ports.length * 2 > MAX_RESIDUAL_CELLS) return false;
   const identity = new Set<number>();
   for (const destination of destinations.values()) {
