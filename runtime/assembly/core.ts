@@ -1340,17 +1340,10 @@ const NO_ROW: u32 = 0xffffffff;
 @inline function pairedRow(s: u32, info: usize, d: u32): u32 {
   const low = load<u32>(info);
   const high = load<u32>(info, 4);
-  const sHash = s * 0x9e3779b1;
   for (let c = d; c >= low; c = wordAt(dstParent, c)) {
     if (c > high) continue;
-    let i = (sHash ^ (c * 0x85ebca77)) & pairMask;
-    for (let probes: u32 = 0; probes <= pairMask; probes++) {
-      const slot = pairs + ((<usize>(1 + i * 3)) << 2);
-      const cls = load<u32>(slot);
-      if (cls == EMPTY_SLOT) break;
-      if (cls == s && load<u32>(slot, 4) == c) return load<u32>(slot, 8);
-      i = (i + 1) & pairMask;
-    }
+    const row = probeRow(s, c);
+    if (row != NO_ROW) return row;
   }
   return NO_ROW;
 }
