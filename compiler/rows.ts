@@ -41,12 +41,18 @@ export function axisStarts(rules: readonly NormalRule[], axis: Axis): number[] {
 
 const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
-/** An interned increasing list of numbers (rule positions or indices), with memoised verdicts and edits. */
+/**
+ * An interned increasing list of numbers (rule positions or indices), with memoised verdicts
+ * and edits. Its elements are `length` words of its table's arena from `start`.
+ */
 interface ListNode {
   /** Numbers nodes in the order they were made (`ListTable`'s memo keys). */
   readonly id: number;
   readonly hash: number;
-  readonly items: Int32Array;
+  readonly start: number;
+  readonly length: number;
+  /** The next node with the same hash. */
+  next: ListNode | undefined;
   /** The verdict this list of matching rules resolves to (alone, or with no deep rules). */
   verdict?: number;
   /** On a list of flat rules: the verdict with each non-empty list of deep rules. */
@@ -63,37 +69,65 @@ function mix(x: number): number {
   return h ^ (h >>> 16);
 }
 
-/** Interns increasing lists by a hash of their elements: equal lists are one node. */
+/**
+ * Interns increasing lists by a hash of their elements: equal lists are one node. The lists'
+ * elements live in one growing arena (a typed array per list made the edits of long lists
+ * cost an allocation each, and the collector's work on them).
+ */
 class ListTable {
-  private readonly byHash = new Map<number, ListNode[]>();
+  private readonly byHash = new Map<number, ListNode>();
   /** Edits made, by `node.id * 2 * MAX_EDITED + element * 2 + (added ? 1 : 0)` (a string past MAX_EDITED). */
   private readonly edits = new Map<number | string, ListNode>();
   private count = 0;
+  /** The elements of every list; `top` words are used. Replaced when it grows: read it after an edit. */
+  data = new Int32Array(1024);
+  private top = 0;
   readonly empty: ListNode = this.of(new Int32Array(0));
+
+  /** Room for `n` more words at `top`. */
+  private reserve(n: number): void {
+    if (this.top + n <= this.data.length) return;
+    const grown = new Int32Array(Math.max(this.data.length * 2, this.top + n));
+    grown.set(this.data.subarray(0, this.top));
+    this.data = grown;
+  }
 
   /** The node of the first `length` elements of `items` (copied when new). */
   of(items: Int32Array, length = items.length): ListNode {
+    this.reserve(length);
+    const data = this.data;
     let hash = 0;
-    for (let i = 0; i < length; i++) hash = (hash + mix(items[i]!)) | 0;
-    return this.intern(items, length, hash, false);
+    for (let i = 0; i < length; i++) {
+      const x = items[i]!;
+      data[this.top + i] = x;
+      hash = (hash + mix(x)) | 0;
+    }
+    return this.intern(length, hash);
+  }
+
+  /** The elements of `node`, as a new array. */
+  elements(node: ListNode): number[] {
+    return Array.from(this.data.subarray(node.start, node.start + node.length));
   }
 
   /**
-   * The node of the first `length` elements of `items`, whose hash is `hash` (the sum of
-   * their mixes, so that an edit updates it in constant time); `owned`: kept, not copied.
+   * The node of the `length` words at `top` (just written, not yet claimed), whose hash is
+   * `hash` (the sum of their mixes, so that an edit updates it in constant time).
    */
-  private intern(items: Int32Array, length: number, hash: number, owned: boolean): ListNode {
-    let bucket = this.byHash.get(hash);
-    if (bucket === undefined) this.byHash.set(hash, (bucket = []));
-    for (const node of bucket) {
-      const other = node.items;
-      if (other.length !== length) continue;
+  private intern(length: number, hash: number): ListNode {
+    const data = this.data;
+    const at = this.top;
+    const first = this.byHash.get(hash);
+    for (let node = first; node !== undefined; node = node.next) {
+      if (node.length !== length) continue;
       let i = 0;
-      while (i < length && other[i] === items[i]) i++;
+      const other = node.start;
+      while (i < length && data[other + i] === data[at + i]) i++;
       if (i === length) return node;
     }
-    const node: ListNode = { id: this.count++, hash, items: owned ? items : items.slice(0, length) };
-    bucket.push(node);
+    const node: ListNode = { id: this.count++, hash, start: at, length, next: first };
+    this.top += length;
+    this.byHash.set(hash, node);
     return node;
   }
 
@@ -102,27 +136,31 @@ class ListTable {
     const key = step < MAX_EDITED ? node.id * 2 * MAX_EDITED + step * 2 + (present ? 1 : 0) : `${node.id}:${step}:${present}`;
     let out = this.edits.get(key);
     if (out === undefined) {
-      const items = node.items;
+      this.reserve(node.length + 1);
+      const data = this.data;
+      const from = node.start;
+      const end = from + node.length;
       // The first position not below `step`.
-      let at = 0;
-      let end = items.length;
-      while (at < end) {
-        const mid = (at + end) >>> 1;
-        if (items[mid]! < step) at = mid + 1;
-        else end = mid;
+      let at = from;
+      let hi = end;
+      while (at < hi) {
+        const mid = (at + hi) >>> 1;
+        if (data[mid]! < step) at = mid + 1;
+        else hi = mid;
       }
-      const has = items[at] === step;
+      const has = at < end && data[at] === step;
       if (has === present) out = node;
       else {
-        const edited = new Int32Array(items.length + (present ? 1 : -1));
-        edited.set(items.subarray(0, at));
+        const top = this.top;
+        data.copyWithin(top, from, at);
+        const k = top + (at - from);
         if (present) {
-          edited[at] = step;
-          edited.set(items.subarray(at), at + 1);
+          data[k] = step;
+          data.copyWithin(k + 1, at, end);
         } else {
-          edited.set(items.subarray(at + 1), at);
+          data.copyWithin(k, at + 1, end);
         }
-        out = this.intern(edited, edited.length, (node.hash + (present ? mix(step) : -mix(step))) | 0, true);
+        out = this.intern(node.length + (present ? 1 : -1), (node.hash + (present ? mix(step) : -mix(step))) | 0);
       }
       this.edits.set(key, out);
     }
@@ -214,20 +252,22 @@ export class TableBuilder {
 
   /**
    * One cell's verdict: forbid > permit > default (spec §5), from its matching rules: those
-   * of `rules` at the positions in `a` or `b` (two increasing lists).
+   * of `rules` at the positions in lists `a` or `b` (increasing, in the arena `data`).
    */
-  decide(rules: readonly NormalRule[], a: ArrayLike<number>, b: ArrayLike<number>, unidentified: boolean): number {
+  decide(rules: readonly NormalRule[], data: Int32Array, a: ListNode, b: ListNode, unidentified: boolean): number {
     const forbids = this.forbids;
     const permits = this.permits;
     forbids.length = permits.length = 0;
-    const add = (r: NormalRule) => (r.effect === "forbid" ? forbids : permits).push(r.index);
-    let j = 0;
-    for (let k = 0; k < a.length; k++) {
-      const p = a[k]!;
-      while (j < b.length && b[j]! < p) add(rules[b[j++]!]!);
-      add(rules[p]!);
+    // The two lists hold different positions: merged in increasing order.
+    let i = a.start;
+    let j = b.start;
+    const aEnd = a.start + a.length;
+    const bEnd = b.start + b.length;
+    while (i < aEnd || j < bEnd) {
+      const p = j >= bEnd || (i < aEnd && data[i]! < data[j]!) ? data[i++]! : data[j++]!;
+      const r = rules[p]!;
+      (r.effect === "forbid" ? forbids : permits).push(r.index);
     }
-    while (j < b.length) add(rules[b[j++]!]!);
     if (forbids.length > 0) return this.outcome(this.forbidOutcomes, forbids, 0);
     if (permits.length > 0) return this.outcome(this.permitOutcomes, permits, VERDICT_ALLOW);
     const kind = unidentified ? 1 : 0;
@@ -237,7 +277,7 @@ export class TableBuilder {
   /** The verdict of a list of matching forbids (or permits), interned once per list. */
   private outcome(table: ListTable, list: IntStack, flags: number): number {
     const node = table.of(list.buffer, list.length);
-    return (node.verdict ??= this.verdict(flags, Array.from(node.items).sort((x, y) => this.rank[x]! - this.rank[y]!)));
+    return (node.verdict ??= this.verdict(flags, table.elements(node).sort((x, y) => this.rank[x]! - this.rank[y]!)));
   }
 
 
@@ -382,10 +422,10 @@ export class TableBuilder {
       return lastVerdict;
     };
     const decideLists = (f: ListNode, d: ListNode): number => {
-      if (d === lists.empty) return (f.verdict ??= this.decide(rules, f.items, d.items, cls.unidentified));
+      if (d === lists.empty) return (f.verdict ??= this.decide(rules, lists.data, f, d, cls.unidentified));
       f.verdicts ??= new Map();
       let v = f.verdicts.get(d);
-      if (v === undefined) f.verdicts.set(d, (v = this.decide(rules, f.items, d.items, cls.unidentified)));
+      if (v === undefined) f.verdicts.set(d, (v = this.decide(rules, lists.data, f, d, cls.unidentified)));
       return v;
     };
     /**
