@@ -59,9 +59,6 @@ interface ListNode {
   verdicts?: Map<ListNode, number>;
 }
 
-/** Below this, an edit's memo key is one safe integer (`ListTable.edits`); rule positions in a class are. */
-const MAX_EDITED = 2 ** 21;
-
 /** A 32-bit mix of an integer (murmur3's finaliser), summed into a list's hash. */
 function mix(x: number): number {
   let h = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
@@ -76,9 +73,17 @@ function mix(x: number): number {
  */
 class ListTable {
   private readonly byHash = new Map<number, ListNode>();
-  /** Edits made, by `node.id * 2 * MAX_EDITED + element * 2 + (added ? 1 : 0)` (a string past MAX_EDITED). */
-  private readonly edits = new Map<number | string, ListNode>();
-  private count = 0;
+  /** Every node, by id. */
+  private readonly nodes: ListNode[] = [];
+  /**
+   * The edits made, an open-addressing table: slot k holds `node.id + 1` (0: empty), the
+   * edit `element * 2 + (added ? 1 : 0)` and the id of the node it gave. Typed arrays: a
+   * Map keyed by a number past 2^31 boxes every key.
+   */
+  private editNode = new Int32Array(1 << 12);
+  private editStep = new Int32Array(1 << 12);
+  private editOut = new Int32Array(1 << 12);
+  private editCount = 0;
   /** The elements of every list; `top` words are used. Replaced when it grows: read it after an edit. */
   data = new Int32Array(1024);
   private top = 0;
@@ -125,45 +130,73 @@ class ListTable {
       while (i < length && data[other + i] === data[at + i]) i++;
       if (i === length) return node;
     }
-    const node: ListNode = { id: this.count++, hash, start: at, length, next: first };
+    const node: ListNode = { id: this.nodes.length, hash, start: at, length, next: first };
+    this.nodes.push(node);
     this.top += length;
     this.byHash.set(hash, node);
     return node;
   }
 
-  /** `node`'s list with `step` in it (`present`) or not. */
-  edit(node: ListNode, step: number, present: boolean): ListNode {
-    const key = step < MAX_EDITED ? node.id * 2 * MAX_EDITED + step * 2 + (present ? 1 : 0) : `${node.id}:${step}:${present}`;
-    let out = this.edits.get(key);
-    if (out === undefined) {
-      this.reserve(node.length + 1);
-      const data = this.data;
-      const from = node.start;
-      const end = from + node.length;
-      // The first position not below `step`.
-      let at = from;
-      let hi = end;
-      while (at < hi) {
-        const mid = (at + hi) >>> 1;
-        if (data[mid]! < step) at = mid + 1;
-        else hi = mid;
-      }
-      const has = at < end && data[at] === step;
-      if (has === present) out = node;
-      else {
-        const top = this.top;
-        data.copyWithin(top, from, at);
-        const k = top + (at - from);
-        if (present) {
-          data[k] = step;
-          data.copyWithin(k + 1, at, end);
-        } else {
-          data.copyWithin(k, at + 1, end);
-        }
-        out = this.intern(node.length + (present ? 1 : -1), (node.hash + (present ? mix(step) : -mix(step))) | 0);
-      }
-      this.edits.set(key, out);
+  /** The slot of edit (`node`, `key`) in the edit table: where it is, or the empty slot to put it. */
+  private editSlot(node: number, key: number): number {
+    const mask = this.editNode.length - 1;
+    let k = mix(Math.imul(node, 0x9e3779b1) ^ key) & mask;
+    while (this.editNode[k] !== 0 && (this.editNode[k] !== node + 1 || this.editStep[k] !== key)) k = (k + 1) & mask;
+    return k;
+  }
+
+  /** Records edit (`node`, `key`) → `out` at the empty slot `k`, growing the table past half full. */
+  private remember(k: number, node: number, key: number, out: number): void {
+    this.editNode[k] = node + 1;
+    this.editStep[k] = key;
+    this.editOut[k] = out;
+    if (++this.editCount * 2 <= this.editNode.length) return;
+    const [nodes, steps, outs] = [this.editNode, this.editStep, this.editOut];
+    this.editNode = new Int32Array(nodes.length * 2);
+    this.editStep = new Int32Array(nodes.length * 2);
+    this.editOut = new Int32Array(nodes.length * 2);
+    for (let j = 0; j < nodes.length; j++) {
+      if (nodes[j] === 0) continue;
+      const slot = this.editSlot(nodes[j]! - 1, steps[j]!);
+      this.editNode[slot] = nodes[j]!;
+      this.editStep[slot] = steps[j]!;
+      this.editOut[slot] = outs[j]!;
     }
+  }
+
+  /** `node`'s list with `step` (a non-negative 30-bit integer) in it (`present`) or not. */
+  edit(node: ListNode, step: number, present: boolean): ListNode {
+    const key = step * 2 + (present ? 1 : 0);
+    const slot = this.editSlot(node.id, key);
+    if (this.editNode[slot] !== 0) return this.nodes[this.editOut[slot]!]!;
+    let out: ListNode;
+    this.reserve(node.length + 1);
+    const data = this.data;
+    const from = node.start;
+    const end = from + node.length;
+    // The first position not below `step`.
+    let at = from;
+    let hi = end;
+    while (at < hi) {
+      const mid = (at + hi) >>> 1;
+      if (data[mid]! < step) at = mid + 1;
+      else hi = mid;
+    }
+    const has = at < end && data[at] === step;
+    if (has === present) out = node;
+    else {
+      const top = this.top;
+      data.copyWithin(top, from, at);
+      const k = top + (at - from);
+      if (present) {
+        data[k] = step;
+        data.copyWithin(k + 1, at, end);
+      } else {
+        data.copyWithin(k, at + 1, end);
+      }
+      out = this.intern(node.length + (present ? 1 : -1), (node.hash + (present ? mix(step) : -mix(step))) | 0);
+    }
+    this.remember(slot, node.id, key, out.id);
     return out;
   }
 }
