@@ -235,19 +235,18 @@ export class TableBuilder {
   readonly verdicts: { flags: number; reasonSet: number }[] = [];
   readonly reasonSets: number[][] = [];
   readonly rows: Uint32Array[] = [];
-  private readonly verdictIndex = new Map<string, number>();
-  private readonly reasonIndex = new Map<string, number>();
+  /** Verdicts by `reasonSet * 4 + flags`. */
+  private readonly verdictIndex = new Map<number, number>();
   /** Rows by a hash of their words (rows can be large: no string keys). */
   private readonly rowsByHash = new Map<number, number[]>();
   /** Rule index → its rank in rule-id order (reasons are "sorted rule ids"). */
   private readonly rank: number[];
   /**
-   * Verdicts by the cell's outcome, interned lists of the matched rule indices (one table for
-   * forbids, one for permits), so that sorting and interning happen once per outcome.
+   * The deciding rules of verdicts: interned lists of rule indices (increasing), so that a
+   * list is sorted into a reason set once; by node id, its reason set.
    */
-  private readonly forbidOutcomes = new ListTable();
-  private readonly permitOutcomes = new ListTable();
-  private readonly defaultOutcomes: [number | undefined, number | undefined] = [undefined, undefined];
+  private readonly outcomes = new ListTable();
+  private readonly reasonSetOf: number[] = [];
   /** The walk's undo stacks (`classRows`), reused by every class. */
   private readonly undoCells = new IntStack();
   private readonly undoLists: ListNode[] = [];
@@ -265,15 +264,15 @@ export class TableBuilder {
     order.forEach((ruleIndex, position) => (this.rank[ruleIndex] = position));
   }
 
-  private verdict(flags: number, reasons: readonly number[]): number {
-    const reasonKey = reasons.join(",");
-    let reasonSet = this.reasonIndex.get(reasonKey);
+  /** The verdict with `flags` whose deciding rules are the list `node` of `outcomes`. */
+  private verdict(flags: number, node: ListNode): number {
+    let reasonSet = this.reasonSetOf[node.id];
     if (reasonSet === undefined) {
       reasonSet = this.reasonSets.length;
-      this.reasonSets.push([...reasons]);
-      this.reasonIndex.set(reasonKey, reasonSet);
+      this.reasonSets.push(this.outcomes.elements(node).sort((x, y) => this.rank[x]! - this.rank[y]!));
+      this.reasonSetOf[node.id] = reasonSet;
     }
-    const key = `${flags}:${reasonSet}`;
+    const key = reasonSet * 4 + flags;
     let index = this.verdictIndex.get(key);
     if (index === undefined) {
       index = this.verdicts.length;
@@ -301,18 +300,11 @@ export class TableBuilder {
       const r = rules[p]!;
       (r.effect === "forbid" ? forbids : permits).push(r.index);
     }
-    if (forbids.length > 0) return this.outcome(this.forbidOutcomes, forbids, 0);
-    if (permits.length > 0) return this.outcome(this.permitOutcomes, permits, VERDICT_ALLOW);
-    const kind = unidentified ? 1 : 0;
+    if (forbids.length > 0) return this.verdict(0, this.outcomes.of(forbids.buffer, forbids.length));
+    if (permits.length > 0) return this.verdict(VERDICT_ALLOW, this.outcomes.of(permits.buffer, permits.length));
     const allow = unidentified && this.policy.defaultUnidentified === "allow";
-    return (this.defaultOutcomes[kind] ??= this.verdict(VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), []));
+    return this.verdict(VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), this.outcomes.empty);
   }
-  /** The verdict of a list of matching forbids (or permits), interned once per list. */
-  private outcome(table: ListTable, list: IntStack, flags: number): number {
-    const node = table.of(list.buffer, list.length);
-    return (node.verdict ??= this.verdict(flags, table.elements(node).sort((x, y) => this.rank[x]! - this.rank[y]!)));
-  }
-
 
   /**
    * Interns a row given its verdicts per cell, laid out `((ui * gids + gi) * 2 + pi) * ports + k`
