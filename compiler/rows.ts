@@ -53,9 +53,9 @@ interface ListNode {
   readonly length: number;
   /** The next node with the same hash. */
   next: ListNode | undefined;
-  /** The verdict this list of matching rules resolves to (alone, or with no deep rules). */
+  /** The verdict this list of matching rules resolves to alone (the class's lists hold only forbids or only permits). */
   verdict?: number;
-  /** On a list of flat rules: the verdict with each non-empty list of deep rules. */
+  /** On a non-empty list of flat rules: the verdict with each non-empty list of deep rules. */
   verdicts?: Map<ListNode, number>;
 }
 
@@ -253,9 +253,8 @@ export class TableBuilder {
   private readonly undoVerdicts = new IntStack();
   private readonly touched = new IntStack();
   private readonly touchedFlat = new IntStack();
-  /** A cell's matching forbids and permits (rule indices, increasing), for `decide`. */
-  private readonly forbids = new IntStack();
-  private readonly permits = new IntStack();
+  /** A cell's deciding rules (rule indices, increasing), for `listVerdict`. */
+  private readonly matched = new IntStack();
 
   constructor(private readonly policy: NormalPolicy) {
     const ids = policy.rules.map((r) => r.id);
@@ -283,25 +282,25 @@ export class TableBuilder {
   }
 
   /**
-   * One cell's verdict: forbid > permit > default (spec §5), from its matching rules: those
-   * of `rules` at the positions in lists `a` or `b` (increasing, in the arena `data`).
+   * The verdict of the matching rules at the positions in lists `a` and `b` of `rules` (in the
+   * arena `data`; disjoint, not both empty, and all forbids or all permits): their effect,
+   * with them as the deciding rules.
    */
-  decide(rules: readonly NormalRule[], data: Int32Array, a: ListNode, b: ListNode, unidentified: boolean): number {
-    const forbids = this.forbids;
-    const permits = this.permits;
-    forbids.length = permits.length = 0;
-    // The two lists hold different positions: merged in increasing order.
+  listVerdict(rules: readonly NormalRule[], data: Int32Array, a: ListNode, b: ListNode): number {
+    const matched = this.matched;
+    matched.length = 0;
+    // Merged in increasing position order, which is rule-index order.
     let i = a.start;
     let j = b.start;
     const aEnd = a.start + a.length;
     const bEnd = b.start + b.length;
-    while (i < aEnd || j < bEnd) {
-      const p = j >= bEnd || (i < aEnd && data[i]! < data[j]!) ? data[i++]! : data[j++]!;
-      const r = rules[p]!;
-      (r.effect === "forbid" ? forbids : permits).push(r.index);
-    }
-    if (forbids.length > 0) return this.verdict(0, this.outcomes.of(forbids.buffer, forbids.length));
-    if (permits.length > 0) return this.verdict(VERDICT_ALLOW, this.outcomes.of(permits.buffer, permits.length));
+    const forbid = rules[a.length > 0 ? data[i]! : data[j]!]!.effect === "forbid";
+    while (i < aEnd || j < bEnd) matched.push(rules[j >= bEnd || (i < aEnd && data[i]! < data[j]!) ? data[i++]! : data[j++]!]!.index);
+    return this.verdict(forbid ? 0 : VERDICT_ALLOW, this.outcomes.of(matched.buffer, matched.length));
+  }
+
+  /** The verdict of a cell no rule matches. */
+  defaultVerdict(unidentified: boolean): number {
     const allow = unidentified && this.policy.defaultUnidentified === "allow";
     return this.verdict(VERDICT_DEFAULT | (allow ? VERDICT_ALLOW : 0), this.outcomes.empty);
   }
@@ -429,30 +428,38 @@ export class TableBuilder {
     let scratch = new Uint8Array(256);
 
     // The positions of the matching rules, increasing, as interned lists: per port cell for
-    // the rules that read neither uid nor gid (`flat`), per cell for the others (`deep`).
-    // A cell's verdict is decided once per distinct pair of lists.
+    // the rules that read neither uid nor gid (`flat`), per cell for the others (`deep`);
+    // forbids and permits apart (`…F`, `…P`), so that a cell with a forbid is decided by its
+    // forbids alone. A cell's verdict is decided once per distinct pair of lists.
     const lists = new ListTable();
-    const flat: ListNode[] = new Array<ListNode>(portCells).fill(lists.empty);
-    const deep: ListNode[] = new Array<ListNode>(cellCount).fill(lists.empty);
-    let lastFlat: ListNode | undefined;
-    let lastDeep: ListNode | undefined;
-    let lastVerdict = 0;
-    const decideAt = (c: number): number => {
-      const f = flat[c % portCells]!;
-      const d = deep[c]!;
-      if (f === lastFlat && d === lastDeep) return lastVerdict;
-      lastFlat = f;
-      lastDeep = d;
-      lastVerdict = decideLists(f, d);
-      return lastVerdict;
-    };
-    const decideLists = (f: ListNode, d: ListNode): number => {
-      if (d === lists.empty) return (f.verdict ??= this.decide(rules, lists.data, f, d, cls.unidentified));
+    const empty = lists.empty;
+    const flatF: ListNode[] = new Array<ListNode>(portCells).fill(empty);
+    const flatP: ListNode[] = new Array<ListNode>(portCells).fill(empty);
+    const deepF: ListNode[] = new Array<ListNode>(cellCount).fill(empty);
+    const deepP: ListNode[] = new Array<ListNode>(cellCount).fill(empty);
+    /** The lists a rule edits: by `isFlat * 2 + isPermit`. */
+    const arrays = [deepF, deepP, flatF, flatP];
+    let defaultVerdict: number | undefined;
+    const pairVerdict = (f: ListNode, d: ListNode): number => {
+      if (d === empty) return (f.verdict ??= this.listVerdict(rules, lists.data, f, d));
+      if (f === empty) return (d.verdict ??= this.listVerdict(rules, lists.data, f, d));
       f.verdicts ??= new Map();
       let v = f.verdicts.get(d);
-      if (v === undefined) f.verdicts.set(d, (v = this.decide(rules, lists.data, f, d, cls.unidentified)));
+      if (v === undefined) f.verdicts.set(d, (v = this.listVerdict(rules, lists.data, f, d)));
       return v;
     };
+    const decideAt = (c: number): number => {
+      const pk = c % portCells;
+      const fF = flatF[pk]!;
+      const dF = deepF[c]!;
+      if (fF !== empty || dF !== empty) return pairVerdict(fF, dF);
+      const fP = flatP[pk]!;
+      const dP = deepP[c]!;
+      if (fP !== empty || dP !== empty) return pairVerdict(fP, dP);
+      return (defaultVerdict ??= this.defaultVerdict(cls.unidentified));
+    };
+    /** Which of `arrays` rule i edits. */
+    const kinds = rules.map((r, i) => (grids[i]!.flat ? 2 : 0) + (r.effect === "forbid" ? 0 : 1));
     /**
      * The class cells (port cells for a flat rule) inside rule i's own cell `o`, into `cellBuffer`
      * from index 0; returns how many.
@@ -492,7 +499,7 @@ export class TableBuilder {
     const noDestination = new Set<number>();
     const current = rules.map((_r, i) => evaluate(i, noDestination, new Uint8Array(ownCells(i))));
     current.forEach((bits, i) => {
-      const cells = grids[i]!.flat ? flat : deep;
+      const cells = arrays[kinds[i]!]!;
       for (let o = 0; o < bits.length; o++) {
         if (!bits[o]) continue;
         const n = cellsOf(i, o);
@@ -520,8 +527,8 @@ export class TableBuilder {
     // order visits every CIDR after those enclosing it, and before any CIDR outside it.
     const named = [...naming.keys()].sort((a, b) => a - b);
     // The walk's state changes, undone when it leaves a CIDR: rules whose matches changed
-    // (and their matches before); lists changed (a flat list at port cell pk as `-1 - pk`, a
-    // deep one at cell c as c) and the lists before; cells whose verdict changed, each
+    // (and their matches before); lists changed (as `c * 4 + kind`: cell c, or port cell c
+    // for a flat list, of `arrays[kind]`) and the lists before; cells whose verdict changed, each
     // followed by the verdict before. A frame per CIDR on the walk's path holds where its
     // changes start in each.
     const undoRules: number[] = [];
@@ -548,8 +555,7 @@ export class TableBuilder {
         while (undoCells.length > f.cells) {
           const c = undoCells.pop();
           const list = undoLists[undoCells.length]!;
-          if (c < 0) flat[-1 - c] = list;
-          else deep[c] = list;
+          arrays[c & 3]![c >>> 2] = list;
         }
         while (undoRules.length > f.rules) current[undoRules.pop()!] = undoBits.pop()!;
       }
@@ -563,7 +569,8 @@ export class TableBuilder {
         const bits = evaluate(i, destination, scratch.subarray(0, size));
         const before = current[i]!;
         const isFlat = grids[i]!.flat;
-        const cells = isFlat ? flat : deep;
+        const kind = kinds[i]!;
+        const cells = arrays[kind]!;
         let differs = false;
         for (let o = 0; o < bits.length; o++) {
           if (bits[o] === before[o]) continue;
@@ -577,7 +584,7 @@ export class TableBuilder {
             const c = cellBuffer[k]!;
             const was = cells[c]!;
             undoLists[undoCells.length] = was;
-            undoCells.push(isFlat ? -1 - c : c);
+            undoCells.push(c * 4 + kind);
             if (was !== lastBefore) {
               lastBefore = was;
               lastAfter = lists.edit(was, i, present);
