@@ -42,20 +42,30 @@ export function axisStarts(rules: readonly NormalRule[], axis: Axis): number[] {
 const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
 /**
- * An interned increasing list of numbers (rule positions or indices), with memoised verdicts
- * and edits. Its elements are `length` words of its table's arena from `start`.
+ * An increasing list of numbers (rule positions or indices), with memoised verdicts and
+ * edits. A node made by an edit is lazy: it is its parent's list with one element added or
+ * removed, and its elements are written out only when they are read (`ListTable.canon`), so
+ * that editing a long list costs no copy unless its verdict is needed.
  */
 interface ListNode {
   /** Numbers nodes in the order they were made (`ListTable`'s memo keys). */
   readonly id: number;
+  /** The sum of its elements' mixes: an edit updates it in constant time. */
   readonly hash: number;
-  readonly start: number;
   readonly length: number;
-  /** The next node with the same hash. */
+  /** Where its elements are in its table's arena, or -1 while lazy. */
+  start: number;
+  /** The interned node with the same elements (itself when it is that node); undefined while lazy. */
+  canonical: ListNode | undefined;
+  /** A lazy node's parent, and the element the edit added (`present`) or removed. */
+  readonly parent: ListNode | undefined;
+  readonly step: number;
+  readonly present: boolean;
+  /** The next interned node with the same hash. */
   next: ListNode | undefined;
-  /** The verdict this list of matching rules resolves to alone (the class's lists hold only forbids or only permits). */
+  /** On an interned node: the verdict this list of matching rules resolves to alone (the class's lists hold only forbids or only permits). */
   verdict?: number;
-  /** On a non-empty list of flat rules: the verdict with each non-empty list of deep rules. */
+  /** On an interned non-empty list of flat rules: the verdict with each non-empty list of deep rules. */
   verdicts?: Map<ListNode, number>;
 }
 
@@ -66,10 +76,22 @@ function mix(x: number): number {
   return h ^ (h >>> 16);
 }
 
+/** The first index in `from` up to `end` of the increasing `data` whose element is not below `x`. */
+function lowerBound(data: Int32Array, from: number, end: number, x: number): number {
+  let lo = from;
+  let hi = end;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (data[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /**
- * Interns increasing lists by a hash of their elements: equal lists are one node. The lists'
- * elements live in one growing arena (a typed array per list made the edits of long lists
- * cost an allocation each, and the collector's work on them).
+ * Interns increasing lists by a hash of their elements: equal lists written out are one node
+ * (`canon`). The elements live in one growing arena (a typed array per list made the edits
+ * of long lists cost an allocation each, and the collector's work on them).
  */
 class ListTable {
   private readonly byHash = new Map<number, ListNode>();
@@ -84,9 +106,12 @@ class ListTable {
   private editStep = new Int32Array(1 << 12);
   private editOut = new Int32Array(1 << 12);
   private editCount = 0;
-  /** The elements of every list; `top` words are used. Replaced when it grows: read it after an edit. */
+  /** The elements of every list written out; `top` words are used. Replaced when it grows: read it after `canon` or `of`. */
   data = new Int32Array(1024);
   private top = 0;
+  /** A lazy node's edits, nearest first, and its changes by element (`canon`). */
+  private readonly chain: ListNode[] = [];
+  private readonly steps = new IntStack();
   readonly empty: ListNode = this.of(new Int32Array(0));
 
   /** Room for `n` more words at `top`. */
@@ -97,7 +122,13 @@ class ListTable {
     this.data = grown;
   }
 
-  /** The node of the first `length` elements of `items` (copied when new). */
+  private node(hash: number, length: number, parent: ListNode | undefined, step: number, present: boolean): ListNode {
+    const node: ListNode = { id: this.nodes.length, hash, length, start: -1, canonical: undefined, parent, step, present, next: undefined };
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** The interned node of the first `length` elements of `items` (copied when new). */
   of(items: Int32Array, length = items.length): ListNode {
     this.reserve(length);
     const data = this.data;
@@ -107,19 +138,19 @@ class ListTable {
       data[this.top + i] = x;
       hash = (hash + mix(x)) | 0;
     }
-    return this.intern(length, hash);
+    return this.intern(length, hash, undefined);
   }
 
-  /** The elements of `node`, as a new array. */
+  /** The elements of the interned `node`, as a new array. */
   elements(node: ListNode): number[] {
     return Array.from(this.data.subarray(node.start, node.start + node.length));
   }
 
   /**
-   * The node of the `length` words at `top` (just written, not yet claimed), whose hash is
-   * `hash` (the sum of their mixes, so that an edit updates it in constant time).
+   * The interned node of the `length` words at `top` (just written, not yet claimed), whose
+   * hash is `hash`: an equal node, else `lazy` (or a new node) claiming the words.
    */
-  private intern(length: number, hash: number): ListNode {
+  private intern(length: number, hash: number, lazy: ListNode | undefined): ListNode {
     const data = this.data;
     const at = this.top;
     const first = this.byHash.get(hash);
@@ -130,11 +161,62 @@ class ListTable {
       while (i < length && data[other + i] === data[at + i]) i++;
       if (i === length) return node;
     }
-    const node: ListNode = { id: this.nodes.length, hash, start: at, length, next: first };
-    this.nodes.push(node);
+    const node = lazy ?? this.node(hash, length, undefined, 0, false);
+    node.start = at;
+    node.canonical = node;
+    node.next = first;
     this.top += length;
     this.byHash.set(hash, node);
     return node;
+  }
+
+  /** The interned node with `node`'s elements, written out if lazy: its parents' chain of edits applied to the nearest written-out one. */
+  canon(node: ListNode): ListNode {
+    if (node.canonical !== undefined) return node.canonical;
+    const chain = this.chain;
+    chain.length = 0;
+    let base = node;
+    while (base.canonical === undefined) {
+      chain.push(base);
+      base = base.parent!;
+    }
+    base = base.canonical;
+    // Each element's last edit decides whether it is in the list: (element, added) pairs by
+    // element, the nearest edit of each.
+    const steps = this.steps;
+    steps.length = 0;
+    for (const edit of chain) {
+      let at = steps.length;
+      steps.push(0, 0);
+      while (at > 0 && steps.at(at - 2) > edit.step) at -= 2;
+      if (at > 0 && steps.at(at - 2) === edit.step) {
+        steps.length -= 2;
+        continue;
+      }
+      const buffer = steps.buffer;
+      buffer.copyWithin(at + 2, at, steps.length - 2);
+      buffer[at] = edit.step;
+      buffer[at + 1] = edit.present ? 1 : 0;
+    }
+    this.reserve(base.length + steps.length / 2);
+    const data = this.data;
+    const changes = steps.buffer;
+    let out = this.top;
+    let i = base.start;
+    const end = base.start + base.length;
+    for (let k = 0; k < steps.length; k += 2) {
+      const step = changes[k]!;
+      // Elements below the change, then the change.
+      const at = lowerBound(data, i, end, step);
+      data.copyWithin(out, i, at);
+      out += at - i;
+      i = at < end && data[at] === step ? at + 1 : at;
+      if (changes[k + 1]) data[out++] = step;
+    }
+    data.copyWithin(out, i, end);
+    out += end - i;
+    node.canonical = this.intern(out - this.top, node.hash, node);
+    return node.canonical;
   }
 
   /** The slot of edit (`node`, `key`) in the edit table: where it is, or the empty slot to put it. */
@@ -164,39 +246,18 @@ class ListTable {
     }
   }
 
-  /** `node`'s list with `step` (a non-negative 30-bit integer) in it (`present`) or not. */
+  /**
+   * `node`'s list with `step` (a non-negative 30-bit integer) added (`present`) or removed: a
+   * lazy node, written out only when read. The caller knows that `step` is not in the list
+   * when it adds it, and is when it removes it.
+   */
   edit(node: ListNode, step: number, present: boolean): ListNode {
+    const base = node.canonical ?? node;
     const key = step * 2 + (present ? 1 : 0);
-    const slot = this.editSlot(node.id, key);
+    const slot = this.editSlot(base.id, key);
     if (this.editNode[slot] !== 0) return this.nodes[this.editOut[slot]!]!;
-    let out: ListNode;
-    this.reserve(node.length + 1);
-    const data = this.data;
-    const from = node.start;
-    const end = from + node.length;
-    // The first position not below `step`.
-    let at = from;
-    let hi = end;
-    while (at < hi) {
-      const mid = (at + hi) >>> 1;
-      if (data[mid]! < step) at = mid + 1;
-      else hi = mid;
-    }
-    const has = at < end && data[at] === step;
-    if (has === present) out = node;
-    else {
-      const top = this.top;
-      data.copyWithin(top, from, at);
-      const k = top + (at - from);
-      if (present) {
-        data[k] = step;
-        data.copyWithin(k + 1, at, end);
-      } else {
-        data.copyWithin(k, at + 1, end);
-      }
-      out = this.intern(node.length + (present ? 1 : -1), (node.hash + (present ? mix(step) : -mix(step))) | 0);
-    }
-    this.remember(slot, node.id, key, out.id);
+    const out = this.node((base.hash + (present ? mix(step) : -mix(step))) | 0, base.length + (present ? 1 : -1), base, step, present);
+    this.remember(slot, base.id, key, out.id);
     return out;
   }
 }
@@ -440,7 +501,20 @@ export class TableBuilder {
     /** The lists a rule edits: by `isFlat * 2 + isPermit`. */
     const arrays = [deepF, deepP, flatF, flatP];
     let defaultVerdict: number | undefined;
-    const pairVerdict = (f: ListNode, d: ListNode): number => {
+    // The last pair decided: neighbouring cells often hold the same lists.
+    let lastF: ListNode | undefined;
+    let lastD: ListNode | undefined;
+    let lastVerdict = 0;
+    const pairVerdict = (lazyF: ListNode, lazyD: ListNode): number => {
+      if (lazyF === lastF && lazyD === lastD) return lastVerdict;
+      lastF = lazyF;
+      lastD = lazyD;
+      lastVerdict = canonVerdict(lazyF, lazyD);
+      return lastVerdict;
+    };
+    const canonVerdict = (lazyF: ListNode, lazyD: ListNode): number => {
+      const f = lists.canon(lazyF);
+      const d = lists.canon(lazyD);
       if (d === empty) return (f.verdict ??= this.listVerdict(rules, lists.data, f, d));
       if (f === empty) return (d.verdict ??= this.listVerdict(rules, lists.data, f, d));
       f.verdicts ??= new Map();
@@ -452,10 +526,10 @@ export class TableBuilder {
       const pk = c % portCells;
       const fF = flatF[pk]!;
       const dF = deepF[c]!;
-      if (fF !== empty || dF !== empty) return pairVerdict(fF, dF);
+      if (fF.length !== 0 || dF.length !== 0) return pairVerdict(fF, dF);
       const fP = flatP[pk]!;
       const dP = deepP[c]!;
-      if (fP !== empty || dP !== empty) return pairVerdict(fP, dP);
+      if (fP.length !== 0 || dP.length !== 0) return pairVerdict(fP, dP);
       return (defaultVerdict ??= this.defaultVerdict(cls.unidentified));
     };
     /** Which of `arrays` rule i edits. */
