@@ -141,11 +141,6 @@ class ListTable {
     return this.intern(length, hash, undefined);
   }
 
-  /** The elements of the interned `node`, as a new array. */
-  elements(node: ListNode): number[] {
-    return Array.from(this.data.subarray(node.start, node.start + node.length));
-  }
-
   /**
    * The interned node of the `length` words at `top` (just written, not yet claimed), whose
    * hash is `hash`: an equal node, else `lazy` (or a new node) claiming the words.
@@ -294,7 +289,8 @@ class IntStack {
 
 export class TableBuilder {
   readonly verdicts: { flags: number; reasonSet: number }[] = [];
-  readonly reasonSets: number[][] = [];
+  /** The reason sets (rule indices in rule-id order), as nodes of `outcomes`. */
+  private readonly reasonSetNodes: ListNode[] = [];
   readonly rows: Uint32Array[] = [];
   /** Verdicts by `reasonSet * 4 + flags`. */
   private readonly verdictIndex = new Map<number, number>();
@@ -303,8 +299,8 @@ export class TableBuilder {
   /** Rule index → its rank in rule-id order (reasons are "sorted rule ids"). */
   private readonly rank: number[];
   /**
-   * The deciding rules of verdicts: interned lists of rule indices (increasing), so that a
-   * list is sorted into a reason set once; by node id, its reason set.
+   * The deciding rules of verdicts: interned lists of rule indices in rule-id order (a class
+   * numbers its rules in that order), each a reason set; by node id, its reason set.
    */
   private readonly outcomes = new ListTable();
   private readonly reasonSetOf: number[] = [];
@@ -324,12 +320,25 @@ export class TableBuilder {
     order.forEach((ruleIndex, position) => (this.rank[ruleIndex] = position));
   }
 
+  get reasonSetCount(): number {
+    return this.reasonSetNodes.length;
+  }
+
+  /** Appends each reason set's start in `data` to `index`, and its rules to `data`. */
+  writeReasonSets(index: number[], data: number[]): void {
+    const arena = this.outcomes.data;
+    for (const node of this.reasonSetNodes) {
+      index.push(data.length);
+      for (let k = node.start; k < node.start + node.length; k++) data.push(arena[k]!);
+    }
+  }
+
   /** The verdict with `flags` whose deciding rules are the list `node` of `outcomes`. */
   private verdict(flags: number, node: ListNode): number {
     let reasonSet = this.reasonSetOf[node.id];
     if (reasonSet === undefined) {
-      reasonSet = this.reasonSets.length;
-      this.reasonSets.push(this.outcomes.elements(node).sort((x, y) => this.rank[x]! - this.rank[y]!));
+      reasonSet = this.reasonSetNodes.length;
+      this.reasonSetNodes.push(node);
       this.reasonSetOf[node.id] = reasonSet;
     }
     const key = reasonSet * 4 + flags;
@@ -350,7 +359,7 @@ export class TableBuilder {
   listVerdict(rules: readonly NormalRule[], data: Int32Array, a: ListNode, b: ListNode): number {
     const matched = this.matched;
     matched.length = 0;
-    // Merged in increasing position order, which is rule-index order.
+    // Merged in increasing position order, which is rule-id order.
     let i = a.start;
     let j = b.start;
     const aEnd = a.start + a.length;
@@ -444,7 +453,8 @@ export class TableBuilder {
    * enclosing CIDR's state, and the edits are undone when the walk leaves the CIDR.
    */
   classRows(cls: IdentityClass, dst: DestinationView): { defaultRow: number; entries: [number, number][] } {
-    const rules = cls.rules;
+    // Positions in rule-id order, so that lists of matching rules are reason sets as they are.
+    const rules = [...cls.rules].sort((a, b) => this.rank[a.index]! - this.rank[b.index]!);
     const uids = axisStarts(rules, "uid");
     const gids = axisStarts(rules, "gid");
     const ports = axisStarts(rules, "port");
@@ -600,6 +610,8 @@ export class TableBuilder {
     // Destination classes are numbered in CIDR order (address, then prefix), so ascending
     // order visits every CIDR after those enclosing it, and before any CIDR outside it.
     const named = [...naming.keys()].sort((a, b) => a - b);
+    // A CIDR's rules are evaluated in rule-index order (the order of its changed cells, and so of new verdicts).
+    for (const list of naming.values()) if (list.length > 1) list.sort((a, b) => rules[a]!.index - rules[b]!.index);
     // The walk's state changes, undone when it leaves a CIDR: rules whose matches changed
     // (and their matches before); lists changed (as `c * 4 + kind`: cell c, or port cell c
     // for a flat list, of `arrays[kind]`) and the lists before; cells whose verdict changed, each

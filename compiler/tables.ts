@@ -612,7 +612,7 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
       pairs: pairs.length,
       rows: builder.rows.length,
       verdicts: builder.verdicts.length,
-      reasonSets: builder.reasonSets.length,
+      reasonSets: builder.reasonSetCount,
       words: words.length,
     },
   };
@@ -718,7 +718,7 @@ function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClas
     dst.classCidrs.length,
     b.rows.length,
     b.verdicts.length,
-    b.reasonSets.length,
+    b.reasonSetCount,
     policy.rules.length,
     ids.components.length,
     ids.termPatterns.length,
@@ -787,10 +787,7 @@ function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClas
   sections.set(SECTION.VERDICTS, b.verdicts.flatMap((v) => [v.flags, v.reasonSet]));
   const reasonIndex: number[] = [];
   const reasonData: number[] = [];
-  for (const set of b.reasonSets) {
-    reasonIndex.push(reasonData.length);
-    for (const rule of set) reasonData.push(rule);
-  }
+  b.writeReasonSets(reasonIndex, reasonData);
   reasonIndex.push(reasonData.length);
   sections.set(SECTION.REASON_INDEX, reasonIndex);
   sections.set(SECTION.REASON_DATA, reasonData);
