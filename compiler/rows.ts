@@ -656,6 +656,7 @@ export class TableBuilder {
         const before = current[i]!;
         const isFlat = grids[i]!.flat;
         const kind = kinds[i]!;
+        const permit = (kind & 1) === 1;
         const cells = arrays[kind]!;
         let differs = false;
         for (let o = 0; o < bits.length; o++) {
@@ -676,6 +677,8 @@ export class TableBuilder {
               lastAfter = lists.edit(was, i, present);
             }
             cells[c] = lastAfter;
+            // A permit cannot change the verdict of a cell with a forbid (an edit of its forbids marks it).
+            if (permit && (flatF[isFlat ? c : c % portCells]!.length !== 0 || (!isFlat && deepF[c]!.length !== 0))) continue;
             if (isFlat) {
               if (flatTouchedAt[c] !== visit) {
                 flatTouchedAt[c] = visit;
