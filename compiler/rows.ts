@@ -65,8 +65,8 @@ interface ListNode {
   next: ListNode | undefined;
   /** On an interned node: the verdict this list of matching rules resolves to alone (the class's lists hold only forbids or only permits). */
   verdict?: number;
-  /** On an interned non-empty list of flat rules: the verdict with each non-empty list of deep rules. */
-  verdicts?: Map<ListNode, number>;
+  /** On an interned list: its union with other interned lists (`ListTable.union`). */
+  unions?: Map<ListNode, ListNode>;
 }
 
 /** A 32-bit mix of an integer (murmur3's finaliser), summed into a list's hash. */
@@ -163,6 +163,27 @@ class ListTable {
     this.top += length;
     this.byHash.set(hash, node);
     return node;
+  }
+
+  /** The interned union of the interned, disjoint lists `a` and `b`, memoised on `a`. */
+  union(a: ListNode, b: ListNode): ListNode {
+    if (b.length === 0) return a;
+    if (a.length === 0) return b;
+    a.unions ??= new Map();
+    let out = a.unions.get(b);
+    if (out !== undefined) return out;
+    this.reserve(a.length + b.length);
+    const data = this.data;
+    let at = this.top;
+    let i = a.start;
+    let j = b.start;
+    const aEnd = a.start + a.length;
+    const bEnd = b.start + b.length;
+    while (i < aEnd || j < bEnd) data[at++] = j >= bEnd || (i < aEnd && data[i]! < data[j]!) ? data[i++]! : data[j++]!;
+    // The elements are disjoint: the union's hash is the sum of theirs.
+    out = this.intern(a.length + b.length, (a.hash + b.hash) | 0, undefined);
+    a.unions.set(b, out);
+    return out;
   }
 
   /** The interned node with `node`'s elements, written out if lazy: its parents' chain of edits applied to the nearest written-out one. */
@@ -308,9 +329,8 @@ export class TableBuilder {
   private readonly undoCells = new IntStack();
   private readonly undoLists: ListNode[] = [];
   private readonly undoVerdicts = new IntStack();
-  private readonly touched = new IntStack();
-  private readonly touchedFlat = new IntStack();
-  /** A cell's deciding rules (rule indices, increasing), for `listVerdict`. */
+  private readonly touched = [new IntStack(), new IntStack(), new IntStack(), new IntStack()];
+  /** A cell's deciding rules (rule indices, in rule-id order), for `unionVerdict`. */
   private readonly matched = new IntStack();
 
   constructor(private readonly policy: NormalPolicy) {
@@ -352,21 +372,21 @@ export class TableBuilder {
   }
 
   /**
-   * The verdict of the matching rules at the positions in lists `a` and `b` of `rules` (in the
-   * arena `data`; disjoint, not both empty, and all forbids or all permits): their effect,
-   * with them as the deciding rules.
+   * The verdict of the matching rules in the union of the lists `a`…`d` of `lists` (interned,
+   * disjoint, not all empty, all forbids or all permits): their effect, with them as the
+   * deciding rules; memoised on the union's node.
    */
-  listVerdict(rules: readonly NormalRule[], data: Int32Array, a: ListNode, b: ListNode): number {
+  unionVerdict(rules: readonly NormalRule[], lists: ListTable, a: ListNode, b: ListNode, c: ListNode, d: ListNode): number {
+    const node = lists.union(lists.union(a, b), lists.union(c, d));
+    if (node.verdict !== undefined) return node.verdict;
     const matched = this.matched;
     matched.length = 0;
-    // Merged in increasing position order, which is rule-id order.
-    let i = a.start;
-    let j = b.start;
-    const aEnd = a.start + a.length;
-    const bEnd = b.start + b.length;
-    const forbid = rules[a.length > 0 ? data[i]! : data[j]!]!.effect === "forbid";
-    while (i < aEnd || j < bEnd) matched.push(rules[j >= bEnd || (i < aEnd && data[i]! < data[j]!) ? data[i++]! : data[j++]!]!.index);
-    return this.verdict(forbid ? 0 : VERDICT_ALLOW, this.outcomes.of(matched.buffer, matched.length));
+    const data = lists.data;
+    // Positions are in rule-id order.
+    for (let k = node.start; k < node.start + node.length; k++) matched.push(rules[data[k]!]!.index);
+    const forbid = rules[data[node.start]!]!.effect === "forbid";
+    node.verdict = this.verdict(forbid ? 0 : VERDICT_ALLOW, this.outcomes.of(matched.buffer, matched.length));
+    return node.verdict;
   }
 
   /** The verdict of a cell no rule matches. */
@@ -498,55 +518,59 @@ export class TableBuilder {
     /** Where a rule is evaluated at a CIDR (copied when its matches change). */
     let scratch = new Uint8Array(256);
 
-    // The positions of the matching rules, increasing, as interned lists: per port cell for
-    // the rules that read neither uid nor gid (`flat`), per cell for the others (`deep`);
-    // forbids and permits apart (`…F`, `…P`), so that a cell with a forbid is decided by its
-    // forbids alone. A cell's verdict is decided once per distinct pair of lists.
+    // The positions of the matching rules, increasing, as interned lists, by what their rules
+    // read (`axes`): per port cell for the rules that read neither uid nor gid (0, `flat`);
+    // per uid interval and port cell for those that read uid only (1); per gid interval and
+    // port cell for those that read gid only (2); per cell for those that read both (3). A
+    // cell's matching rules are the union of its four lists, so that a rule reading one axis
+    // edits a list per interval of that axis, not one per cell of the uid × gid grid. Forbids
+    // and permits apart: a cell with a forbid is decided by its forbids alone.
+    const U = uids.length;
     const lists = new ListTable();
     const empty = lists.empty;
-    const flatF: ListNode[] = new Array<ListNode>(portCells).fill(empty);
-    const flatP: ListNode[] = new Array<ListNode>(portCells).fill(empty);
-    const deepF: ListNode[] = new Array<ListNode>(cellCount).fill(empty);
-    const deepP: ListNode[] = new Array<ListNode>(cellCount).fill(empty);
-    /** The lists a rule edits: by `isFlat * 2 + isPermit`. */
-    const arrays = [deepF, deepP, flatF, flatP];
+    const spans = [portCells, U * portCells, G * portCells, cellCount];
+    /** The lists a rule edits: by `axes * 2 + (permit ? 1 : 0)`. */
+    const arrays = spans.flatMap((n) => [new Array<ListNode>(n).fill(empty), new Array<ListNode>(n).fill(empty)]);
+    const [flatF, flatP, uidF, uidP, gidF, gidP, bothF, bothP] = arrays as [ListNode[], ListNode[], ListNode[], ListNode[], ListNode[], ListNode[], ListNode[], ListNode[]];
     let defaultVerdict: number | undefined;
-    // The last pair decided: neighbouring cells often hold the same lists.
-    let lastF: ListNode | undefined;
-    let lastD: ListNode | undefined;
+    // The last lists decided: neighbouring cells often hold the same lists.
+    let last0: ListNode | undefined;
+    let last1: ListNode | undefined;
+    let last2: ListNode | undefined;
+    let last3: ListNode | undefined;
     let lastVerdict = 0;
-    const pairVerdict = (lazyF: ListNode, lazyD: ListNode): number => {
-      if (lazyF === lastF && lazyD === lastD) return lastVerdict;
-      lastF = lazyF;
-      lastD = lazyD;
-      lastVerdict = canonVerdict(lazyF, lazyD);
+    const unionVerdict = (a: ListNode, b: ListNode, c: ListNode, d: ListNode): number => {
+      if (a === last0 && b === last1 && c === last2 && d === last3) return lastVerdict;
+      last0 = a;
+      last1 = b;
+      last2 = c;
+      last3 = d;
+      if (b.length === 0 && c.length === 0 && d.length === 0) {
+        // One list (every cell of a class whose rules read neither uid nor gid).
+        const node = lists.canon(a);
+        lastVerdict = node.verdict ?? this.unionVerdict(rules, lists, node, empty, empty, empty);
+      } else lastVerdict = this.unionVerdict(rules, lists, lists.canon(a), lists.canon(b), lists.canon(c), lists.canon(d));
       return lastVerdict;
     };
-    const canonVerdict = (lazyF: ListNode, lazyD: ListNode): number => {
-      const f = lists.canon(lazyF);
-      const d = lists.canon(lazyD);
-      if (d === empty) return (f.verdict ??= this.listVerdict(rules, lists.data, f, d));
-      if (f === empty) return (d.verdict ??= this.listVerdict(rules, lists.data, f, d));
-      f.verdicts ??= new Map();
-      let v = f.verdicts.get(d);
-      if (v === undefined) f.verdicts.set(d, (v = this.listVerdict(rules, lists.data, f, d)));
-      return v;
-    };
-    const decideAt = (c: number): number => {
-      const pk = c % portCells;
-      const fF = flatF[pk]!;
-      const dF = deepF[c]!;
-      if (fF.length !== 0 || dF.length !== 0) return pairVerdict(fF, dF);
-      const fP = flatP[pk]!;
-      const dP = deepP[c]!;
-      if (fP.length !== 0 || dP.length !== 0) return pairVerdict(fP, dP);
+    /** The verdict of cell c: (uid interval u, gid interval g) × port cell pk, with uk = u * portCells + pk, gk = g * portCells + pk. */
+    const decideAt = (c: number, pk: number, uk: number, gk: number): number => {
+      const a = flatF[pk]!;
+      const b = uidF[uk]!;
+      const x = gidF[gk]!;
+      const y = bothF[c]!;
+      if (a.length !== 0 || b.length !== 0 || x.length !== 0 || y.length !== 0) return unionVerdict(a, b, x, y);
+      const ap = flatP[pk]!;
+      const bp = uidP[uk]!;
+      const xp = gidP[gk]!;
+      const yp = bothP[c]!;
+      if (ap.length !== 0 || bp.length !== 0 || xp.length !== 0 || yp.length !== 0) return unionVerdict(ap, bp, xp, yp);
       return (defaultVerdict ??= this.defaultVerdict(cls.unidentified));
     };
     /** Which of `arrays` rule i edits. */
-    const kinds = rules.map((r, i) => (grids[i]!.flat ? 2 : 0) + (r.effect === "forbid" ? 0 : 1));
+    const kinds = rules.map((r, i) => grids[i]!.axes * 2 + (r.effect === "forbid" ? 0 : 1));
     /**
-     * The class cells (port cells for a flat rule) inside rule i's own cell `o`, into `cellBuffer`
-     * from index 0; returns how many.
+     * The indices into its lists (`arrays[kinds[i]]`) of rule i's own cell `o`, into
+     * `cellBuffer` from index 0; returns how many.
      */
     let cellBuffer = new Int32Array(256);
     const cellsOf = (i: number, o: number): number => {
@@ -559,21 +583,18 @@ export class TableBuilder {
       const uj = (ug - gj) / g.gids.length;
       const kFrom = pi * P + g.portFrom[k0]!;
       const kTo = pi * P + g.portFrom[k0 + 1]!;
-      if (g.flat) {
-        if (cellBuffer.length < kTo - kFrom) cellBuffer = new Int32Array(2 * (kTo - kFrom));
-        for (let pk = kFrom; pk < kTo; pk++) cellBuffer[pk - kFrom] = pk;
-        return kTo - kFrom;
-      }
-      const uFrom = g.uidFrom[uj]!;
-      const uTo = g.uidFrom[uj + 1]!;
-      const gFrom = g.gidFrom[gj]!;
-      const gTo = g.gidFrom[gj + 1]!;
+      // The rows of this own cell in the rule's lists: uid intervals, gid intervals or both.
+      const uFrom = g.axes & 1 ? g.uidFrom[uj]! : 0;
+      const uTo = g.axes & 1 ? g.uidFrom[uj + 1]! : 1;
+      const gFrom = g.axes & 2 ? g.gidFrom[gj]! : 0;
+      const gTo = g.axes & 2 ? g.gidFrom[gj + 1]! : 1;
+      const width = g.axes & 2 ? (g.axes & 1 ? G : 1) : 1;
       const n = (uTo - uFrom) * (gTo - gFrom) * (kTo - kFrom);
       if (cellBuffer.length < n) cellBuffer = new Int32Array(2 * n);
       let at = 0;
       for (let ui = uFrom; ui < uTo; ui++) {
         for (let gi = gFrom; gi < gTo; gi++) {
-          const base = (ui * G + gi) * portCells;
+          const base = ((g.axes & 1 ? ui * width : 0) + gi) * portCells;
           for (let pk = kFrom; pk < kTo; pk++) cellBuffer[at++] = base + pk;
         }
       }
@@ -594,7 +615,11 @@ export class TableBuilder {
       }
     });
     const verdicts = new Uint32Array(cellCount);
-    for (let c = 0; c < cellCount; c++) verdicts[c] = decideAt(c);
+    for (let u = 0, c = 0; u < U; u++) {
+      for (let g = 0; g < G; g++) {
+        for (let pk = 0; pk < portCells; pk++, c++) verdicts[c] = decideAt(c, pk, u * portCells + pk, g * portCells + pk);
+      }
+    }
     const defaultRow = this.row(uids, gids, ports, verdicts);
 
     // Destination class of each CIDR the rules name → the positions of the rules naming it.
@@ -613,10 +638,10 @@ export class TableBuilder {
     // A CIDR's rules are evaluated in rule-index order (the order of its changed cells, and so of new verdicts).
     for (const list of naming.values()) if (list.length > 1) list.sort((a, b) => rules[a]!.index - rules[b]!.index);
     // The walk's state changes, undone when it leaves a CIDR: rules whose matches changed
-    // (and their matches before); lists changed (as `c * 4 + kind`: cell c, or port cell c
-    // for a flat list, of `arrays[kind]`) and the lists before; cells whose verdict changed, each
-    // followed by the verdict before. A frame per CIDR on the walk's path holds where its
-    // changes start in each.
+    // (and their matches before); lists changed (as `index * 8 + kind`: `arrays[kind][index]`)
+    // and the lists before; cells whose verdict changed, each followed by the verdict before.
+    // A frame per CIDR on the walk's path holds where its changes start in each.
+    // INVARIANT: cellCount * 8 < 2^31 (a class's grid is far smaller).
     const undoRules: number[] = [];
     const undoBits: Uint8Array[] = [];
     const undoCells = this.undoCells;
@@ -624,10 +649,11 @@ export class TableBuilder {
     const undoVerdicts = this.undoVerdicts;
     undoCells.length = undoLists.length = undoVerdicts.length = 0;
     const stack: { d: number; row: number; rules: number; cells: number; verdicts: number }[] = [];
-    const touchedAt = new Int32Array(cellCount).fill(-1);
-    const flatTouchedAt = new Int32Array(portCells).fill(-1);
-    const touchedFlat = this.touchedFlat;
+    // Per kind of list (`axes`), the lists a frame changed that may change verdicts, once each.
+    const touchedAt = spans.map((n) => new Int32Array(n).fill(-1));
     const touched = this.touched;
+    for (const t of touched) t.length = 0;
+    const decidedAt = new Int32Array(cellCount).fill(-1);
     const entries: [number, number][] = [];
     named.forEach((d, visit) => {
       let up = dst.parent[d]!;
@@ -640,24 +666,25 @@ export class TableBuilder {
         }
         while (undoCells.length > f.cells) {
           const c = undoCells.pop();
-          const list = undoLists[undoCells.length]!;
-          arrays[c & 3]![c >>> 2] = list;
+          arrays[c & 7]![c >>> 3] = undoLists[undoCells.length]!;
         }
         while (undoRules.length > f.rules) current[undoRules.pop()!] = undoBits.pop()!;
       }
       const enclosingRow = stack.length > 0 ? stack[stack.length - 1]!.row : defaultRow;
       const frame = { d, row: enclosingRow, rules: undoRules.length, cells: undoCells.length, verdicts: undoVerdicts.length };
       const destination = dst.classCidrs[d]!;
-      touchedFlat.length = touched.length = 0;
       for (const i of naming.get(d)!) {
         const size = ownCells(i);
         if (scratch.length < size) scratch = new Uint8Array(2 * size);
         const bits = evaluate(i, destination, scratch.subarray(0, size));
         const before = current[i]!;
-        const isFlat = grids[i]!.flat;
         const kind = kinds[i]!;
+        const axes = kind >> 1;
         const permit = (kind & 1) === 1;
         const cells = arrays[kind]!;
+        const forbids = arrays[kind - 1]!;
+        const stamps = touchedAt[axes]!;
+        const marked = touched[axes]!;
         let differs = false;
         for (let o = 0; o < bits.length; o++) {
           if (bits[o] === before[o]) continue;
@@ -671,22 +698,17 @@ export class TableBuilder {
             const c = cellBuffer[k]!;
             const was = cells[c]!;
             undoLists[undoCells.length] = was;
-            undoCells.push(c * 4 + kind);
+            undoCells.push(c * 8 + kind);
             if (was !== lastBefore) {
               lastBefore = was;
               lastAfter = lists.edit(was, i, present);
             }
             cells[c] = lastAfter;
-            // A permit cannot change the verdict of a cell with a forbid (an edit of its forbids marks it).
-            if (permit && (flatF[isFlat ? c : c % portCells]!.length !== 0 || (!isFlat && deepF[c]!.length !== 0))) continue;
-            if (isFlat) {
-              if (flatTouchedAt[c] !== visit) {
-                flatTouchedAt[c] = visit;
-                touchedFlat.push(c);
-              }
-            } else if (touchedAt[c] !== visit) {
-              touchedAt[c] = visit;
-              touched.push(c);
+            // A permit cannot change the verdict of cells with a forbid (an edit of their forbids marks them).
+            if (permit && (flatF[c % portCells]!.length !== 0 || (axes !== 0 && forbids[c]!.length !== 0))) continue;
+            if (stamps[c] !== visit) {
+              stamps[c] = visit;
+              marked.push(c);
             }
           }
         }
@@ -696,21 +718,40 @@ export class TableBuilder {
           current[i] = bits.slice();
         }
       }
-      const update = (c: number) => {
-        const v = decideAt(c);
+      const update = (u: number, g: number, pk: number) => {
+        const c = (u * G + g) * portCells + pk;
+        if (decidedAt[c] === visit) return;
+        decidedAt[c] = visit;
+        const v = decideAt(c, pk, u * portCells + pk, g * portCells + pk);
         if (v !== verdicts[c]) {
           undoVerdicts.push(c, verdicts[c]!);
           verdicts[c] = v;
         }
       };
-      for (let t = 0; t < touchedFlat.length; t++) {
-        const pk = touchedFlat.at(t);
-        for (let ug = 0; ug < ugCount; ug++) update(ug * portCells + pk);
+      // The cells of each marked list: a flat list's port cell in every uid × gid cell, a uid
+      // (gid) list's in every gid (uid) interval.
+      const [flat, byUid, byGid, both] = touched as [IntStack, IntStack, IntStack, IntStack];
+      for (let t = 0; t < flat.length; t++) {
+        const pk = flat.at(t);
+        for (let u = 0; u < U; u++) for (let g = 0; g < G; g++) update(u, g, pk);
       }
-      for (let t = 0; t < touched.length; t++) {
-        const c = touched.at(t);
-        if (flatTouchedAt[c % portCells] !== visit) update(c);
+      for (let t = 0; t < byUid.length; t++) {
+        const pk = byUid.at(t) % portCells;
+        const u = (byUid.at(t) - pk) / portCells;
+        for (let g = 0; g < G; g++) update(u, g, pk);
       }
+      for (let t = 0; t < byGid.length; t++) {
+        const pk = byGid.at(t) % portCells;
+        const g = (byGid.at(t) - pk) / portCells;
+        for (let u = 0; u < U; u++) update(u, g, pk);
+      }
+      for (let t = 0; t < both.length; t++) {
+        const pk = both.at(t) % portCells;
+        const ug = (both.at(t) - pk) / portCells;
+        const g = ug % G;
+        update((ug - g) / G, g, pk);
+      }
+      for (const t of touched) t.length = 0;
       if (undoVerdicts.length > frame.verdicts) frame.row = this.row(uids, gids, ports, verdicts);
       stack.push(frame);
       if (frame.row !== enclosingRow) entries.push([d, frame.row]);
@@ -722,7 +763,7 @@ export class TableBuilder {
 /**
  * A rule's own grid (the uid, gid and port intervals its constants cut) inside a class's
  * grid, which refines it: own interval j covers the class's intervals `from[j]` up to
- * `from[j + 1]`. A flat rule reads neither uid nor gid.
+ * `from[j + 1]`. `axes`: 1 if the rule reads uid, + 2 if it reads gid.
  */
 function ownGrid(r: NormalRule, uids: readonly number[], gids: readonly number[], ports: readonly number[]) {
   const own = (axis: Axis, classStarts: readonly number[]) => {
@@ -739,7 +780,7 @@ function ownGrid(r: NormalRule, uids: readonly number[], gids: readonly number[]
   const u = own("uid", uids);
   const g = own("gid", gids);
   const p = own("port", ports);
-  return { flat: r.cuts.uid.size === 0 && r.cuts.gid.size === 0, uids: u.starts, uidFrom: u.from, gids: g.starts, gidFrom: g.from, ports: p.starts, portFrom: p.from };
+  return { axes: (r.cuts.uid.size > 0 ? 1 : 0) + (r.cuts.gid.size > 0 ? 2 : 0), uids: u.starts, uidFrom: u.from, gids: g.starts, gidFrom: g.from, ports: p.starts, portFrom: p.from };
 }
 
 /** A rule's own interval starts per axis, computed once per rule (a rule is in many classes). */
