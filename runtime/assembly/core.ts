@@ -762,7 +762,9 @@ function v6Class(hi: u64, lo64: u64): u32 {
 //   class (whose verdict decides when no class's does) is kept apart in the last word.
 // Both are exact: a class and its representative give the same row at every destination,
 // and a class that never decides adds nothing to a union of forbids or permits.
-const RECORD_WORDS: u32 = 6;
+// Words 6 and 7: the record's class group (the address of its merged list, 0 for none) and
+// how many of its classes, listed first, the group holds (see "class groups").
+const RECORD_WORDS: u32 = 8;
 const COMBINE_BIT: u32 = 0x80000000;
 let records: usize = 0;
 let recordCount: u32 = 0;
@@ -900,6 +902,8 @@ function setRecord(handle: u32, hash: u32, bytes: usize, length: u32, classes: u
   setWord(r, 3, <u32>classes);
   setWord(r, 4, countWord);
   setWord(r, 5, firstClass);
+  setWord(r, 6, 0);
+  setWord(r, 7, 0);
 }
 
 function buildIdentities(): void {
@@ -1300,6 +1304,7 @@ export function classifyIdentity(ptr: usize, length: u32): u32 {
   setRecord(handle, hash, bytes, length, copyClasses(countWord, 0), countWord);
   if ((recordCount - 2) * 2 > cacheMask + 1) growCache();
   else cacheInsert(handle);
+  if (countWord & COMBINE_BIT) groupNewRecord(handle);
   return handle;
 }
 
@@ -1312,6 +1317,10 @@ export function classifyIdentity(ptr: usize, length: u32): u32 {
  */
 export function clearIdentityCache(): void {
   if (!loaded) return;
+  // Groups off for good; unidentified leaves its group (its memos name cleared lists).
+  groupsOff = true;
+  setWord(records, 6, 0);
+  setWord(records, 7, 0);
   recordCount = 2;
   memory.fill(cacheSlots, 0, (<usize>cacheMask + 1) << 2);
   combinedCount = 1;
@@ -1321,6 +1330,348 @@ export function clearIdentityCache(): void {
 /** Number of identity handles handed out (2 + cached IDs). */
 export function identityCount(): u32 {
   return recordCount;
+}
+
+// ---------------------------------------------------------------- class groups
+
+// Most identities that combine several classes share many of them: on the generated
+// 10,000-rule set, 13 classes are in 69-100 % of the decisions (the classes a peer gets
+// from the components it does not match), and each costs a binary search. A *group*
+// merges a set of classes: the union of their interval starts, each merged interval -> an
+// *entry*, the distinct rows its classes give there that are not default-only. A decision
+// then finds the group's entry at its destination position (through an index by the
+// position's top bits, then a binary search of a few starts) and looks up the record's
+// other classes one by one.
+//
+// Which classes: the *hot* ones, in at least HOT_PERCENT % of the cached identities that
+// combine classes. They are chosen when that count reaches regroupAt (which then doubles),
+// and every record is regrouped; a record classified in between takes the group of its hot
+// classes under the current choice. A record's class list is reordered: its group's
+// classes first (ascending, the group's key), then the others; word 7 of the record says
+// how many are in the group. Groups are interned by their classes, entries by their rows
+// (in one store shared by all groups). Groups stop being built once they take groupBudget
+// bytes (store and tables included); a record without a group keeps every class apart
+// (the path without groups). A host that clears the identity cache (the OPA ABI resets its
+// heap between decisions) turns groups off for good.
+//
+// Layouts (words; addresses are absolute): a group block is `hash, k, classes[k]`, then
+// its merged list `n, shift, b, index[b + 1], starts[n], entries[n]` (a record's word 6 is
+// the address of n): index[i] is the interval holding position i << shift, index[b] =
+// n - 1; an entry is `c, rows[c]`, rows ascending.
+// INVARIANT: a merged list starts at 0 and covers every destination position; at position
+// p its entry holds exactly the distinct rows with ROW_DEFAULT_ONLY clear that the group's
+// classes give there (classRow), so a decision gathers the same rows with or without the
+// group (a row seen twice changes nothing), and decides alike.
+const HOT_PERCENT: u32 = 3;
+const REFUSED_GROUP: u32 = 0x80000000;
+let groupsOff = false;
+let regroupAt: u32 = 64;
+let groupBudget: usize = 0;
+let groupBytes: usize = 0;
+let groupSlots: usize = 0; // group block address per slot, 0 = empty
+let groupMask: u32 = 0;
+let groupCount: u32 = 0;
+let combiningRecords: u32 = 0; // cached identities that combine classes
+let classUses: usize = 0; // per identity class: the cached combining identities that list it
+let hotClass: usize = 0; // one byte per identity class
+let coreScratch: usize = 0; // per identity class: a record's hot classes, then its others
+let otherScratch: usize = 0;
+
+function buildGroups(tableBytes: usize): void {
+  groupBudget = tableBytes >> 2;
+  classUses = allocWords(identityClassCount);
+  hotClass = heap.alloc(max<u32>(identityClassCount, 1));
+  memory.fill(hotClass, 0, max<u32>(identityClassCount, 1));
+  coreScratch = allocWords(identityClassCount);
+  otherScratch = allocWords(identityClassCount);
+  groupMask = 15;
+  groupSlots = allocWords(groupMask + 1);
+  entryMask = 15;
+  entrySlots = allocWords(entryMask + 1);
+}
+
+/** For tests and hosts: regroup first when `firstRegroup` identities combine classes; groups take at most about `budget` bytes. Only before any classification. */
+export function configureGroups(firstRegroup: u32, budget: u32): void {
+  if (!loaded || recordCount > 2) return;
+  regroupAt = max<u32>(firstRegroup, 1);
+  groupBudget = <usize>budget;
+}
+
+function wordsHash(list: usize, n: u32): u32 {
+  let h: u32 = 0x811c9dc5;
+  for (let i: u32 = 0; i < n; i++) h = (h ^ wordAt(list, i)) * 0x01000193;
+  return h;
+}
+
+// The store: chunks (word 0 links the previous one), bump-allocated, freed whole at regroup.
+let storeChunk: usize = 0;
+let storeUsed: u32 = 0;
+let storeCapacity: u32 = 0;
+let storeNextWords: u32 = 1024;
+
+function storeAlloc(words: u32): usize {
+  if (storeChunk == 0 || storeUsed + words > storeCapacity) {
+    const capacity = max<u32>(storeNextWords, words + 1);
+    storeNextWords = min<u32>(storeNextWords * 2, 1 << 16);
+    const chunk = heap.alloc((<usize>capacity) << 2);
+    groupBytes += (<usize>capacity) << 2;
+    setWord(chunk, 0, <u32>storeChunk);
+    storeChunk = chunk;
+    storeUsed = 1;
+    storeCapacity = capacity;
+  }
+  const at = storeChunk + ((<usize>storeUsed) << 2);
+  storeUsed += words;
+  return at;
+}
+
+function storeFree(): void {
+  while (storeChunk != 0) {
+    const previous = <usize>wordAt(storeChunk, 0);
+    heap.free(storeChunk);
+    storeChunk = previous;
+  }
+  storeNextWords = 1024;
+}
+
+// Entries, interned by their rows: an open-addressing table of addresses in the store.
+let entrySlots: usize = 0;
+let entryMask: u32 = 0;
+let entryCount: u32 = 0;
+
+function slotEntry(entry: usize, hash: u32): void {
+  let i = hash & entryMask;
+  while (wordAt(entrySlots, i) != 0) i = (i + 1) & entryMask;
+  setWord(entrySlots, i, <u32>entry);
+}
+
+/** The interned entry equal to `count, rows…` at `key`: its address in the store. */
+function entryOf(key: usize): u32 {
+  const words = load<u32>(key) + 1;
+  const hash = wordsHash(key, words);
+  for (let i = hash & entryMask; ; i = (i + 1) & entryMask) {
+    const other = <usize>wordAt(entrySlots, i);
+    if (other == 0) break;
+    if (load<u32>(other) + 1 == words && bytesEqual(other, key, words << 2)) return <u32>other;
+  }
+  const entry = storeAlloc(words);
+  memory.copy(entry, key, (<usize>words) << 2);
+  entryCount++;
+  if (entryCount * 2 <= entryMask + 1) {
+    slotEntry(entry, hash);
+    return <u32>entry;
+  }
+  const old = entrySlots;
+  const oldMask = entryMask;
+  entryMask = entryMask * 2 + 1;
+  groupBytes += (<usize>(entryMask - oldMask)) << 2;
+  entrySlots = allocWords(entryMask + 1);
+  for (let i: u32 = 0; i <= oldMask; i++) {
+    const other = <usize>wordAt(old, i);
+    if (other != 0) slotEntry(other, wordsHash(other, load<u32>(other) + 1));
+  }
+  heap.free(old);
+  slotEntry(entry, hash);
+  return <u32>entry;
+}
+
+/** Builds the group block of the `k` classes at coreScratch (see the layouts above). */
+function buildGroup(hash: u32, k: u32): usize {
+  // The union of the classes' starts (each list starts at 0).
+  let total: u32 = 0;
+  for (let j: u32 = 0; j < k; j++) total += load<u32>(spans + ((<usize>wordAt(coreScratch, j)) << 3), 4);
+  const keys = heap.alloc((<usize>total) << 3);
+  const tmp = heap.alloc((<usize>total) << 3);
+  let at: u32 = 0;
+  for (let j: u32 = 0; j < k; j++) {
+    const span = spans + ((<usize>wordAt(coreScratch, j)) << 3);
+    const list = <usize>load<u32>(span);
+    const n = load<u32>(span, 4);
+    for (let i: u32 = 0; i < n; i++) {
+      store<u64>(keys + ((<usize>at) << 3), <u64>wordAt(list, i));
+      at++;
+    }
+  }
+  sortKeys(keys, tmp, total);
+  heap.free(tmp);
+  const starts = allocWords(total);
+  const entries = allocWords(total);
+  const key = allocWords(k + 1);
+  const cursor = allocWords(k);
+  let m: u32 = 0;
+  for (let i: u32 = 0; i < total; i++) {
+    const b = <u32>load<u64>(keys + ((<usize>i) << 3));
+    if (i > 0 && <u64>b == load<u64>(keys + ((<usize>(i - 1)) << 3))) continue;
+    // The distinct rows with ROW_DEFAULT_ONLY clear at b, ascending: the entry's key.
+    let count: u32 = 0;
+    for (let j: u32 = 0; j < k; j++) {
+      const span = spans + ((<usize>wordAt(coreScratch, j)) << 3);
+      const spanStart = <usize>load<u32>(span);
+      const n = load<u32>(span, 4);
+      let c = wordAt(cursor, j);
+      while (c + 1 < n && wordAt(spanStart, c + 1) <= b) c++;
+      setWord(cursor, j, c);
+      const w = wordAt(spanStart + ((<usize>n) << 2), c);
+      if (w & ROW_DEFAULT_ONLY) continue;
+      let p = count;
+      while (p > 0 && wordAt(key, p) > w) p--;
+      if (p > 0 && wordAt(key, p) == w) continue;
+      for (let q = count; q > p; q--) setWord(key, q + 1, wordAt(key, q));
+      setWord(key, p + 1, w);
+      count++;
+    }
+    setWord(key, 0, count);
+    const entry = entryOf(key);
+    if (m > 0 && wordAt(entries, m - 1) == entry) continue;
+    setWord(starts, m, b);
+    setWord(entries, m, entry);
+    m++;
+  }
+  heap.free(cursor);
+  heap.free(key);
+  heap.free(keys);
+  // The index: about 2 buckets of positions per interval.
+  let shift: u32 = 0;
+  while (shift < 31 && ((destinationClassCount - 1) >> shift) + 1 > m * 2) shift++;
+  const buckets = ((destinationClassCount - 1) >> shift) + 1;
+  const bytes = (<usize>(6 + k + buckets + m * 2)) << 2;
+  const g = heap.alloc(bytes);
+  groupBytes += bytes;
+  setWord(g, 0, hash);
+  setWord(g, 1, k);
+  memory.copy(g + 8, coreScratch, (<usize>k) << 2);
+  const merged = g + ((<usize>(2 + k)) << 2);
+  setWord(merged, 0, m);
+  setWord(merged, 1, shift);
+  setWord(merged, 2, buckets);
+  const index = merged + 12;
+  let i: u32 = 0;
+  for (let bucket: u32 = 0; bucket < buckets; bucket++) {
+    const first = bucket << shift;
+    while (i + 1 < m && wordAt(starts, i + 1) <= first) i++;
+    setWord(index, bucket, i);
+  }
+  setWord(index, buckets, m - 1);
+  const mergedStarts = index + ((<usize>(buckets + 1)) << 2);
+  memory.copy(mergedStarts, starts, (<usize>m) << 2);
+  memory.copy(mergedStarts + ((<usize>m) << 2), entries, (<usize>m) << 2);
+  heap.free(entries);
+  heap.free(starts);
+  return g;
+}
+
+function groupInsert(g: usize): void {
+  let i = load<u32>(g) & groupMask;
+  while (wordAt(groupSlots, i) != 0) i = (i + 1) & groupMask;
+  setWord(groupSlots, i, <u32>g);
+}
+
+/**
+ * The group of the `k` classes at coreScratch (ascending), built when new; 0 once groups
+ * take the budget (remembered as a block with REFUSED_GROUP set in its count word).
+ */
+function groupOf(k: u32): usize {
+  const hash = wordsHash(coreScratch, k);
+  for (let i = hash & groupMask; ; i = (i + 1) & groupMask) {
+    const g = <usize>wordAt(groupSlots, i);
+    if (g == 0) break;
+    if (load<u32>(g) == hash && (load<u32>(g, 4) & ~REFUSED_GROUP) == k && bytesEqual(g + 8, coreScratch, k << 2)) {
+      return load<u32>(g, 4) & REFUSED_GROUP ? 0 : g;
+    }
+  }
+  const refused = groupBytes >= groupBudget;
+  let g: usize;
+  if (refused) {
+    g = heap.alloc((<usize>(2 + k)) << 2);
+    groupBytes += (<usize>(2 + k)) << 2;
+    setWord(g, 0, hash);
+    setWord(g, 1, k | REFUSED_GROUP);
+    memory.copy(g + 8, coreScratch, (<usize>k) << 2);
+  } else g = buildGroup(hash, k);
+  groupCount++;
+  if (groupCount * 2 > groupMask + 1) {
+    const old = groupSlots;
+    const oldMask = groupMask;
+    groupMask = groupMask * 2 + 1;
+    groupSlots = allocWords(groupMask + 1);
+    for (let i: u32 = 0; i <= oldMask; i++) if (wordAt(old, i) != 0) groupInsert(<usize>wordAt(old, i));
+    heap.free(old);
+  } else groupInsert(g);
+  return refused ? 0 : g;
+}
+
+/** Puts combining record `handle` in the group of its hot classes (when there are two or more and groups have room). */
+function assignGroup(handle: u32): void {
+  const r = records + (<usize>handle) * RECORD_WORDS * 4;
+  setWord(r, 6, 0);
+  setWord(r, 7, 0);
+  const classes = <usize>wordAt(r, 3);
+  const n = wordAt(r, 4) & ~COMBINE_BIT;
+  let k: u32 = 0;
+  let others: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const c = wordAt(classes, i);
+    if (load<u8>(hotClass + c) == 0) {
+      setWord(otherScratch, others++, c);
+      continue;
+    }
+    let p = k++;
+    while (p > 0 && wordAt(coreScratch, p - 1) > c) {
+      setWord(coreScratch, p, wordAt(coreScratch, p - 1));
+      p--;
+    }
+    setWord(coreScratch, p, c);
+  }
+  if (k < 2) return;
+  const g = groupOf(k);
+  if (g == 0) return;
+  memory.copy(classes, coreScratch, (<usize>k) << 2);
+  memory.copy(classes + ((<usize>k) << 2), otherScratch, (<usize>others) << 2);
+  setWord(r, 6, <u32>(g + ((<usize>(2 + k)) << 2)));
+  setWord(r, 7, k);
+}
+
+/** Drops every group and the store (records keep stale group words until regrouped). */
+function dropGroups(): void {
+  for (let i: u32 = 0; i <= groupMask; i++) {
+    const g = wordAt(groupSlots, i);
+    if (g != 0) heap.free(<usize>g);
+  }
+  memory.fill(groupSlots, 0, (<usize>groupMask + 1) << 2);
+  groupCount = 0;
+  storeFree();
+  memory.fill(entrySlots, 0, (<usize>entryMask + 1) << 2);
+  entryCount = 0;
+  groupBytes = (<usize>entryMask + 1) << 2;
+}
+
+/** Chooses the hot classes again and regroups every record (the old groups are freed). */
+function regroup(): void {
+  for (let c: u32 = 0; c < identityClassCount; c++) {
+    const uses = <u64>wordAt(classUses, c);
+    store<u8>(hotClass + c, uses >= 2 && uses * 100 >= <u64>combiningRecords * HOT_PERCENT ? 1 : 0);
+  }
+  dropGroups();
+  for (let h: u32 = 0; h < recordCount; h++) {
+    if (h != TRANSIENT_HANDLE && (wordAt(records + (<usize>h) * RECORD_WORDS * 4, 4) & COMBINE_BIT) != 0) assignGroup(h);
+  }
+}
+
+/** A cached identity that combines classes was just classified: count its classes, then group it (or regroup all). */
+function groupNewRecord(handle: u32): void {
+  if (groupsOff) return;
+  const r = records + (<usize>handle) * RECORD_WORDS * 4;
+  const classes = <usize>wordAt(r, 3);
+  const n = wordAt(r, 4) & ~COMBINE_BIT;
+  for (let i: u32 = 0; i < n; i++) {
+    const c = wordAt(classes, i);
+    setWord(classUses, c, wordAt(classUses, c) + 1);
+  }
+  combiningRecords++;
+  if (combiningRecords >= regroupAt) {
+    regroupAt = regroupAt >= 0x80000000 ? u32.MAX_VALUE : regroupAt * 2;
+    regroup();
+  } else assignGroup(handle);
 }
 
 // ---------------------------------------------------------------- rows and verdicts
@@ -1536,18 +1887,42 @@ function internUnion(n: u32): u32 {
 }
 
 /**
- * Step 6, the decision of an identity in several classes (`count` of them listed at
- * `classes`, `first` its first class): forbids win with the union of their reasons, else
- * permits with theirs, else the first class's verdict (DecisionTableReader.combine).
+ * Step 6, the decision of the identity of record `r` in several classes: forbids win with
+ * the union of their reasons, else permits with theirs, else the first class's verdict
+ * (DecisionTableReader.combine).
  */
-function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
+function combineClasses(r: usize, d: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
+  const classes = <usize>load<u32>(r, 12);
+  const count = load<u32>(r, 16) & ~COMBINE_BIT;
+  const first = load<u32>(r, 20);
+  const merged = <usize>load<u32>(r, 24);
   // The classes' rows, each once; a row that only ever gives the default cannot decide.
   let rows: u32 = 0;
+  let k: u32 = 0;
+  if (merged != 0) {
+    // The group's classes at once: its entry at d, found through the index by d's top bits.
+    const n = load<u32>(merged);
+    const index = merged + 12;
+    const bucket = d >> load<u32>(merged, 4);
+    let lo = wordAt(index, bucket);
+    let m = wordAt(index, bucket + 1) - lo + 1;
+    const starts = index + ((<usize>(load<u32>(merged, 8) + 1)) << 2);
+    while (m > 1) {
+      const half = m >> 1;
+      lo = wordAt(starts, lo + half) <= d ? lo + half : lo;
+      m -= half;
+    }
+    const entry = <usize>wordAt(starts + ((<usize>n) << 2), lo);
+    rows = load<u32>(entry);
+    memory.copy(rowScratch, entry + 4, (<usize>rows) << 2);
+    k = load<u32>(r, 28);
+  }
   let firstRow = NO_ROW;
-  for (let k: u32 = 0; k < count; k++) {
-    const w = classRow(wordAt(classes, k), d);
+  for (; k < count; k++) {
+    const c = wordAt(classes, k);
+    const w = classRow(c, d);
     const row = w & ~ROW_DEFAULT_ONLY;
-    if (k == 0) firstRow = row;
+    if (c == first) firstRow = row;
     if (w & ROW_DEFAULT_ONLY) continue;
     let seen = false;
     for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
@@ -1575,8 +1950,8 @@ function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32
     n++;
   }
   if (group == FLAG_DEFAULT) {
-    // No class decides: the first class's verdict (its row is known when it was listed first).
-    const row = count > 0 && wordAt(classes, 0) == first ? firstRow : classRow(first, d) & ~ROW_DEFAULT_ONLY;
+    // No class decides: the first class's verdict (its row is known when it was looked up apart).
+    const row = firstRow != NO_ROW ? firstRow : classRow(first, d) & ~ROW_DEFAULT_ONLY;
     return verdictResult(verdictOf(row, uid, gid, protocol, port));
   }
   const s0 = wordAt(setScratch, 0);
@@ -1599,7 +1974,7 @@ export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32
   const classes = <usize>load<u32>(r, 12);
   if (countWord == 1) return verdictResult(verdictOf(classRow(load<u32>(classes), d) & ~ROW_DEFAULT_ONLY, uid, gid, protocol, port));
   if (countWord == 0) return INVALID_REQUEST;
-  return combineClasses(classes, countWord & ~COMBINE_BIT, load<u32>(r, 20), d, uid, gid, protocol, port);
+  return combineClasses(r, d, uid, gid, protocol, port);
 }
 
 /**
@@ -1652,6 +2027,7 @@ export function loadTables(ptr: usize, words: u32, rules: u32, ranks: usize): u3
   buildIdentities();
   buildSpans();
   buildRowRefs();
+  buildGroups((<usize>words) << 2);
   heap.free(classInfo);
   classInfo = 0;
   loaded = true;

@@ -10,6 +10,7 @@ export {
   decideBatch,
   resultReasonCount,
   resultReasonAt,
+  configureGroups,
 } from "./core";
 
 /** A buffer of `bytes` bytes, 16-byte aligned, for the host to fill. */
