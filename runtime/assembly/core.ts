@@ -1390,11 +1390,22 @@ function buildGroups(tableBytes: usize): void {
   entrySlots = allocWords(entryMask + 1);
 }
 
-/** For tests and hosts: regroup first when `firstRegroup` identities combine classes; groups take at most about `budget` bytes. Only before any classification. */
+/**
+ * For tests and tuning: choose the hot classes first once `firstRegroup` cached identities
+ * combine classes (64 by default), and stop building groups once they take `budget` bytes
+ * (a quarter of the tables by default). Ignored once an identity was classified.
+ */
 export function configureGroups(firstRegroup: u32, budget: u32): void {
   if (!loaded || recordCount > 2) return;
   regroupAt = max<u32>(firstRegroup, 1);
   groupBudget = <usize>budget;
+}
+
+/** Handed-out identities whose decisions go through a group (for tests). */
+export function groupedIdentities(): u32 {
+  let n: u32 = 0;
+  for (let h: u32 = 0; h < recordCount; h++) if (wordAt(records + (<usize>h) * RECORD_WORDS * 4, 6) != 0) n++;
+  return n;
 }
 
 function wordsHash(list: usize, n: u32): u32 {
@@ -1706,9 +1717,9 @@ const NO_ROW: u32 = 0xffffffff;
   return row == NO_ROW ? load<u32>(info, 8) : row;
 }
 
-/** In a list `n, (start, x)…` at `offset`, the x of the last entry whose start <= value. */
-@inline function pick(offset: u32, value: u32): u32 {
-  const list = rowData + ((<usize>offset) << 2);
+/** In a list `n, (start, x)…` at word `offset` of `base`, the x of the last entry whose start <= value. */
+@inline function pickIn(base: usize, offset: u32, value: u32): u32 {
+  const list = base + ((<usize>offset) << 2);
   let lo: u32 = 0;
   let n = load<u32>(list);
   while (n > 1) {
@@ -1719,15 +1730,44 @@ const NO_ROW: u32 = 0xffffffff;
   return load<u32>(list + 8 + ((<usize>lo) << 3));
 }
 
+/** pickIn over ROW_DATA. */
+@inline function pick(offset: u32, value: u32): u32 {
+  return pickIn(rowData, offset, value);
+}
+
 // Per row and protocol, where its descent starts (built at load, buildRowRefs): a row with
 // one uid interval holding one gid interval (most rows: their classes read neither axis)
 // keeps its port list's offset, so the lookup skips the two levels that cannot change the
-// outcome; any other row keeps DESCEND | its offset, and descends uid → gid → protocol.
+// outcome. Any other row keeps DESCEND | an offset in rowFlat, where its uid list is
+// copied for that protocol: `n, (start, gid list)…`, each gid list `n, (start, port list)…`
+// naming the port list in ROW_DATA directly. So a descent reads one small block (all of
+// them lie together, apart from the 2 MB of ROW_DATA) and then the port list, instead of
+// the uid list, a gid list and a protocol block in ROW_DATA. The lists are copied in their
+// stored order, so pickIn finds there what pick finds in ROW_DATA. A row whose copy would
+// take more than FLAT_ROW_WORDS (never in compiled tables, where these lists are short;
+// possible in accepted corrupt ones) keeps DESCEND | IN_ROW_DATA | its offset, and
+// descends uid -> gid -> protocol in ROW_DATA.
 const DESCEND: u32 = 0x80000000;
+const IN_ROW_DATA: u32 = 0x40000000;
+const FLAT_ROW_WORDS: u32 = 256;
 let rowRefs: usize = 0;
+let rowFlat: usize = 0;
+
+/** Words of the flat copy of the row at `at` for one protocol, or FLAT_ROW_WORDS + 1 when larger. */
+function flatWords(at: u32): u32 {
+  const nUid = wordAt(rowData, at);
+  if (nUid > FLAT_ROW_WORDS) return FLAT_ROW_WORDS + 1;
+  let words: u32 = 1 + nUid * 2;
+  for (let u: u32 = 0; u < nUid; u++) {
+    words += 1 + wordAt(rowData, wordAt(rowData, at + 2 + u * 2)) * 2;
+    if (words > FLAT_ROW_WORDS) return FLAT_ROW_WORDS + 1;
+  }
+  return words;
+}
 
 function buildRowRefs(): void {
   rowRefs = allocWords(rowCount * 2);
+  let total: u32 = 0;
   for (let r: u32 = 0; r < rowCount; r++) {
     const at = wordAt(rowIndex, r);
     const gidBlock = wordAt(rowData, at + 2);
@@ -1735,9 +1775,38 @@ function buildRowRefs(): void {
       const protoBlock = wordAt(rowData, gidBlock + 2);
       setWord(rowRefs, r * 2, wordAt(rowData, protoBlock));
       setWord(rowRefs, r * 2 + 1, wordAt(rowData, protoBlock + 1));
-    } else {
-      setWord(rowRefs, r * 2, DESCEND | at);
-      setWord(rowRefs, r * 2 + 1, DESCEND | at);
+      continue;
+    }
+    const words = flatWords(at);
+    if (words > FLAT_ROW_WORDS) {
+      setWord(rowRefs, r * 2, DESCEND | IN_ROW_DATA | at);
+      setWord(rowRefs, r * 2 + 1, DESCEND | IN_ROW_DATA | at);
+    } else total += words * 2;
+  }
+  rowFlat = allocWords(total);
+  let out: u32 = 0;
+  for (let r: u32 = 0; r < rowCount; r++) {
+    const at = wordAt(rowIndex, r);
+    const gidBlock = wordAt(rowData, at + 2);
+    if ((wordAt(rowData, at) == 1 && wordAt(rowData, gidBlock) == 1) || flatWords(at) > FLAT_ROW_WORDS) continue;
+    const nUid = wordAt(rowData, at);
+    for (let protocol: u32 = 0; protocol < 2; protocol++) {
+      setWord(rowRefs, r * 2 + protocol, DESCEND | out);
+      const uidList = out;
+      setWord(rowFlat, uidList, nUid);
+      out += 1 + nUid * 2;
+      for (let u: u32 = 0; u < nUid; u++) {
+        const gids = wordAt(rowData, at + 2 + u * 2);
+        const nGid = wordAt(rowData, gids);
+        setWord(rowFlat, uidList + 1 + u * 2, wordAt(rowData, at + 1 + u * 2));
+        setWord(rowFlat, uidList + 2 + u * 2, out);
+        setWord(rowFlat, out, nGid);
+        for (let g: u32 = 0; g < nGid; g++) {
+          setWord(rowFlat, out + 1 + g * 2, wordAt(rowData, gids + 1 + g * 2));
+          setWord(rowFlat, out + 2 + g * 2, wordAt(rowData, wordAt(rowData, gids + 2 + g * 2) + protocol));
+        }
+        out += 1 + nGid * 2;
+      }
     }
   }
 }
@@ -1745,9 +1814,11 @@ function buildRowRefs(): void {
 @inline function verdictOf(row: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
   let ports = wordAt(rowRefs, row * 2 + protocol);
   if (ports & DESCEND) {
-    const gidBlock = pick(ports & ~DESCEND, uid);
-    const protoBlock = pick(gidBlock, gid);
-    ports = wordAt(rowData, protoBlock + protocol);
+    if (ports & IN_ROW_DATA) {
+      const gidBlock = pick(ports & ~(DESCEND | IN_ROW_DATA), uid);
+      const protoBlock = pick(gidBlock, gid);
+      ports = wordAt(rowData, protoBlock + protocol);
+    } else ports = pickIn(rowFlat, pickIn(rowFlat, ports & ~DESCEND, uid), gid);
   }
   return pick(ports, port);
 }

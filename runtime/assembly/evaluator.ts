@@ -11,6 +11,7 @@ export {
   resultReasonCount,
   resultReasonAt,
   configureGroups,
+  groupedIdentities,
 } from "./core";
 
 /** A buffer of `bytes` bytes, 16-byte aligned, for the host to fill. */
