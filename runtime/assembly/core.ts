@@ -1982,7 +1982,10 @@ function combineClasses(r: usize, d: u32, uid: u32, gid: u32, protocol: u32, por
   const count = load<u32>(r, 16) & ~COMBINE_BIT;
   const first = load<u32>(r, 20);
   const merged = <usize>load<u32>(r, 24);
-  // The classes' rows, each once; a row that only ever gives the default cannot decide.
+  // The classes' rows, each once: the group's entry's, then the other classes' at rowScratch;
+  // a row that only ever gives the default cannot decide.
+  let entryRows: usize = 0;
+  let fromEntry: u32 = 0;
   let rows: u32 = 0;
   let k: u32 = 0;
   if (merged != 0) {
@@ -1999,8 +2002,8 @@ function combineClasses(r: usize, d: u32, uid: u32, gid: u32, protocol: u32, por
       m -= half;
     }
     const entry = <usize>wordAt(starts + ((<usize>n) << 2), lo);
-    rows = load<u32>(entry);
-    memory.copy(rowScratch, entry + 4, (<usize>rows) << 2);
+    fromEntry = load<u32>(entry);
+    entryRows = entry + 4;
     k = load<u32>(r, 28);
   }
   let firstRow = NO_ROW;
@@ -2011,13 +2014,15 @@ function combineClasses(r: usize, d: u32, uid: u32, gid: u32, protocol: u32, por
     if (c == first) firstRow = row;
     if (w & ROW_DEFAULT_ONLY) continue;
     let seen = false;
+    for (let j: u32 = 0; j < fromEntry; j++) if (wordAt(entryRows, j) == row) seen = true;
     for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
     if (!seen) setWord(rowScratch, rows++, row);
   }
   let group: u32 = FLAG_DEFAULT;
   let n: u32 = 0;
-  for (let k: u32 = 0; k < rows; k++) {
-    const v = verdictOf(wordAt(rowScratch, k), uid, gid, protocol, port);
+  const total = fromEntry + rows;
+  for (let k: u32 = 0; k < total; k++) {
+    const v = verdictOf(k < fromEntry ? wordAt(entryRows, k) : wordAt(rowScratch, k - fromEntry), uid, gid, protocol, port);
     const flags = wordAt(verdicts, v * 2) & 3;
     if (flags & FLAG_DEFAULT) continue;
     if (flags != group) {
