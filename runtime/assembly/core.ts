@@ -1362,7 +1362,7 @@ export function identityCount(): u32 {
 // p its entry holds exactly the distinct rows with ROW_DEFAULT_ONLY clear that the group's
 // classes give there (classRow), so a decision gathers the same rows with or without the
 // group (a row seen twice changes nothing), and decides alike.
-const HOT_PERCENT: u32 = 3;
+const HOT_PERCENT: u32 = 2;
 const REFUSED_GROUP: u32 = 0x80000000;
 let groupsOff = false;
 let regroupAt: u32 = 64;
