@@ -22,6 +22,7 @@
 //   A result is `flags | reasonRef << 2`: flags bit 0 allow, bit 1 default; reasonRef
 //   names the deciding rules, read with resultReasonCount(result) / resultReasonAt(result, i)
 //   (rule indices, in reason order).
+//   configureGroups(firstRegroup, budget), groupedIdentities(): class groups (below), for tests.
 //
 // INVARIANT: after loadTables returns 0, no lookup can leave the tables: every offset,
 // length and stored index was checked against what it indexes, exactly as strictly as
@@ -1317,7 +1318,7 @@ export function classifyIdentity(ptr: usize, length: u32): u32 {
  */
 export function clearIdentityCache(): void {
   if (!loaded) return;
-  // Groups off for good; unidentified leaves its group (its memos name cleared lists).
+  // Groups off for good, and unidentified leaves its group: what a heap reset may reclaim is never read.
   groupsOff = true;
   setWord(records, 6, 0);
   setWord(records, 7, 0);
