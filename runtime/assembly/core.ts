@@ -1142,6 +1142,15 @@ function buildSpans(): void {
   heap.free(slotStart);
   heap.free(classAt);
   heap.free(size);
+  // A class that never forbids: none of its interval lists' rows can.
+  noForbidClass = heap.alloc(max<u32>(n, 1));
+  for (let c: u32 = 0; c < n; c++) {
+    const list = <usize>wordAt(spans, c * 2);
+    const count = wordAt(spans, c * 2 + 1);
+    let never: u8 = 1;
+    for (let i: u32 = 0; i < count; i++) never &= load<u8>(noForbidRow + (wordAt(list + ((<usize>count) << 2), i) & ~ROW_DEFAULT_ONLY));
+    store<u8>(noForbidClass + c, never);
+  }
   // The destination lookups give positions from now on.
   for (let k: u32 = 0; k < v4Count; k++) setWord(v4Classes, k, wordAt(positionOf, wordAt(v4Classes, k)));
   for (let k: u32 = 0; k < v6Count; k++) setWord(v6Classes, k, wordAt(positionOf, wordAt(v6Classes, k)));
@@ -1358,7 +1367,7 @@ export function identityCount(): u32 {
 // Layouts (words; addresses are absolute): a group block is `hash, k, classes[k]`, then
 // its merged list `n, shift, b, index[b + 1], starts[n], entries[n]` (a record's word 6 is
 // the address of n): index[i] is the interval holding position i << shift, index[b] =
-// n - 1; an entry is `c, rows[c]`, rows ascending.
+// n - 1; an entry is `c, rows[c]`, the rows that can forbid first, each part ascending.
 // INVARIANT: a merged list starts at 0 and covers every destination position; at position
 // p its entry holds exactly the distinct rows with ROW_DEFAULT_ONLY clear that the group's
 // classes give there (classRow), so a decision gathers the same rows with or without the
@@ -1487,6 +1496,11 @@ function entryOf(key: usize): u32 {
   return <u32>entry;
 }
 
+/** An entry lists the rows that can forbid first (see combineClasses), each part ascending. */
+@inline function entryOrder(row: u32): u64 {
+  return ((<u64>load<u8>(noForbidRow + row)) << 32) | <u64>row;
+}
+
 /** Builds the group block of the `k` classes at coreScratch (see the layouts above). */
 function buildGroup(hash: u32, k: u32): usize {
   // The union of the classes' starts (each list starts at 0).
@@ -1526,7 +1540,7 @@ function buildGroup(hash: u32, k: u32): usize {
       const w = wordAt(spanStart + ((<usize>n) << 2), c);
       if (w & ROW_DEFAULT_ONLY) continue;
       let p = count;
-      while (p > 0 && wordAt(key, p) > w) p--;
+      while (p > 0 && entryOrder(wordAt(key, p)) > entryOrder(w)) p--;
       if (p > 0 && wordAt(key, p) == w) continue;
       for (let q = count; q > p; q--) setWord(key, q + 1, wordAt(key, q));
       setWord(key, p + 1, w);
@@ -1859,9 +1873,12 @@ let setScratch: usize = 0;
 let rowScratch: usize = 0;
 let searchScratch: usize = 0; // per listed class: (list at, intervals left, low index, row words at)
 let defaultOnlyRow: usize = 0; // one byte per row: every verdict it holds has the default flag
+let noForbidRow: usize = 0; // one byte per row: none of its verdicts is a forbid
+let noForbidClass: usize = 0; // one byte per identity class: none of the rows it gives at any destination can forbid
 
-/** Whether every verdict reachable from the row (validated) has the default flag. */
-function rowIsDefaultOnly(at: u32): bool {
+/** Bit f set for each flags value f (FLAG_* bits) of the verdicts reachable from the row (validated); stops once both a forbid and a permit are seen. */
+function rowVerdictFlags(at: u32): u32 {
+  let seen: u32 = 0;
   const nUid = wordAt(rowData, at);
   for (let u: u32 = 0; u < nUid; u++) {
     const gidBlock = wordAt(rowData, at + 2 + u * 2);
@@ -1871,11 +1888,14 @@ function rowIsDefaultOnly(at: u32): bool {
       for (let proto: u32 = 0; proto < 2; proto++) {
         const ports = wordAt(rowData, protoBlock + proto);
         const nPorts = wordAt(rowData, ports);
-        for (let p: u32 = 0; p < nPorts; p++) if ((wordAt(verdicts, wordAt(rowData, ports + 2 + p * 2) * 2) & FLAG_DEFAULT) == 0) return false;
+        for (let p: u32 = 0; p < nPorts; p++) {
+          seen |= 1 << (wordAt(verdicts, wordAt(rowData, ports + 2 + p * 2) * 2) & 3);
+          if ((seen & 3) == 3) return seen;
+        }
       }
     }
   }
-  return true;
+  return seen;
 }
 
 @inline function rankOf(rule: u32): u32 {
@@ -1897,7 +1917,13 @@ function buildCombining(): void {
   rowScratch = allocWords(identityClassCount);
   searchScratch = allocWords(identityClassCount * 4);
   defaultOnlyRow = heap.alloc(max<u32>(rowCount, 1));
-  for (let r: u32 = 0; r < rowCount; r++) store<u8>(defaultOnlyRow + r, rowIsDefaultOnly(wordAt(rowIndex, r)) ? 1 : 0);
+  noForbidRow = heap.alloc(max<u32>(rowCount, 1));
+  for (let r: u32 = 0; r < rowCount; r++) {
+    // A forbid is a verdict with flags 0 (deny, not default), a permit one with flags 1.
+    const seen = rowVerdictFlags(wordAt(rowIndex, r));
+    store<u8>(defaultOnlyRow + r, (seen & 3) == 0 ? 1 : 0);
+    store<u8>(noForbidRow + r, (seen & 1) == 0 ? 1 : 0);
+  }
   combinedCapacity = 16;
   combined = allocWords(combinedCapacity * COMBINED_WORDS);
   combinedMask = 31;
@@ -1973,21 +1999,47 @@ function internUnion(n: u32): u32 {
   return reasonSetCount + k;
 }
 
+// The combination in progress (combineClasses): the best group of the verdicts so far
+// (a forbid, flags 0, outranks a permit, 1, which outranks the default, 2) and how many
+// distinct reason sets of that group are at setScratch, ascending.
+let foldGroup: u32 = FLAG_DEFAULT;
+let foldSets: u32 = 0;
+
+/** Adds verdict v to the combination in progress. */
+@inline function foldVerdict(v: u32): void {
+  const flags = wordAt(verdicts, v * 2) & 3;
+  if (flags & FLAG_DEFAULT) return;
+  if (flags != foldGroup) {
+    if (flags > foldGroup) return;
+    foldGroup = flags;
+    foldSets = 0;
+  }
+  // Insert the verdict's reason set into the sorted distinct list.
+  const s = wordAt(verdicts, v * 2 + 1);
+  let at = foldSets;
+  while (at > 0 && wordAt(setScratch, at - 1) > s) at--;
+  if (at > 0 && wordAt(setScratch, at - 1) == s) return;
+  for (let j = foldSets; j > at; j--) setWord(setScratch, j, wordAt(setScratch, j - 1));
+  setWord(setScratch, at, s);
+  foldSets++;
+}
+
 /**
  * Step 6, the decision of the identity of record `r` in several classes: forbids win with
  * the union of their reasons, else permits with theirs, else the first class's verdict
- * (DecisionTableReader.combine).
+ * (DecisionTableReader.combine). Each row is looked up once; a row that only ever gives
+ * the default cannot decide, and once a forbid decides, neither can a row or class that
+ * never forbids (noForbidRow, noForbidClass), so those are skipped.
  */
 function combineClasses(r: usize, d: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
   const classes = <usize>load<u32>(r, 12);
   const count = load<u32>(r, 16) & ~COMBINE_BIT;
   const first = load<u32>(r, 20);
   const merged = <usize>load<u32>(r, 24);
-  // The classes' rows, each once: the group's entry's, then the other classes' at rowScratch;
-  // a row that only ever gives the default cannot decide.
+  foldGroup = FLAG_DEFAULT;
+  foldSets = 0;
   let entryRows: usize = 0;
   let fromEntry: u32 = 0;
-  let rows: u32 = 0;
   let k: u32 = 0;
   if (merged != 0) {
     // The group's classes at once: its entry at d, found through the index by d's top bits.
@@ -2005,11 +2057,20 @@ function combineClasses(r: usize, d: u32, uid: u32, gid: u32, protocol: u32, por
     const entry = <usize>wordAt(starts + ((<usize>n) << 2), lo);
     fromEntry = load<u32>(entry);
     entryRows = entry + 4;
+    // Its rows that can forbid come first.
+    for (let j: u32 = 0; j < fromEntry; j++) {
+      const row = wordAt(entryRows, j);
+      if (foldGroup == 0 && load<u8>(noForbidRow + row) != 0) break;
+      foldVerdict(verdictOf(row, uid, gid, protocol, port));
+    }
     k = load<u32>(r, 28);
   }
+  // The other classes' rows, not the entry's again, at rowScratch.
   let firstRow = NO_ROW;
+  let rows: u32 = 0;
   for (; k < count; k++) {
     const c = wordAt(classes, k);
+    if (foldGroup == 0 && load<u8>(noForbidClass + c) != 0) continue;
     const w = classRow(c, d);
     const row = w & ~ROW_DEFAULT_ONLY;
     if (c == first) firstRow = row;
@@ -2019,28 +2080,13 @@ function combineClasses(r: usize, d: u32, uid: u32, gid: u32, protocol: u32, por
     for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
     if (!seen) setWord(rowScratch, rows++, row);
   }
-  let group: u32 = FLAG_DEFAULT;
-  let n: u32 = 0;
-  const total = fromEntry + rows;
-  for (let k: u32 = 0; k < total; k++) {
-    const v = verdictOf(k < fromEntry ? wordAt(entryRows, k) : wordAt(rowScratch, k - fromEntry), uid, gid, protocol, port);
-    const flags = wordAt(verdicts, v * 2) & 3;
-    if (flags & FLAG_DEFAULT) continue;
-    if (flags != group) {
-      // A forbid (flags 0) outranks a permit (1), which outranks the default (2).
-      if (flags > group) continue;
-      group = flags;
-      n = 0;
-    }
-    // Insert the verdict's reason set into the sorted distinct list.
-    const s = wordAt(verdicts, v * 2 + 1);
-    let at = n;
-    while (at > 0 && wordAt(setScratch, at - 1) > s) at--;
-    if (at > 0 && wordAt(setScratch, at - 1) == s) continue;
-    for (let j = n; j > at; j--) setWord(setScratch, j, wordAt(setScratch, j - 1));
-    setWord(setScratch, at, s);
-    n++;
+  for (let j: u32 = 0; j < rows; j++) {
+    const row = wordAt(rowScratch, j);
+    if (foldGroup == 0 && load<u8>(noForbidRow + row) != 0) continue;
+    foldVerdict(verdictOf(row, uid, gid, protocol, port));
   }
+  const group = foldGroup;
+  const n = foldSets;
   if (group == FLAG_DEFAULT) {
     // No class decides: the first class's verdict (its row is known when it was looked up apart).
     const row = firstRow != NO_ROW ? firstRow : classRow(first, d) & ~ROW_DEFAULT_ONLY;
