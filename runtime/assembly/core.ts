@@ -2024,37 +2024,41 @@ let foldSets: u32 = 0;
   foldSets++;
 }
 
+/** The entry of the group whose merged list is at `merged` at destination position d: through the index by d's top bits, then a binary search. */
+@inline function groupEntry(merged: usize, d: u32): usize {
+  const n = load<u32>(merged);
+  const index = merged + 12;
+  const bucket = d >> load<u32>(merged, 4);
+  let lo = wordAt(index, bucket);
+  let m = wordAt(index, bucket + 1) - lo + 1;
+  const starts = index + ((<usize>(load<u32>(merged, 8) + 1)) << 2);
+  while (m > 1) {
+    const half = m >> 1;
+    lo = wordAt(starts, lo + half) <= d ? lo + half : lo;
+    m -= half;
+  }
+  return <usize>wordAt(starts + ((<usize>n) << 2), lo);
+}
+
 /**
- * Step 6, the decision of the identity of record `r` in several classes: forbids win with
+ * Step 6, the decision of the identity of record `r` in several classes (`entry`: its
+ * group's entry at d, or 0 without a group): forbids win with
  * the union of their reasons, else permits with theirs, else the first class's verdict
  * (DecisionTableReader.combine). Each row is looked up once; a row that only ever gives
  * the default cannot decide, and once a forbid decides, neither can a row or class that
  * never forbids (noForbidRow, noForbidClass), so those are skipped.
  */
-function combineClasses(r: usize, d: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
+function combineClasses(r: usize, d: u32, entry: usize, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
   const classes = <usize>load<u32>(r, 12);
   const count = load<u32>(r, 16) & ~COMBINE_BIT;
   const first = load<u32>(r, 20);
-  const merged = <usize>load<u32>(r, 24);
   foldGroup = FLAG_DEFAULT;
   foldSets = 0;
   let entryRows: usize = 0;
   let fromEntry: u32 = 0;
   let k: u32 = 0;
-  if (merged != 0) {
-    // The group's classes at once: its entry at d, found through the index by d's top bits.
-    const n = load<u32>(merged);
-    const index = merged + 12;
-    const bucket = d >> load<u32>(merged, 4);
-    let lo = wordAt(index, bucket);
-    let m = wordAt(index, bucket + 1) - lo + 1;
-    const starts = index + ((<usize>(load<u32>(merged, 8) + 1)) << 2);
-    while (m > 1) {
-      const half = m >> 1;
-      lo = wordAt(starts, lo + half) <= d ? lo + half : lo;
-      m -= half;
-    }
-    const entry = <usize>wordAt(starts + ((<usize>n) << 2), lo);
+  if (entry != 0) {
+    // The group's classes at once: the rows of its entry at d.
     fromEntry = load<u32>(entry);
     entryRows = entry + 4;
     // Its rows that can forbid come first.
@@ -2100,20 +2104,46 @@ function combineClasses(r: usize, d: u32, uid: u32, gid: u32, protocol: u32, por
 
 // ---------------------------------------------------------------- deciding
 
+/** The destination position of an address (family 4 or 6, see the header), or NO_POSITION for another family. */
+@inline function positionOfAddress(family: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
+  if (family == 4) return v4Class(a0);
+  if (family == 6) return a0 == 0 && a1 == 0 && a2 == 0xffff ? v4Class(a3) : v6Class(((<u64>a0) << 32) | <u64>a1, ((<u64>a2) << 32) | <u64>a3);
+  return NO_POSITION;
+}
+
+/** Positions are below the destination class count, itself below 2^30. */
+const NO_POSITION: u32 = 0xffffffff;
+
+/** The group entry of record `r` at position d, or 0 when the record has no group. */
+@inline function recordEntry(r: usize, d: u32): usize {
+  const merged = <usize>load<u32>(r, 24);
+  return merged == 0 ? 0 : groupEntry(merged, d);
+}
+
+/** Decides for record `r` at position d (its group entry there found already, or 0). */
+@inline function decideAt(r: usize, d: u32, entry: usize, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
+  const countWord = load<u32>(r, 16);
+  if (countWord == 1) return verdictResult(verdictOf(classRow(load<u32>(<usize>load<u32>(r, 12)), d) & ~ROW_DEFAULT_ONLY, uid, gid, protocol, port));
+  if (countWord == 0) return INVALID_REQUEST;
+  return combineClasses(r, d, entry, uid, gid, protocol, port);
+}
+
 /** Decides one request (see the header); INVALID_REQUEST for fields out of range. */
 export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32, family: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
   if (handle >= recordCount || protocol > 1 || port > 65535) return INVALID_REQUEST;
-  let d: u32;
-  if (family == 4) d = v4Class(a0);
-  else if (family == 6) d = a0 == 0 && a1 == 0 && a2 == 0xffff ? v4Class(a3) : v6Class(((<u64>a0) << 32) | <u64>a1, ((<u64>a2) << 32) | <u64>a3);
-  else return INVALID_REQUEST;
+  const d = positionOfAddress(family, a0, a1, a2, a3);
+  if (d == NO_POSITION) return INVALID_REQUEST;
   const r = records + (<usize>handle) * RECORD_WORDS * 4;
-  const countWord = load<u32>(r, 16);
-  const classes = <usize>load<u32>(r, 12);
-  if (countWord == 1) return verdictResult(verdictOf(classRow(load<u32>(classes), d) & ~ROW_DEFAULT_ONLY, uid, gid, protocol, port));
-  if (countWord == 0) return INVALID_REQUEST;
-  return combineClasses(r, d, uid, gid, protocol, port);
+  return decideAt(r, d, recordEntry(r, d), uid, gid, protocol, port);
 }
+
+// decideBatch works through its requests in chunks of BATCH_CHUNK, in stages: every
+// request's destination position, then every group entry, then the rest. The requests of a
+// stage are independent, so the processor overlaps their cache misses, where one request at
+// a time waits for each in turn.
+const BATCH_CHUNK: u32 = 64;
+const batchPositions: usize = memory.data(4 * BATCH_CHUNK);
+const batchEntries: usize = memory.data(4 * BATCH_CHUNK);
 
 /**
  * Decides `count` requests of REQUEST_WORDS words at `requests`; writes one result word each
@@ -2121,15 +2151,26 @@ export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32
  * stand for several IDs, so a request of an uncached ID is decided alone.
  */
 export function decideBatch(requests: usize, count: u32, results: usize): void {
-  for (let i: u32 = 0; i < count; i++) {
-    const q = requests + (<usize>i) * REQUEST_WORDS * 4;
-    const handle = load<u32>(q);
-    store<u32>(
-      results + ((<usize>i) << 2),
-      handle == TRANSIENT_HANDLE
-        ? INVALID_REQUEST
-        : decide(handle, load<u32>(q, 4), load<u32>(q, 8), load<u32>(q, 12), load<u32>(q, 16), load<u32>(q, 20), load<u32>(q, 24), load<u32>(q, 28), load<u32>(q, 32), load<u32>(q, 36)),
-    );
+  for (let base: u32 = 0; base < count; base += BATCH_CHUNK) {
+    const n = min<u32>(BATCH_CHUNK, count - base);
+    const chunk = requests + (<usize>base) * REQUEST_WORDS * 4;
+    for (let i: u32 = 0; i < n; i++) {
+      const q = chunk + (<usize>i) * REQUEST_WORDS * 4;
+      const handle = load<u32>(q);
+      const valid = handle != TRANSIENT_HANDLE && handle < recordCount && load<u32>(q, 12) <= 1 && load<u32>(q, 16) <= 65535;
+      setWord(batchPositions, i, valid ? positionOfAddress(load<u32>(q, 20), load<u32>(q, 24), load<u32>(q, 28), load<u32>(q, 32), load<u32>(q, 36)) : NO_POSITION);
+    }
+    for (let i: u32 = 0; i < n; i++) {
+      const d = wordAt(batchPositions, i);
+      const q = chunk + (<usize>i) * REQUEST_WORDS * 4;
+      setWord(batchEntries, i, d == NO_POSITION ? 0 : <u32>recordEntry(records + (<usize>load<u32>(q)) * RECORD_WORDS * 4, d));
+    }
+    for (let i: u32 = 0; i < n; i++) {
+      const d = wordAt(batchPositions, i);
+      const q = chunk + (<usize>i) * REQUEST_WORDS * 4;
+      const r = records + (<usize>load<u32>(q)) * RECORD_WORDS * 4;
+      setWord(results, base + i, d == NO_POSITION ? INVALID_REQUEST : decideAt(r, d, <usize>wordAt(batchEntries, i), load<u32>(q, 4), load<u32>(q, 8), load<u32>(q, 12), load<u32>(q, 16)));
+    }
   }
 }
 
