@@ -31,6 +31,8 @@ interface EvaluatorExports {
   decideBatch(requests: number, count: number, results: number): void;
   resultReasonCount(result: number): number;
   resultReasonAt(result: number, i: number): number;
+  configureGroups(firstRegroup: number, budget: number): void;
+  groupedIdentities(): number;
 }
 
 /** Identity handle of `unidentified`; no classification needed. */
@@ -193,6 +195,22 @@ export class WasmEvaluator {
       throw new EvaluatorLoadError(template.replace("%", String(detail)).replace("#", String(tables.ruleIds.length)));
     }
     this.reserveIdBuffer(256);
+  }
+
+  /**
+   * Tuning, for tests: the module merges the classes many identities share into class groups
+   * (docs/wasm-evaluator.md), choosing them first once `firstRegroup` classified identities
+   * combine classes (64 by default) and building none past `budgetBytes` (a quarter of the
+   * tables by default). Only before the first classification; ignored after it.
+   */
+  configureGroups(firstRegroup: number, budgetBytes: number): void {
+    this.checkUsable();
+    this.exports.configureGroups(firstRegroup >>> 0, Math.min(budgetBytes, 0xffffffff) >>> 0);
+  }
+
+  /** Classified identities whose decisions go through a class group. */
+  get groupedIdentities(): number {
+    return this.exports.groupedIdentities() >>> 0;
   }
 
   /** Bytes of linear memory the instance holds (tables, lookup structures, caches). */

@@ -22,6 +22,7 @@
 //   A result is `flags | reasonRef << 2`: flags bit 0 allow, bit 1 default; reasonRef
 //   names the deciding rules, read with resultReasonCount(result) / resultReasonAt(result, i)
 //   (rule indices, in reason order).
+//   configureGroups(firstRegroup, budget), groupedIdentities(): class groups (below), for tests.
 //
 // INVARIANT: after loadTables returns 0, no lookup can leave the tables: every offset,
 // length and stored index was checked against what it indexes, exactly as strictly as
@@ -762,7 +763,9 @@ function v6Class(hi: u64, lo64: u64): u32 {
 //   class (whose verdict decides when no class's does) is kept apart in the last word.
 // Both are exact: a class and its representative give the same row at every destination,
 // and a class that never decides adds nothing to a union of forbids or permits.
-const RECORD_WORDS: u32 = 6;
+// Words 6 and 7: the record's class group (the address of its merged list, 0 for none) and
+// how many of its classes, listed first, the group holds (see "class groups").
+const RECORD_WORDS: u32 = 8;
 const COMBINE_BIT: u32 = 0x80000000;
 let records: usize = 0;
 let recordCount: u32 = 0;
@@ -900,6 +903,8 @@ function setRecord(handle: u32, hash: u32, bytes: usize, length: u32, classes: u
   setWord(r, 3, <u32>classes);
   setWord(r, 4, countWord);
   setWord(r, 5, firstClass);
+  setWord(r, 6, 0);
+  setWord(r, 7, 0);
 }
 
 function buildIdentities(): void {
@@ -1137,6 +1142,15 @@ function buildSpans(): void {
   heap.free(slotStart);
   heap.free(classAt);
   heap.free(size);
+  // A class that never forbids: none of its interval lists' rows can.
+  noForbidClass = heap.alloc(max<u32>(n, 1));
+  for (let c: u32 = 0; c < n; c++) {
+    const list = <usize>wordAt(spans, c * 2);
+    const count = wordAt(spans, c * 2 + 1);
+    let never: u8 = 1;
+    for (let i: u32 = 0; i < count; i++) never &= load<u8>(noForbidRow + (wordAt(list + ((<usize>count) << 2), i) & ~ROW_DEFAULT_ONLY));
+    store<u8>(noForbidClass + c, never);
+  }
   // The destination lookups give positions from now on.
   for (let k: u32 = 0; k < v4Count; k++) setWord(v4Classes, k, wordAt(positionOf, wordAt(v4Classes, k)));
   for (let k: u32 = 0; k < v6Count; k++) setWord(v6Classes, k, wordAt(positionOf, wordAt(v6Classes, k)));
@@ -1300,6 +1314,7 @@ export function classifyIdentity(ptr: usize, length: u32): u32 {
   setRecord(handle, hash, bytes, length, copyClasses(countWord, 0), countWord);
   if ((recordCount - 2) * 2 > cacheMask + 1) growCache();
   else cacheInsert(handle);
+  if (countWord & COMBINE_BIT) groupNewRecord(handle);
   return handle;
 }
 
@@ -1312,15 +1327,377 @@ export function classifyIdentity(ptr: usize, length: u32): u32 {
  */
 export function clearIdentityCache(): void {
   if (!loaded) return;
+  // Groups off for good, and unidentified leaves its group: what a heap reset may reclaim is never read.
+  groupsOff = true;
+  setWord(records, 6, 0);
+  setWord(records, 7, 0);
   recordCount = 2;
   memory.fill(cacheSlots, 0, (<usize>cacheMask + 1) << 2);
   combinedCount = 1;
-  memory.fill(combinedSlots, 0, (<usize>combinedMask + 1) << 2);
+  memory.fill(combinedSlots, 0, (<usize>combinedMask + 1) << 3);
 }
 
 /** Number of identity handles handed out (2 + cached IDs). */
 export function identityCount(): u32 {
   return recordCount;
+}
+
+// ---------------------------------------------------------------- class groups
+
+// Most identities that combine several classes share many of them: on the generated
+// 10,000-rule set, 13 classes are in 69-100 % of the decisions (the classes a peer gets
+// from the components it does not match), and each costs a binary search. A *group*
+// merges a set of classes: the union of their interval starts, each merged interval -> an
+// *entry*, the distinct rows its classes give there that are not default-only. A decision
+// then finds the group's entry at its destination position (through an index by the
+// position's top bits, then a binary search of a few starts) and looks up the record's
+// other classes one by one.
+//
+// Which classes: the *hot* ones, in at least HOT_PERCENT % of the cached identities that
+// combine classes. They are chosen when that count reaches regroupAt (which then doubles),
+// and every record is regrouped; a record classified in between takes the group of its hot
+// classes under the current choice. A record's class list is reordered: its group's
+// classes first (ascending, the group's key), then the others; word 7 of the record says
+// how many are in the group. Groups are interned by their classes, entries by their rows
+// (in one store shared by all groups). Groups stop being built once they take groupBudget
+// bytes (store and tables included); a record without a group keeps every class apart
+// (the path without groups). A host that clears the identity cache (the OPA ABI resets its
+// heap between decisions) turns groups off for good.
+//
+// Layouts (words; addresses are absolute): a group block is `hash, k, classes[k]`, then
+// its merged list `n, shift, b, index[b + 1], starts[n], entries[n]` (a record's word 6 is
+// the address of n): index[i] is the interval holding position i << shift, index[b] =
+// n - 1; an entry is `c, rows[c]`, the rows that can forbid first, each part ascending.
+// INVARIANT: a merged list starts at 0 and covers every destination position; at position
+// p its entry holds exactly the distinct rows with ROW_DEFAULT_ONLY clear that the group's
+// classes give there (classRow), so a decision gathers the same rows with or without the
+// group (a row seen twice changes nothing), and decides alike.
+const HOT_PERCENT: u32 = 2;
+const REFUSED_GROUP: u32 = 0x80000000;
+let groupsOff = false;
+let regroupAt: u32 = 64;
+let groupBudget: usize = 0;
+let groupBytes: usize = 0;
+let groupSlots: usize = 0; // group block address per slot, 0 = empty
+let groupMask: u32 = 0;
+let groupCount: u32 = 0;
+let combiningRecords: u32 = 0; // cached identities that combine classes
+let classUses: usize = 0; // per identity class: the cached combining identities that list it
+let hotClass: usize = 0; // one byte per identity class
+let coreScratch: usize = 0; // per identity class: a record's hot classes, then its others
+let otherScratch: usize = 0;
+
+function buildGroups(tableBytes: usize): void {
+  groupBudget = tableBytes >> 2;
+  classUses = allocWords(identityClassCount);
+  hotClass = heap.alloc(max<u32>(identityClassCount, 1));
+  memory.fill(hotClass, 0, max<u32>(identityClassCount, 1));
+  coreScratch = allocWords(identityClassCount);
+  otherScratch = allocWords(identityClassCount);
+  groupMask = 15;
+  groupSlots = allocWords(groupMask + 1);
+  entryMask = 15;
+  entrySlots = allocWords(entryMask + 1);
+}
+
+/**
+ * For tests and tuning: choose the hot classes first once `firstRegroup` cached identities
+ * combine classes (64 by default), and stop building groups once they take `budget` bytes
+ * (a quarter of the tables by default). Ignored once an identity was classified.
+ */
+export function configureGroups(firstRegroup: u32, budget: u32): void {
+  if (!loaded || recordCount > 2) return;
+  regroupAt = max<u32>(firstRegroup, 1);
+  groupBudget = <usize>budget;
+}
+
+/** Handed-out identities whose decisions go through a group (for tests). */
+export function groupedIdentities(): u32 {
+  let n: u32 = 0;
+  for (let h: u32 = 0; h < recordCount; h++) if (wordAt(records + (<usize>h) * RECORD_WORDS * 4, 6) != 0) n++;
+  return n;
+}
+
+function wordsHash(list: usize, n: u32): u32 {
+  let h: u32 = 0x811c9dc5;
+  for (let i: u32 = 0; i < n; i++) h = (h ^ wordAt(list, i)) * 0x01000193;
+  return h;
+}
+
+// The store: chunks (word 0 links the previous one), bump-allocated, freed whole at regroup.
+let storeChunk: usize = 0;
+let storeUsed: u32 = 0;
+let storeCapacity: u32 = 0;
+let storeNextWords: u32 = 1024;
+
+function storeAlloc(words: u32): usize {
+  if (storeChunk == 0 || storeUsed + words > storeCapacity) {
+    const capacity = max<u32>(storeNextWords, words + 1);
+    storeNextWords = min<u32>(storeNextWords * 2, 1 << 16);
+    const chunk = heap.alloc((<usize>capacity) << 2);
+    groupBytes += (<usize>capacity) << 2;
+    setWord(chunk, 0, <u32>storeChunk);
+    storeChunk = chunk;
+    storeUsed = 1;
+    storeCapacity = capacity;
+  }
+  const at = storeChunk + ((<usize>storeUsed) << 2);
+  storeUsed += words;
+  return at;
+}
+
+function storeFree(): void {
+  while (storeChunk != 0) {
+    const previous = <usize>wordAt(storeChunk, 0);
+    heap.free(storeChunk);
+    storeChunk = previous;
+  }
+  storeNextWords = 1024;
+}
+
+// Entries, interned by their rows: an open-addressing table of addresses in the store.
+let entrySlots: usize = 0;
+let entryMask: u32 = 0;
+let entryCount: u32 = 0;
+
+function slotEntry(entry: usize, hash: u32): void {
+  let i = hash & entryMask;
+  while (wordAt(entrySlots, i) != 0) i = (i + 1) & entryMask;
+  setWord(entrySlots, i, <u32>entry);
+}
+
+/** The interned entry equal to `count, rows…` at `key`: its address in the store. */
+function entryOf(key: usize): u32 {
+  const words = load<u32>(key) + 1;
+  const hash = wordsHash(key, words);
+  for (let i = hash & entryMask; ; i = (i + 1) & entryMask) {
+    const other = <usize>wordAt(entrySlots, i);
+    if (other == 0) break;
+    if (load<u32>(other) + 1 == words && bytesEqual(other, key, words << 2)) return <u32>other;
+  }
+  const entry = storeAlloc(words);
+  memory.copy(entry, key, (<usize>words) << 2);
+  entryCount++;
+  if (entryCount * 2 <= entryMask + 1) {
+    slotEntry(entry, hash);
+    return <u32>entry;
+  }
+  const old = entrySlots;
+  const oldMask = entryMask;
+  entryMask = entryMask * 2 + 1;
+  groupBytes += (<usize>(entryMask - oldMask)) << 2;
+  entrySlots = allocWords(entryMask + 1);
+  for (let i: u32 = 0; i <= oldMask; i++) {
+    const other = <usize>wordAt(old, i);
+    if (other != 0) slotEntry(other, wordsHash(other, load<u32>(other) + 1));
+  }
+  heap.free(old);
+  slotEntry(entry, hash);
+  return <u32>entry;
+}
+
+/** An entry lists the rows that can forbid first (see combineClasses), each part ascending. */
+@inline function entryOrder(row: u32): u64 {
+  return ((<u64>load<u8>(noForbidRow + row)) << 32) | <u64>row;
+}
+
+/** Builds the group block of the `k` classes at coreScratch (see the layouts above). */
+function buildGroup(hash: u32, k: u32): usize {
+  // The union of the classes' starts (each list starts at 0).
+  let total: u32 = 0;
+  for (let j: u32 = 0; j < k; j++) total += load<u32>(spans + ((<usize>wordAt(coreScratch, j)) << 3), 4);
+  const keys = heap.alloc((<usize>total) << 3);
+  const tmp = heap.alloc((<usize>total) << 3);
+  let at: u32 = 0;
+  for (let j: u32 = 0; j < k; j++) {
+    const span = spans + ((<usize>wordAt(coreScratch, j)) << 3);
+    const list = <usize>load<u32>(span);
+    const n = load<u32>(span, 4);
+    for (let i: u32 = 0; i < n; i++) {
+      store<u64>(keys + ((<usize>at) << 3), <u64>wordAt(list, i));
+      at++;
+    }
+  }
+  sortKeys(keys, tmp, total);
+  heap.free(tmp);
+  const starts = allocWords(total);
+  const entries = allocWords(total);
+  const key = allocWords(k + 1);
+  const cursor = allocWords(k);
+  let m: u32 = 0;
+  for (let i: u32 = 0; i < total; i++) {
+    const b = <u32>load<u64>(keys + ((<usize>i) << 3));
+    if (i > 0 && <u64>b == load<u64>(keys + ((<usize>(i - 1)) << 3))) continue;
+    // The distinct rows with ROW_DEFAULT_ONLY clear at b, ascending: the entry's key.
+    let count: u32 = 0;
+    for (let j: u32 = 0; j < k; j++) {
+      const span = spans + ((<usize>wordAt(coreScratch, j)) << 3);
+      const spanStart = <usize>load<u32>(span);
+      const n = load<u32>(span, 4);
+      let c = wordAt(cursor, j);
+      while (c + 1 < n && wordAt(spanStart, c + 1) <= b) c++;
+      setWord(cursor, j, c);
+      const w = wordAt(spanStart + ((<usize>n) << 2), c);
+      if (w & ROW_DEFAULT_ONLY) continue;
+      let p = count;
+      while (p > 0 && entryOrder(wordAt(key, p)) > entryOrder(w)) p--;
+      if (p > 0 && wordAt(key, p) == w) continue;
+      for (let q = count; q > p; q--) setWord(key, q + 1, wordAt(key, q));
+      setWord(key, p + 1, w);
+      count++;
+    }
+    setWord(key, 0, count);
+    const entry = entryOf(key);
+    if (m > 0 && wordAt(entries, m - 1) == entry) continue;
+    setWord(starts, m, b);
+    setWord(entries, m, entry);
+    m++;
+  }
+  heap.free(cursor);
+  heap.free(key);
+  heap.free(keys);
+  // The index: about 2 buckets of positions per interval.
+  let shift: u32 = 0;
+  while (shift < 31 && ((destinationClassCount - 1) >> shift) + 1 > m * 2) shift++;
+  const buckets = ((destinationClassCount - 1) >> shift) + 1;
+  const bytes = (<usize>(6 + k + buckets + m * 2)) << 2;
+  const g = heap.alloc(bytes);
+  groupBytes += bytes;
+  setWord(g, 0, hash);
+  setWord(g, 1, k);
+  memory.copy(g + 8, coreScratch, (<usize>k) << 2);
+  const merged = g + ((<usize>(2 + k)) << 2);
+  setWord(merged, 0, m);
+  setWord(merged, 1, shift);
+  setWord(merged, 2, buckets);
+  const index = merged + 12;
+  let i: u32 = 0;
+  for (let bucket: u32 = 0; bucket < buckets; bucket++) {
+    const first = bucket << shift;
+    while (i + 1 < m && wordAt(starts, i + 1) <= first) i++;
+    setWord(index, bucket, i);
+  }
+  setWord(index, buckets, m - 1);
+  const mergedStarts = index + ((<usize>(buckets + 1)) << 2);
+  memory.copy(mergedStarts, starts, (<usize>m) << 2);
+  memory.copy(mergedStarts + ((<usize>m) << 2), entries, (<usize>m) << 2);
+  heap.free(entries);
+  heap.free(starts);
+  return g;
+}
+
+function groupInsert(g: usize): void {
+  let i = load<u32>(g) & groupMask;
+  while (wordAt(groupSlots, i) != 0) i = (i + 1) & groupMask;
+  setWord(groupSlots, i, <u32>g);
+}
+
+/**
+ * The group of the `k` classes at coreScratch (ascending), built when new; 0 once groups
+ * take the budget (remembered as a block with REFUSED_GROUP set in its count word).
+ */
+function groupOf(k: u32): usize {
+  const hash = wordsHash(coreScratch, k);
+  for (let i = hash & groupMask; ; i = (i + 1) & groupMask) {
+    const g = <usize>wordAt(groupSlots, i);
+    if (g == 0) break;
+    if (load<u32>(g) == hash && (load<u32>(g, 4) & ~REFUSED_GROUP) == k && bytesEqual(g + 8, coreScratch, k << 2)) {
+      return load<u32>(g, 4) & REFUSED_GROUP ? 0 : g;
+    }
+  }
+  const refused = groupBytes >= groupBudget;
+  let g: usize;
+  if (refused) {
+    g = heap.alloc((<usize>(2 + k)) << 2);
+    groupBytes += (<usize>(2 + k)) << 2;
+    setWord(g, 0, hash);
+    setWord(g, 1, k | REFUSED_GROUP);
+    memory.copy(g + 8, coreScratch, (<usize>k) << 2);
+  } else g = buildGroup(hash, k);
+  groupCount++;
+  if (groupCount * 2 > groupMask + 1) {
+    const old = groupSlots;
+    const oldMask = groupMask;
+    groupMask = groupMask * 2 + 1;
+    groupSlots = allocWords(groupMask + 1);
+    for (let i: u32 = 0; i <= oldMask; i++) if (wordAt(old, i) != 0) groupInsert(<usize>wordAt(old, i));
+    heap.free(old);
+  } else groupInsert(g);
+  return refused ? 0 : g;
+}
+
+/** Puts combining record `handle` in the group of its hot classes (when there are two or more and groups have room). */
+function assignGroup(handle: u32): void {
+  const r = records + (<usize>handle) * RECORD_WORDS * 4;
+  setWord(r, 6, 0);
+  setWord(r, 7, 0);
+  const classes = <usize>wordAt(r, 3);
+  const n = wordAt(r, 4) & ~COMBINE_BIT;
+  let k: u32 = 0;
+  let others: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const c = wordAt(classes, i);
+    if (load<u8>(hotClass + c) == 0) {
+      setWord(otherScratch, others++, c);
+      continue;
+    }
+    let p = k++;
+    while (p > 0 && wordAt(coreScratch, p - 1) > c) {
+      setWord(coreScratch, p, wordAt(coreScratch, p - 1));
+      p--;
+    }
+    setWord(coreScratch, p, c);
+  }
+  if (k < 2) return;
+  const g = groupOf(k);
+  if (g == 0) return;
+  memory.copy(classes, coreScratch, (<usize>k) << 2);
+  memory.copy(classes + ((<usize>k) << 2), otherScratch, (<usize>others) << 2);
+  setWord(r, 6, <u32>(g + ((<usize>(2 + k)) << 2)));
+  setWord(r, 7, k);
+}
+
+/** Drops every group and the store (records keep stale group words until regrouped). */
+function dropGroups(): void {
+  for (let i: u32 = 0; i <= groupMask; i++) {
+    const g = wordAt(groupSlots, i);
+    if (g != 0) heap.free(<usize>g);
+  }
+  memory.fill(groupSlots, 0, (<usize>groupMask + 1) << 2);
+  groupCount = 0;
+  storeFree();
+  memory.fill(entrySlots, 0, (<usize>entryMask + 1) << 2);
+  entryCount = 0;
+  groupBytes = (<usize>entryMask + 1) << 2;
+}
+
+/** Chooses the hot classes again and regroups every record (the old groups are freed). */
+function regroup(): void {
+  for (let c: u32 = 0; c < identityClassCount; c++) {
+    const uses = <u64>wordAt(classUses, c);
+    store<u8>(hotClass + c, uses >= 2 && uses * 100 >= <u64>combiningRecords * HOT_PERCENT ? 1 : 0);
+  }
+  dropGroups();
+  for (let h: u32 = 0; h < recordCount; h++) {
+    if (h != TRANSIENT_HANDLE && (wordAt(records + (<usize>h) * RECORD_WORDS * 4, 4) & COMBINE_BIT) != 0) assignGroup(h);
+  }
+}
+
+/** A cached identity that combines classes was just classified: count its classes, then group it (or regroup all). */
+function groupNewRecord(handle: u32): void {
+  if (groupsOff) return;
+  const r = records + (<usize>handle) * RECORD_WORDS * 4;
+  const classes = <usize>wordAt(r, 3);
+  const n = wordAt(r, 4) & ~COMBINE_BIT;
+  for (let i: u32 = 0; i < n; i++) {
+    const c = wordAt(classes, i);
+    setWord(classUses, c, wordAt(classUses, c) + 1);
+  }
+  combiningRecords++;
+  if (combiningRecords >= regroupAt) {
+    regroupAt = regroupAt >= 0x80000000 ? u32.MAX_VALUE : regroupAt * 2;
+    regroup();
+  } else assignGroup(handle);
 }
 
 // ---------------------------------------------------------------- rows and verdicts
@@ -1355,9 +1732,9 @@ const NO_ROW: u32 = 0xffffffff;
   return row == NO_ROW ? load<u32>(info, 8) : row;
 }
 
-/** In a list `n, (start, x)…` at `offset`, the x of the last entry whose start <= value. */
-@inline function pick(offset: u32, value: u32): u32 {
-  const list = rowData + ((<usize>offset) << 2);
+/** In a list `n, (start, x)…` at word `offset` of `base`, the x of the last entry whose start <= value. */
+@inline function pickIn(base: usize, offset: u32, value: u32): u32 {
+  const list = base + ((<usize>offset) << 2);
   let lo: u32 = 0;
   let n = load<u32>(list);
   while (n > 1) {
@@ -1368,25 +1745,91 @@ const NO_ROW: u32 = 0xffffffff;
   return load<u32>(list + 8 + ((<usize>lo) << 3));
 }
 
+/** pickIn over ROW_DATA. */
+@inline function pick(offset: u32, value: u32): u32 {
+  return pickIn(rowData, offset, value);
+}
+
 // Per row and protocol, where its descent starts (built at load, buildRowRefs): a row with
 // one uid interval holding one gid interval (most rows: their classes read neither axis)
 // keeps its port list's offset, so the lookup skips the two levels that cannot change the
-// outcome; any other row keeps DESCEND | its offset, and descends uid → gid → protocol.
+// outcome. Any other row keeps DESCEND | an offset in rowFlat, where its uid list is
+// copied for that protocol: `n, (start, gid list)…`, each gid list `n, (start, port list)…`
+// naming the port list in ROW_DATA directly. So a descent reads one small block (all of
+// them lie together, apart from the 2 MB of ROW_DATA) and then the port list, instead of
+// the uid list, a gid list and a protocol block in ROW_DATA. The lists are copied in their
+// stored order, so pickIn finds there what pick finds in ROW_DATA. A row whose copy would
+// take more than FLAT_ROW_WORDS (never in compiled tables, where these lists are short;
+// possible in accepted corrupt ones) keeps DESCEND | IN_ROW_DATA | its offset, and
+// descends uid -> gid -> protocol in ROW_DATA.
+// Where a port list (found either way) has one interval, its verdict is kept instead,
+// as ONE_VERDICT | verdict: 40 % of the port lists of the generated 10,000-rule set.
 const DESCEND: u32 = 0x80000000;
+const IN_ROW_DATA: u32 = 0x40000000;
+const ONE_VERDICT: u32 = 0x40000000;
+const FLAT_ROW_WORDS: u32 = 256;
 let rowRefs: usize = 0;
+let rowFlat: usize = 0;
+
+/** Words of the flat copy of the row at `at` for one protocol, or FLAT_ROW_WORDS + 1 when larger. */
+function flatWords(at: u32): u32 {
+  const nUid = wordAt(rowData, at);
+  if (nUid > FLAT_ROW_WORDS) return FLAT_ROW_WORDS + 1;
+  let words: u32 = 1 + nUid * 2;
+  for (let u: u32 = 0; u < nUid; u++) {
+    words += 1 + wordAt(rowData, wordAt(rowData, at + 2 + u * 2)) * 2;
+    if (words > FLAT_ROW_WORDS) return FLAT_ROW_WORDS + 1;
+  }
+  return words;
+}
+
+/** A port list's offset, or ONE_VERDICT | its verdict when it has one interval (offsets and verdicts are below 2^30). */
+function portsRef(ports: u32): u32 {
+  return wordAt(rowData, ports) == 1 ? ONE_VERDICT | wordAt(rowData, ports + 2) : ports;
+}
 
 function buildRowRefs(): void {
   rowRefs = allocWords(rowCount * 2);
+  let total: u32 = 0;
   for (let r: u32 = 0; r < rowCount; r++) {
     const at = wordAt(rowIndex, r);
     const gidBlock = wordAt(rowData, at + 2);
     if (wordAt(rowData, at) == 1 && wordAt(rowData, gidBlock) == 1) {
       const protoBlock = wordAt(rowData, gidBlock + 2);
-      setWord(rowRefs, r * 2, wordAt(rowData, protoBlock));
-      setWord(rowRefs, r * 2 + 1, wordAt(rowData, protoBlock + 1));
-    } else {
-      setWord(rowRefs, r * 2, DESCEND | at);
-      setWord(rowRefs, r * 2 + 1, DESCEND | at);
+      setWord(rowRefs, r * 2, portsRef(wordAt(rowData, protoBlock)));
+      setWord(rowRefs, r * 2 + 1, portsRef(wordAt(rowData, protoBlock + 1)));
+      continue;
+    }
+    const words = flatWords(at);
+    if (words > FLAT_ROW_WORDS) {
+      setWord(rowRefs, r * 2, DESCEND | IN_ROW_DATA | at);
+      setWord(rowRefs, r * 2 + 1, DESCEND | IN_ROW_DATA | at);
+    } else total += words * 2;
+  }
+  rowFlat = allocWords(total);
+  let out: u32 = 0;
+  for (let r: u32 = 0; r < rowCount; r++) {
+    const at = wordAt(rowIndex, r);
+    const gidBlock = wordAt(rowData, at + 2);
+    if ((wordAt(rowData, at) == 1 && wordAt(rowData, gidBlock) == 1) || flatWords(at) > FLAT_ROW_WORDS) continue;
+    const nUid = wordAt(rowData, at);
+    for (let protocol: u32 = 0; protocol < 2; protocol++) {
+      setWord(rowRefs, r * 2 + protocol, DESCEND | out);
+      const uidList = out;
+      setWord(rowFlat, uidList, nUid);
+      out += 1 + nUid * 2;
+      for (let u: u32 = 0; u < nUid; u++) {
+        const gids = wordAt(rowData, at + 2 + u * 2);
+        const nGid = wordAt(rowData, gids);
+        setWord(rowFlat, uidList + 1 + u * 2, wordAt(rowData, at + 1 + u * 2));
+        setWord(rowFlat, uidList + 2 + u * 2, out);
+        setWord(rowFlat, out, nGid);
+        for (let g: u32 = 0; g < nGid; g++) {
+          setWord(rowFlat, out + 1 + g * 2, wordAt(rowData, gids + 1 + g * 2));
+          setWord(rowFlat, out + 2 + g * 2, portsRef(wordAt(rowData, wordAt(rowData, gids + 2 + g * 2) + protocol)));
+        }
+        out += 1 + nGid * 2;
+      }
     }
   }
 }
@@ -1394,11 +1837,15 @@ function buildRowRefs(): void {
 @inline function verdictOf(row: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
   let ports = wordAt(rowRefs, row * 2 + protocol);
   if (ports & DESCEND) {
-    const gidBlock = pick(ports & ~DESCEND, uid);
-    const protoBlock = pick(gidBlock, gid);
-    ports = wordAt(rowData, protoBlock + protocol);
+    if (ports & IN_ROW_DATA) {
+      const gidBlock = pick(ports & ~(DESCEND | IN_ROW_DATA), uid);
+      const protoBlock = pick(gidBlock, gid);
+      ports = wordAt(rowData, protoBlock + protocol);
+      return pick(ports, port);
+    }
+    ports = pickIn(rowFlat, pickIn(rowFlat, ports & ~DESCEND, uid), gid);
   }
-  return pick(ports, port);
+  return ports & ONE_VERDICT ? ports & ~ONE_VERDICT : pick(ports, port);
 }
 
 @inline function verdictResult(v: u32): u32 {
@@ -1408,8 +1855,9 @@ function buildRowRefs(): void {
 // ---------------------------------------------------------------- combining classes
 
 // Combined reason lists, interned by the sorted distinct reason sets they unite. Entry k
-// (reasonRef = reasonSetCount + k) is (key at, key length, hash, list at, list length).
-// Entry 0 is never used (0 marks an empty slot of combinedSlots).
+// (reasonRef = reasonSetCount + k) is (key at, key length, hash, list at, list length); its
+// key block is `hash, length, sets…`. A slot of combinedSlots is (k, key at), so a lookup
+// reads a slot and then a key block. Entry 0 is never used (k = 0 marks an empty slot).
 const COMBINED_WORDS: u32 = 5;
 let combined: usize = 0;
 let combinedCount: u32 = 0;
@@ -1425,9 +1873,12 @@ let setScratch: usize = 0;
 let rowScratch: usize = 0;
 let searchScratch: usize = 0; // per listed class: (list at, intervals left, low index, row words at)
 let defaultOnlyRow: usize = 0; // one byte per row: every verdict it holds has the default flag
+let noForbidRow: usize = 0; // one byte per row: none of its verdicts is a forbid
+let noForbidClass: usize = 0; // one byte per identity class: none of the rows it gives at any destination can forbid
 
-/** Whether every verdict reachable from the row (validated) has the default flag. */
-function rowIsDefaultOnly(at: u32): bool {
+/** Bit f set for each flags value f (FLAG_* bits) of the verdicts reachable from the row (validated); stops once both a forbid and a permit are seen. */
+function rowVerdictFlags(at: u32): u32 {
+  let seen: u32 = 0;
   const nUid = wordAt(rowData, at);
   for (let u: u32 = 0; u < nUid; u++) {
     const gidBlock = wordAt(rowData, at + 2 + u * 2);
@@ -1437,11 +1888,14 @@ function rowIsDefaultOnly(at: u32): bool {
       for (let proto: u32 = 0; proto < 2; proto++) {
         const ports = wordAt(rowData, protoBlock + proto);
         const nPorts = wordAt(rowData, ports);
-        for (let p: u32 = 0; p < nPorts; p++) if ((wordAt(verdicts, wordAt(rowData, ports + 2 + p * 2) * 2) & FLAG_DEFAULT) == 0) return false;
+        for (let p: u32 = 0; p < nPorts; p++) {
+          seen |= 1 << (wordAt(verdicts, wordAt(rowData, ports + 2 + p * 2) * 2) & 3);
+          if ((seen & 3) == 3) return seen;
+        }
       }
     }
   }
-  return true;
+  return seen;
 }
 
 @inline function rankOf(rule: u32): u32 {
@@ -1463,11 +1917,17 @@ function buildCombining(): void {
   rowScratch = allocWords(identityClassCount);
   searchScratch = allocWords(identityClassCount * 4);
   defaultOnlyRow = heap.alloc(max<u32>(rowCount, 1));
-  for (let r: u32 = 0; r < rowCount; r++) store<u8>(defaultOnlyRow + r, rowIsDefaultOnly(wordAt(rowIndex, r)) ? 1 : 0);
+  noForbidRow = heap.alloc(max<u32>(rowCount, 1));
+  for (let r: u32 = 0; r < rowCount; r++) {
+    // A forbid is a verdict with flags 0 (deny, not default), a permit one with flags 1.
+    const seen = rowVerdictFlags(wordAt(rowIndex, r));
+    store<u8>(defaultOnlyRow + r, (seen & 3) == 0 ? 1 : 0);
+    store<u8>(noForbidRow + r, (seen & 1) == 0 ? 1 : 0);
+  }
   combinedCapacity = 16;
   combined = allocWords(combinedCapacity * COMBINED_WORDS);
   combinedMask = 31;
-  combinedSlots = allocWords(combinedMask + 1);
+  combinedSlots = allocWords((combinedMask + 1) * 2);
   combinedCount = 1; // entry 0 is never used
 }
 
@@ -1476,9 +1936,11 @@ function combinedEntry(k: u32): usize {
 }
 
 function combinedInsert(k: u32): void {
-  let i = wordAt(combinedEntry(k), 2) & combinedMask;
-  while (wordAt(combinedSlots, i) != 0) i = (i + 1) & combinedMask;
-  setWord(combinedSlots, i, k);
+  const e = combinedEntry(k);
+  let i = wordAt(e, 2) & combinedMask;
+  while (wordAt(combinedSlots, i * 2) != 0) i = (i + 1) & combinedMask;
+  setWord(combinedSlots, i * 2, k);
+  setWord(combinedSlots, i * 2 + 1, wordAt(e, 0));
 }
 
 /** Whether rule index `a` comes before `b` in rule-id order. */
@@ -1491,10 +1953,10 @@ function internUnion(n: u32): u32 {
   let hash: u32 = 0x811c9dc5;
   for (let k: u32 = 0; k < n; k++) hash = (hash ^ wordAt(setScratch, k)) * 0x01000193;
   for (let i = hash & combinedMask; ; i = (i + 1) & combinedMask) {
-    const k = wordAt(combinedSlots, i);
+    const k = wordAt(combinedSlots, i * 2);
     if (k == 0) break;
-    const e = combinedEntry(k);
-    if (wordAt(e, 2) == hash && wordAt(e, 1) == n && bytesEqual(<usize>wordAt(e, 0), setScratch, n << 2)) return reasonSetCount + k;
+    const key = <usize>wordAt(combinedSlots, i * 2 + 1);
+    if (load<u32>(key) == hash && load<u32>(key, 4) == n && bytesEqual(key + 8, setScratch, n << 2)) return reasonSetCount + k;
   }
   if (combinedCount >= MAX_COMBINED) return u32.MAX_VALUE;
   // The union, each rule once, in rank order.
@@ -1515,8 +1977,10 @@ function internUnion(n: u32): u32 {
     combined = heap.realloc(combined, (<usize>combinedCapacity) * 2 * COMBINED_WORDS * 4);
     combinedCapacity *= 2;
   }
-  const key = heap.alloc((<usize>max<u32>(n, 1)) << 2);
-  memory.copy(key, setScratch, (<usize>n) << 2);
+  const key = heap.alloc((<usize>(n + 2)) << 2);
+  store<u32>(key, hash);
+  store<u32>(key, n, 4);
+  memory.copy(key + 8, setScratch, (<usize>n) << 2);
   const list = heap.alloc((<usize>max<u32>(count, 1)) << 2);
   memory.copy(list, unionScratch, (<usize>count) << 2);
   const k = combinedCount++;
@@ -1529,54 +1993,107 @@ function internUnion(n: u32): u32 {
   if (combinedCount * 2 > combinedMask + 1) {
     heap.free(combinedSlots);
     combinedMask = combinedMask * 2 + 1;
-    combinedSlots = allocWords(combinedMask + 1);
+    combinedSlots = allocWords((combinedMask + 1) * 2);
     for (let j: u32 = 1; j < combinedCount; j++) combinedInsert(j);
   } else combinedInsert(k);
   return reasonSetCount + k;
 }
 
+// The combination in progress (combineClasses): the best group of the verdicts so far
+// (a forbid, flags 0, outranks a permit, 1, which outranks the default, 2) and how many
+// distinct reason sets of that group are at setScratch, ascending.
+let foldGroup: u32 = FLAG_DEFAULT;
+let foldSets: u32 = 0;
+
+/** Adds verdict v to the combination in progress. */
+@inline function foldVerdict(v: u32): void {
+  const flags = wordAt(verdicts, v * 2) & 3;
+  if (flags & FLAG_DEFAULT) return;
+  if (flags != foldGroup) {
+    if (flags > foldGroup) return;
+    foldGroup = flags;
+    foldSets = 0;
+  }
+  // Insert the verdict's reason set into the sorted distinct list.
+  const s = wordAt(verdicts, v * 2 + 1);
+  let at = foldSets;
+  while (at > 0 && wordAt(setScratch, at - 1) > s) at--;
+  if (at > 0 && wordAt(setScratch, at - 1) == s) return;
+  for (let j = foldSets; j > at; j--) setWord(setScratch, j, wordAt(setScratch, j - 1));
+  setWord(setScratch, at, s);
+  foldSets++;
+}
+
+/** The entry of the group whose merged list is at `merged` at destination position d: through the index by d's top bits, then a binary search. */
+@inline function groupEntry(merged: usize, d: u32): usize {
+  const n = load<u32>(merged);
+  const index = merged + 12;
+  const bucket = d >> load<u32>(merged, 4);
+  let lo = wordAt(index, bucket);
+  let m = wordAt(index, bucket + 1) - lo + 1;
+  const starts = index + ((<usize>(load<u32>(merged, 8) + 1)) << 2);
+  while (m > 1) {
+    const half = m >> 1;
+    lo = wordAt(starts, lo + half) <= d ? lo + half : lo;
+    m -= half;
+  }
+  return <usize>wordAt(starts + ((<usize>n) << 2), lo);
+}
+
 /**
- * Step 6, the decision of an identity in several classes (`count` of them listed at
- * `classes`, `first` its first class): forbids win with the union of their reasons, else
- * permits with theirs, else the first class's verdict (DecisionTableReader.combine).
+ * Step 6, the decision of the identity of record `r` in several classes (`entry`: its
+ * group's entry at d, or 0 without a group): forbids win with
+ * the union of their reasons, else permits with theirs, else the first class's verdict
+ * (DecisionTableReader.combine). Each row is looked up once; a row that only ever gives
+ * the default cannot decide, and once a forbid decides, neither can a row or class that
+ * never forbids (noForbidRow, noForbidClass), so those are skipped.
  */
-function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
-  // The classes' rows, each once; a row that only ever gives the default cannot decide.
-  let rows: u32 = 0;
+function combineClasses(r: usize, d: u32, entry: usize, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
+  const classes = <usize>load<u32>(r, 12);
+  const count = load<u32>(r, 16) & ~COMBINE_BIT;
+  const first = load<u32>(r, 20);
+  foldGroup = FLAG_DEFAULT;
+  foldSets = 0;
+  let entryRows: usize = 0;
+  let fromEntry: u32 = 0;
+  let k: u32 = 0;
+  if (entry != 0) {
+    // The group's classes at once: the rows of its entry at d.
+    fromEntry = load<u32>(entry);
+    entryRows = entry + 4;
+    // Its rows that can forbid come first.
+    for (let j: u32 = 0; j < fromEntry; j++) {
+      const row = wordAt(entryRows, j);
+      if (foldGroup == 0 && load<u8>(noForbidRow + row) != 0) break;
+      foldVerdict(verdictOf(row, uid, gid, protocol, port));
+    }
+    k = load<u32>(r, 28);
+  }
+  // The other classes' rows, not the entry's again, at rowScratch.
   let firstRow = NO_ROW;
-  for (let k: u32 = 0; k < count; k++) {
-    const w = classRow(wordAt(classes, k), d);
+  let rows: u32 = 0;
+  for (; k < count; k++) {
+    const c = wordAt(classes, k);
+    if (foldGroup == 0 && load<u8>(noForbidClass + c) != 0) continue;
+    const w = classRow(c, d);
     const row = w & ~ROW_DEFAULT_ONLY;
-    if (k == 0) firstRow = row;
+    if (c == first) firstRow = row;
     if (w & ROW_DEFAULT_ONLY) continue;
     let seen = false;
+    for (let j: u32 = 0; j < fromEntry; j++) if (wordAt(entryRows, j) == row) seen = true;
     for (let j: u32 = 0; j < rows; j++) if (wordAt(rowScratch, j) == row) seen = true;
     if (!seen) setWord(rowScratch, rows++, row);
   }
-  let group: u32 = FLAG_DEFAULT;
-  let n: u32 = 0;
-  for (let k: u32 = 0; k < rows; k++) {
-    const v = verdictOf(wordAt(rowScratch, k), uid, gid, protocol, port);
-    const flags = wordAt(verdicts, v * 2) & 3;
-    if (flags & FLAG_DEFAULT) continue;
-    if (flags != group) {
-      // A forbid (flags 0) outranks a permit (1), which outranks the default (2).
-      if (flags > group) continue;
-      group = flags;
-      n = 0;
-    }
-    // Insert the verdict's reason set into the sorted distinct list.
-    const s = wordAt(verdicts, v * 2 + 1);
-    let at = n;
-    while (at > 0 && wordAt(setScratch, at - 1) > s) at--;
-    if (at > 0 && wordAt(setScratch, at - 1) == s) continue;
-    for (let j = n; j > at; j--) setWord(setScratch, j, wordAt(setScratch, j - 1));
-    setWord(setScratch, at, s);
-    n++;
+  for (let j: u32 = 0; j < rows; j++) {
+    const row = wordAt(rowScratch, j);
+    if (foldGroup == 0 && load<u8>(noForbidRow + row) != 0) continue;
+    foldVerdict(verdictOf(row, uid, gid, protocol, port));
   }
+  const group = foldGroup;
+  const n = foldSets;
   if (group == FLAG_DEFAULT) {
-    // No class decides: the first class's verdict (its row is known when it was listed first).
-    const row = count > 0 && wordAt(classes, 0) == first ? firstRow : classRow(first, d) & ~ROW_DEFAULT_ONLY;
+    // No class decides: the first class's verdict (its row is known when it was looked up apart).
+    const row = firstRow != NO_ROW ? firstRow : classRow(first, d) & ~ROW_DEFAULT_ONLY;
     return verdictResult(verdictOf(row, uid, gid, protocol, port));
   }
   const s0 = wordAt(setScratch, 0);
@@ -1587,20 +2104,46 @@ function combineClasses(classes: usize, count: u32, first: u32, d: u32, uid: u32
 
 // ---------------------------------------------------------------- deciding
 
+/** The destination position of an address (family 4 or 6, see the header), or NO_POSITION for another family. */
+@inline function positionOfAddress(family: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
+  if (family == 4) return v4Class(a0);
+  if (family == 6) return a0 == 0 && a1 == 0 && a2 == 0xffff ? v4Class(a3) : v6Class(((<u64>a0) << 32) | <u64>a1, ((<u64>a2) << 32) | <u64>a3);
+  return NO_POSITION;
+}
+
+/** Positions are below the destination class count, itself below 2^30. */
+const NO_POSITION: u32 = 0xffffffff;
+
+/** The group entry of record `r` at position d, or 0 when the record has no group. */
+@inline function recordEntry(r: usize, d: u32): usize {
+  const merged = <usize>load<u32>(r, 24);
+  return merged == 0 ? 0 : groupEntry(merged, d);
+}
+
+/** Decides for record `r` at position d (its group entry there found already, or 0). */
+@inline function decideAt(r: usize, d: u32, entry: usize, uid: u32, gid: u32, protocol: u32, port: u32): u32 {
+  const countWord = load<u32>(r, 16);
+  if (countWord == 1) return verdictResult(verdictOf(classRow(load<u32>(<usize>load<u32>(r, 12)), d) & ~ROW_DEFAULT_ONLY, uid, gid, protocol, port));
+  if (countWord == 0) return INVALID_REQUEST;
+  return combineClasses(r, d, entry, uid, gid, protocol, port);
+}
+
 /** Decides one request (see the header); INVALID_REQUEST for fields out of range. */
 export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32, family: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
   if (handle >= recordCount || protocol > 1 || port > 65535) return INVALID_REQUEST;
-  let d: u32;
-  if (family == 4) d = v4Class(a0);
-  else if (family == 6) d = a0 == 0 && a1 == 0 && a2 == 0xffff ? v4Class(a3) : v6Class(((<u64>a0) << 32) | <u64>a1, ((<u64>a2) << 32) | <u64>a3);
-  else return INVALID_REQUEST;
+  const d = positionOfAddress(family, a0, a1, a2, a3);
+  if (d == NO_POSITION) return INVALID_REQUEST;
   const r = records + (<usize>handle) * RECORD_WORDS * 4;
-  const countWord = load<u32>(r, 16);
-  const classes = <usize>load<u32>(r, 12);
-  if (countWord == 1) return verdictResult(verdictOf(classRow(load<u32>(classes), d) & ~ROW_DEFAULT_ONLY, uid, gid, protocol, port));
-  if (countWord == 0) return INVALID_REQUEST;
-  return combineClasses(classes, countWord & ~COMBINE_BIT, load<u32>(r, 20), d, uid, gid, protocol, port);
+  return decideAt(r, d, recordEntry(r, d), uid, gid, protocol, port);
 }
+
+// decideBatch works through its requests in chunks of BATCH_CHUNK, in stages: every
+// request's destination position, then every group entry, then the rest. The requests of a
+// stage are independent, so the processor overlaps their cache misses, where one request at
+// a time waits for each in turn.
+const BATCH_CHUNK: u32 = 64;
+const batchPositions: usize = memory.data(4 * BATCH_CHUNK);
+const batchEntries: usize = memory.data(4 * BATCH_CHUNK);
 
 /**
  * Decides `count` requests of REQUEST_WORDS words at `requests`; writes one result word each
@@ -1608,15 +2151,26 @@ export function decide(handle: u32, uid: u32, gid: u32, protocol: u32, port: u32
  * stand for several IDs, so a request of an uncached ID is decided alone.
  */
 export function decideBatch(requests: usize, count: u32, results: usize): void {
-  for (let i: u32 = 0; i < count; i++) {
-    const q = requests + (<usize>i) * REQUEST_WORDS * 4;
-    const handle = load<u32>(q);
-    store<u32>(
-      results + ((<usize>i) << 2),
-      handle == TRANSIENT_HANDLE
-        ? INVALID_REQUEST
-        : decide(handle, load<u32>(q, 4), load<u32>(q, 8), load<u32>(q, 12), load<u32>(q, 16), load<u32>(q, 20), load<u32>(q, 24), load<u32>(q, 28), load<u32>(q, 32), load<u32>(q, 36)),
-    );
+  for (let base: u32 = 0; base < count; base += BATCH_CHUNK) {
+    const n = min<u32>(BATCH_CHUNK, count - base);
+    const chunk = requests + (<usize>base) * REQUEST_WORDS * 4;
+    for (let i: u32 = 0; i < n; i++) {
+      const q = chunk + (<usize>i) * REQUEST_WORDS * 4;
+      const handle = load<u32>(q);
+      const valid = handle != TRANSIENT_HANDLE && handle < recordCount && load<u32>(q, 12) <= 1 && load<u32>(q, 16) <= 65535;
+      setWord(batchPositions, i, valid ? positionOfAddress(load<u32>(q, 20), load<u32>(q, 24), load<u32>(q, 28), load<u32>(q, 32), load<u32>(q, 36)) : NO_POSITION);
+    }
+    for (let i: u32 = 0; i < n; i++) {
+      const d = wordAt(batchPositions, i);
+      const q = chunk + (<usize>i) * REQUEST_WORDS * 4;
+      setWord(batchEntries, i, d == NO_POSITION ? 0 : <u32>recordEntry(records + (<usize>load<u32>(q)) * RECORD_WORDS * 4, d));
+    }
+    for (let i: u32 = 0; i < n; i++) {
+      const d = wordAt(batchPositions, i);
+      const q = chunk + (<usize>i) * REQUEST_WORDS * 4;
+      const r = records + (<usize>load<u32>(q)) * RECORD_WORDS * 4;
+      setWord(results, base + i, d == NO_POSITION ? INVALID_REQUEST : decideAt(r, d, <usize>wordAt(batchEntries, i), load<u32>(q, 4), load<u32>(q, 8), load<u32>(q, 12), load<u32>(q, 16)));
+    }
   }
 }
 
@@ -1652,6 +2206,7 @@ export function loadTables(ptr: usize, words: u32, rules: u32, ranks: usize): u3
   buildIdentities();
   buildSpans();
   buildRowRefs();
+  buildGroups((<usize>words) << 2);
   heap.free(classInfo);
   classInfo = 0;
   loaded = true;

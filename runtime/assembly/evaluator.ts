@@ -10,6 +10,8 @@ export {
   decideBatch,
   resultReasonCount,
   resultReasonAt,
+  configureGroups,
+  groupedIdentities,
 } from "./core";
 
 /** A buffer of `bytes` bytes, 16-byte aligned, for the host to fill. */

@@ -16,6 +16,7 @@ import type { PolicySet } from "../../compiler/model.js";
 import { ReferenceEvaluator } from "../../compiler/reference.js";
 import type { Request } from "../../compiler/request.js";
 import { DecisionTableReader, readSections, TableEvaluator } from "../../compiler/table-eval.js";
+import { checkSources } from "../../compiler/program.js";
 import { buildDecisionTables, EMPTY_SLOT, SECTION, type DecisionTables } from "../../compiler/tables.js";
 import { loadEvaluator } from "../../runtime/evaluator.js";
 import { boundaryRequests } from "../support/boundary.js";
@@ -96,6 +97,23 @@ describe("the WASM evaluator decides as the reference", () => {
       const requests = [...boundaryRequests(policy), ...randomRequests(policy, SEED + index, RANDOM_PER_FIXTURE)];
       expect(compare(policy, tables, requests, paths.join(" "))).toEqual([]);
     });
+  });
+
+  it("on rows with more uid intervals than the evaluator copies out of ROW_DATA (FLAT_ROW_WORDS)", () => {
+    // 150 forbids on one uid each: every row lists about 300 uid intervals, so the module
+    // descends these rows in ROW_DATA itself rather than through its flat copies.
+    const rules = Array.from({ length: 150 }, (_, i) => `@id("u${i}")\nforbid (principal, action == connect, resource) when { principal.uid == ${1000 + i * 3} && port == ${i + 1} && protocol == tcp };`);
+    const text = ['net inside = [10.0.0.0/8];', '@id("inside")\npermit (principal, action == connect, resource in net inside);', ...rules].join("\n");
+    const checked = checkSources([{ path: "uids.policy", relPath: "uids.policy", text }]);
+    const policy = checked.policySet!;
+    const tables = buildDecisionTables(policy);
+    const s = readSections(tables.words);
+    const rowIndex = s[SECTION.ROW_INDEX]!;
+    const rowData = s[SECTION.ROW_DATA]!;
+    expect(Math.max(...Array.from(rowIndex, (at) => rowData[at]!))).toBeGreaterThan(256);
+    const uids = [0, 999, ...Array.from({ length: 150 }, (_, i) => [999 + i * 3, 1000 + i * 3, 1001 + i * 3]).flat()];
+    const requests = [...boundaryRequests(policy), ...uids.flatMap((uid, i) => randomRequests(policy, SEED + i, 4).map((r) => ({ ...r, uid })))];
+    expect(compare(policy, tables, requests, text)).toEqual([]);
   });
 
   for (let first = 0; first < RANDOM_SETS; first += SETS_PER_TEST) {
