@@ -62,6 +62,8 @@ interface WasmMeasurement {
   readonly singleNs: number;
   /** Single calls split by the kind of identity: count, ns, and the mean identity classes of those requests (before the evaluator merges equivalent ones). */
   readonly byKind: readonly { kind: string; count: number; ns: number; meanClasses: number }[];
+  /** How the requests are decided: allowed by a permit, denied by a forbid, by the default. */
+  readonly outcomes: { readonly permit: number; readonly forbid: number; readonly default: number };
   readonly requestApiNs: number;
   readonly batchPerSecond: number;
   readonly tablesEngineNs: number;
@@ -191,6 +193,11 @@ async function measure(rules: number): Promise<WasmMeasurement> {
   batch.release();
 
   const tables = new TableEvaluator(bundle);
+  const outcomes = { permit: 0, forbid: 0, default: 0 };
+  for (const r of requests) {
+    const d = tables.decide(r);
+    outcomes[d.default ? "default" : d.decision === "allow" ? "permit" : "forbid"]++;
+  }
   const tablesEngineNs = perItemNs(5, requests.length, () => {
     for (const r of requests) sink ^= tables.decide(r).reasons.length;
   });
@@ -223,6 +230,7 @@ async function measure(rules: number): Promise<WasmMeasurement> {
     loadMs,
     singleNs,
     byKind,
+    outcomes,
     requestApiNs,
     batchPerSecond: 1e9 / batchNs,
     tablesEngineNs,
@@ -267,6 +275,7 @@ export const wasmSection: BenchSection = {
       const kinds = m.byKind.filter((k) => k.count > 0).map((k) => `${count(k.count)} requests from a ${k.kind} ${k.ns.toFixed(0)} ns (${k.meanClasses.toFixed(1)} identity classes on average, before the evaluator merges equivalent ones)`);
       verdicts.push(
         `- Single decision at ${at}: ${m.singleNs.toFixed(0)} ns, target ≤ ${TARGET_SINGLE_NS} ns — ${met(m.singleNs <= TARGET_SINGLE_NS)}. By identity: ${kinds.join("; ")}.`,
+        `- How the ${count(m.outcomes.permit + m.outcomes.forbid + m.outcomes.default)} requests at ${count(m.rules)} rules are decided: ${count(m.outcomes.permit)} allowed by a permit, ${count(m.outcomes.forbid)} denied by a forbid, ${count(m.outcomes.default)} by the default (a decision stops early once a forbid decides, so the mix matters).`,
         `- Batched at ${count(m.rules)} rules: ${(m.batchPerSecond / 1e6).toFixed(1)} M decisions/s on one core, target ≥ ${TARGET_BATCH_PER_SECOND / 1e6} M/s — ${met(m.batchPerSecond >= TARGET_BATCH_PER_SECOND)}.`,
         `- Against cedar-wasm at ${count(m.rules)} rules: ${count(cedarRatio)}× faster per decision, target ≥ ${TARGET_CEDAR_RATIO}× — ${met(cedarRatio >= TARGET_CEDAR_RATIO)}.`,
         `- Memory at ${count(m.rules)} rules: ${loadedRatio.toFixed(2)}× the table size once loaded, target ≤ ${TARGET_MEMORY_RATIO}× — ${met(loadedRatio <= TARGET_MEMORY_RATIO)}; classifying ${count(m.identities)} identities took it to ${(m.memoryBytes / m.tableBytes).toFixed(2)}× (the allocator grows memory by doubling it; at most 65,536 identities are cached).`,

@@ -200,7 +200,10 @@ class PolicyWriter {
     const effect = this.rng.chance(0.8) ? "permit" : "forbid";
     const principal = useAll ? `principal in group ${this.groupPool.next()}` : this.principalScope();
     const action = this.rng.chance(0.5) ? "action" : "action == connect";
-    const resource = useAll ? `resource == service ${this.servicePool.next()}` : this.resourceScope();
+    let resource = useAll ? `resource == service ${this.servicePool.next()}` : this.resourceScope();
+    // Never every principal to every destination at once: such a rule, even under a
+    // condition, decides most requests of the set (forbids are carve-outs).
+    while (principal === "principal" && resource === "resource") resource = this.resourceScope();
     lines.push(`${effect} (\n  ${principal},\n  ${action},\n  ${resource}\n)`);
     if (useAll) {
       lines.push(`when { port in ports ${this.portsPool.next()} && ${this.expr(1)} }`);
