@@ -102,12 +102,12 @@ class ListTable {
    * edit `element * 2 + (added ? 1 : 0)` and the id of the node it gave. Typed arrays: a
    * Map keyed by a number past 2^31 boxes every key.
    */
-  private editNode = new Int32Array(1 << 12);
-  private editStep = new Int32Array(1 << 12);
-  private editOut = new Int32Array(1 << 12);
+  private editNode = new Int32Array(1 << 8);
+  private editStep = new Int32Array(1 << 8);
+  private editOut = new Int32Array(1 << 8);
   private editCount = 0;
   /** The elements of every list written out; `top` words are used. Replaced when it grows: read it after `canon` or `of`. */
-  data = new Int32Array(1024);
+  data = new Int32Array(256);
   private top = 0;
   /** A lazy node's edits, nearest first, and its changes by element (`canon`). */
   private readonly chain: ListNode[] = [];
