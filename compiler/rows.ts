@@ -344,13 +344,20 @@ export class TableBuilder {
     return this.reasonSetNodes.length;
   }
 
-  /** Appends each reason set's start in `data` to `index`, and its rules to `data`. */
-  writeReasonSets(index: number[], data: number[]): void {
+  /** REASON_INDEX (each reason set's start in REASON_DATA, then its length) and REASON_DATA (their rules). */
+  reasonSetSections(): { index: Uint32Array; data: Uint32Array } {
     const arena = this.outcomes.data;
-    for (const node of this.reasonSetNodes) {
-      index.push(data.length);
-      for (let k = node.start; k < node.start + node.length; k++) data.push(arena[k]!);
-    }
+    const sets = this.reasonSetNodes;
+    const index = new Uint32Array(sets.length + 1);
+    let words = 0;
+    sets.forEach((node, i) => {
+      index[i] = words;
+      words += node.length;
+    });
+    index[sets.length] = words;
+    const data = new Uint32Array(words);
+    sets.forEach((node, i) => data.set(arena.subarray(node.start, node.start + node.length), index[i]!));
+    return { index, data };
   }
 
   /** The verdict with `flags` whose deciding rules are the list `node` of `outcomes`. */

@@ -625,7 +625,7 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
  * stateListAt)`, word offsets into DFA_DATA, which holds each component's 256-word
  * byte-class map, its `states × inputClasses` transitions and its state → class map.
  */
-function encodeComponents(components: readonly Component[], sections: Map<number, number[]>): void {
+function encodeComponents(components: readonly Component[], sections: Map<number, ArrayLike<number>>): void {
   const index: number[] = [];
   const data: number[] = [];
   for (const c of components) {
@@ -641,7 +641,7 @@ function encodeComponents(components: readonly Component[], sections: Map<number
  * Terms by their first pattern: TERM_INDEX holds, per pattern, a word offset into
  * TERM_DATA (plus a final offset); there, `size, pattern…, list` per term.
  */
-function encodeTerms(termsByFirst: readonly (readonly { patterns: readonly number[]; list: number }[])[], sections: Map<number, number[]>): void {
+function encodeTerms(termsByFirst: readonly (readonly { patterns: readonly number[]; list: number }[])[], sections: Map<number, ArrayLike<number>>): void {
   const index: number[] = [];
   const data: number[] = [];
   for (const group of termsByFirst) {
@@ -663,7 +663,7 @@ function packBytes(bytes: Uint8Array, into: number[]): void {
  * (plus a final offset); PATTERN_DATA holds `nPieces, (byteOffset, byteLength)…` into
  * PATTERN_BYTES, where each piece starts on a word boundary.
  */
-function encodePatterns(patterns: readonly (readonly string[])[], sections: Map<number, number[]>): void {
+function encodePatterns(patterns: readonly (readonly string[])[], sections: Map<number, ArrayLike<number>>): void {
   const encoder = new TextEncoder();
   const index: number[] = [];
   const data: number[] = [];
@@ -688,7 +688,7 @@ function encodePatterns(patterns: readonly (readonly string[])[], sections: Map<
  * byte length, class); an empty slot has length 0xffffffff. Bytes are packed 4 per word,
  * little-endian, in EXACT_BYTES; each ID starts on a word boundary.
  */
-function encodeExactIds(exact: ReadonlyMap<string, number>, sections: Map<number, number[]>): void {
+function encodeExactIds(exact: ReadonlyMap<string, number>, sections: Map<number, ArrayLike<number>>): void {
   const encoder = new TextEncoder();
   let capacity = 1;
   while (capacity < exact.size * 2) capacity *= 2;
@@ -712,7 +712,7 @@ export function pairHash(s: number, d: number, capacity: number): number {
 }
 
 function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClasses, b: TableBuilder, pairs: [number, number, number][], defaultRow: number[], lists: ClassLists): Uint32Array {
-  const sections = new Map<number, number[]>();
+  const sections = new Map<number, ArrayLike<number>>();
   sections.set(SECTION.META, [
     ids.classes.length,
     dst.classCidrs.length,
@@ -762,33 +762,32 @@ function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClas
   sections.set(SECTION.DEFAULT_ROW, defaultRow);
 
   const rowIndex: number[] = [];
-  const rowData: number[] = [];
+  let rowWords = 0;
+  for (const row of b.rows) rowWords += row.length;
+  const rowData = new Uint32Array(rowWords);
+  let base = 0;
   for (const row of b.rows) {
-    const base = rowData.length;
     rowIndex.push(base);
+    rowData.set(row, base);
     // Block offsets inside a row were relative to the row; make them absolute.
     const nUid = row[0]!;
-    const absolute = [...row];
     for (let ui = 0; ui < nUid; ui++) {
       const gidBlock = row[1 + ui * 2 + 1]!;
-      absolute[1 + ui * 2 + 1] = base + gidBlock;
+      rowData[base + 1 + ui * 2 + 1] = base + gidBlock;
       const nGid = row[gidBlock]!;
       for (let gi = 0; gi < nGid; gi++) {
         const protoBlock = row[gidBlock + 1 + gi * 2 + 1]!;
-        absolute[gidBlock + 1 + gi * 2 + 1] = base + protoBlock;
-        absolute[protoBlock] = base + row[protoBlock]!;
-        absolute[protoBlock + 1] = base + row[protoBlock + 1]!;
+        rowData[base + gidBlock + 1 + gi * 2 + 1] = base + protoBlock;
+        rowData[base + protoBlock] = base + row[protoBlock]!;
+        rowData[base + protoBlock + 1] = base + row[protoBlock + 1]!;
       }
     }
-    for (const w of absolute) rowData.push(w);
+    base += row.length;
   }
   sections.set(SECTION.ROW_INDEX, rowIndex);
   sections.set(SECTION.ROW_DATA, rowData);
   sections.set(SECTION.VERDICTS, b.verdicts.flatMap((v) => [v.flags, v.reasonSet]));
-  const reasonIndex: number[] = [];
-  const reasonData: number[] = [];
-  b.writeReasonSets(reasonIndex, reasonData);
-  reasonIndex.push(reasonData.length);
+  const { index: reasonIndex, data: reasonData } = b.reasonSetSections();
   sections.set(SECTION.REASON_INDEX, reasonIndex);
   sections.set(SECTION.REASON_DATA, reasonData);
 
