@@ -8,6 +8,12 @@
 import type { Protocol } from "./model.js";
 import type { NormalPolicy, NormalRule } from "./normalise.js";
 
+/** A policy past a lowering limit: refused, never approximated (PC3002). */
+export class LoweringError extends Error {}
+
+/** The most cells (uid × gid × protocol × port intervals) one identity class's grid may have. */
+export const MAX_CLASS_CELLS = 2 ** 27;
+
 export const VERDICT_ALLOW = 1;
 export const VERDICT_DEFAULT = 2;
 
@@ -491,6 +497,8 @@ export class TableBuilder {
     const portCells = 2 * P;
     const ugCount = uids.length * G;
     const cellCount = ugCount * portCells;
+    // INVARIANT (undo records `index * 8 + kind` in 32 bits): cellCount * 8 < 2^31.
+    if (cellCount > MAX_CLASS_CELLS) throw new LoweringError(`one identity class (${rules.length} rules) cuts ${cellCount} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
     const grids = rules.map((r) => ownGrid(r, uids, gids, ports));
 
     /** The number of cells of rule i's own grid. */
@@ -648,7 +656,6 @@ export class TableBuilder {
     // (and their matches before); lists changed (as `index * 8 + kind`: `arrays[kind][index]`)
     // and the lists before; cells whose verdict changed, each followed by the verdict before.
     // A frame per CIDR on the walk's path holds where its changes start in each.
-    // INVARIANT: cellCount * 8 < 2^31 (a class's grid is far smaller).
     const undoRules: number[] = [];
     const undoBits: Uint8Array[] = [];
     const undoCells = this.undoCells;

@@ -8,7 +8,7 @@
 // policy gives the same words.
 import type { Cidr, PolicySet } from "./model.js";
 import { normalisePolicy, type NormalPolicy, type NormalRule } from "./normalise.js";
-import { axisStarts, ruleStarts, TableBuilder, type IdentityClass } from "./rows.js";
+import { axisStarts, LoweringError, ruleStarts, TableBuilder, type IdentityClass } from "./rows.js";
 
 export const SECTION = {
   META: 1,
@@ -38,12 +38,10 @@ export const SECTION = {
 export const MAX_LIST_CLASSES = 8;
 
 export const EMPTY_SLOT = 0xffffffff;
-export { VERDICT_ALLOW, VERDICT_DEFAULT } from "./rows.js";
+export { VERDICT_ALLOW, VERDICT_DEFAULT, LoweringError, MAX_CLASS_CELLS } from "./rows.js";
 
 /** Limits past which a policy is refused rather than lowered (PC3002). */
 export const MAX_DFA_STATES = 100_000;
-
-export class LoweringError extends Error {}
 
 export interface TableStats {
   readonly identityClasses: number;
