@@ -244,7 +244,7 @@ class Normaliser {
         const l = this.terms(e.left);
         const r = this.terms(e.right);
         if (l === undefined || r === undefined) return undefined;
-        return e.op === "||" ? [...l, ...r] : l.flatMap((a) => r.map((b) => [...new Set([...a, ...b])].sort((x, y) => x - y)));
+        return minimalTerms(e.op === "||" ? [...l, ...r] : l.flatMap((a) => r.map((b) => [...new Set([...a, ...b])].sort((x, y) => x - y))));
       }
       case "like":
         return [[this.identityAtom({ kind: "pattern", pattern: normalisePattern((e.pattern as A.StringLit).value) })]];
@@ -577,4 +577,20 @@ export function normalisePolicy(policy: PolicySet): NormalPolicy {
   for (const w of policy.workloads) n.identityAtom({ kind: "exact", id: w.id });
   const rules = policy.rules.map((r, i) => n.rule(i, r));
   return { rules, identityAtoms: n.identityAtoms, cidrs: n.cidrs, defaultUnidentified: policy.defaultUnidentified };
+}
+
+/**
+ * `terms` without repeats, and just the empty term when it is among them (it needs no atom,
+ * so it holds whenever any term does): without this, a condition such as `(uid == 1 || …)
+ * && (gid == 1 || …)` multiplied its pattern-free alternatives into millions of empty terms.
+ */
+function minimalTerms(terms: Term[]): Term[] {
+  if (terms.some((t) => t.length === 0)) return [[]];
+  const seen = new Set<string>();
+  return terms.filter((t) => {
+    const key = t.join(",");
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
