@@ -24,6 +24,14 @@ describe("lowering limits", () => {
     expect(() => buildDecisionTables(policy)).toThrow(`one identity class (1 rules) cuts ${cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
   });
 
+  it("refuses alternatives on three axes whose product passes the limit, without expanding them first", () => {
+    // (uid == 1 || … 300) && (gid == 1 || …) && (port == 1 || …): 302 × 302 × 2 × 302 cells (cuts at 1..301).
+    const anyOf = (n: number, atom: (i: number) => string) => Array.from({ length: n }, (_, i) => atom(i + 1)).join(" || ");
+    const text = `permit (principal, action, resource) when { (${anyOf(300, (i) => `principal.uid == ${i}`)}) && (${anyOf(300, (i) => `principal.gid == ${i}`)}) && (${anyOf(300, (i) => `port == ${i}`)}) };\n`;
+    const checked = checkSources([{ path: "any.policy", relPath: "any.policy", text }]);
+    expect(() => buildDecisionTables(checked.policySet!)).toThrow(`cuts ${302 * 302 * 2 * 302} uid × gid × protocol × port cells`);
+  });
+
   it("builds a class with a large grid below the limit", () => {
     const tables = buildDecisionTables(policyWithGrid(30, 30, 30));
     expect(tables.stats.rows).toBeGreaterThan(0);
