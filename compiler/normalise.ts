@@ -580,12 +580,12 @@ export function normalisePolicy(policy: PolicySet): NormalPolicy {
 }
 
 /**
- * `terms` without repeats, and just the empty term when it is among them (it needs no atom,
- * so it holds whenever any term does): without this, a condition such as `(uid == 1 || …)
- * && (gid == 1 || …)` multiplied its pattern-free alternatives into millions of empty terms.
+ * `terms` without repeats: without this, a condition such as `(uid == 1 || …) && (gid == 1
+ * || …)` multiplied its pattern-free alternatives into millions of equal empty terms. (Only
+ * equal terms go: a term that holds a smaller one still decides which identity class a rule
+ * is evaluated in, with which atoms true.)
  */
 function minimalTerms(terms: Term[]): Term[] {
-  if (terms.some((t) => t.length === 0)) return [[]];
   const seen = new Set<string>();
   return terms.filter((t) => {
     const key = t.join(",");
