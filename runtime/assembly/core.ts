@@ -788,6 +788,13 @@ function fnv1a(ptr: usize, length: u32): u32 {
   return h;
 }
 
+/** FNV-1a over `n` words at `list` (the keys of the combined lists, groups and entries). */
+function wordsHash(list: usize, n: u32): u32 {
+  let h: u32 = 0x811c9dc5;
+  for (let i: u32 = 0; i < n; i++) h = (h ^ wordAt(list, i)) * 0x01000193;
+  return h;
+}
+
 function bytesEqual(a: usize, b: usize, length: u32): bool {
   return memory.compare(a, b, length) == 0;
 }
@@ -1418,12 +1425,6 @@ export function groupedIdentities(): u32 {
   return n;
 }
 
-function wordsHash(list: usize, n: u32): u32 {
-  let h: u32 = 0x811c9dc5;
-  for (let i: u32 = 0; i < n; i++) h = (h ^ wordAt(list, i)) * 0x01000193;
-  return h;
-}
-
 // The store: chunks (word 0 links the previous one), bump-allocated, freed whole at regroup.
 let storeChunk: usize = 0;
 let storeUsed: u32 = 0;
@@ -1460,10 +1461,27 @@ let entrySlots: usize = 0;
 let entryMask: u32 = 0;
 let entryCount: u32 = 0;
 
-function slotEntry(entry: usize, hash: u32): void {
-  let i = hash & entryMask;
-  while (wordAt(entrySlots, i) != 0) i = (i + 1) & entryMask;
-  setWord(entrySlots, i, <u32>entry);
+/** Puts `value` (not 0) in the first empty slot from `hash` of an open-addressing table of words. */
+function slotPut(slots: usize, mask: u32, value: u32, hash: u32): void {
+  let i = hash & mask;
+  while (wordAt(slots, i) != 0) i = (i + 1) & mask;
+  setWord(slots, i, value);
+}
+
+/** The table at `old` (mask `oldMask`) with twice the slots, each value put again by `hashOf`; `old` is freed. */
+function slotsGrown(old: usize, oldMask: u32, hashOf: (value: u32) => u32): usize {
+  const mask = oldMask * 2 + 1;
+  const slots = allocWords(mask + 1);
+  for (let i: u32 = 0; i <= oldMask; i++) {
+    const value = wordAt(old, i);
+    if (value != 0) slotPut(slots, mask, value, hashOf(value));
+  }
+  heap.free(old);
+  return slots;
+}
+
+function entryHash(entry: u32): u32 {
+  return wordsHash(<usize>entry, load<u32>(<usize>entry) + 1);
 }
 
 /** The interned entry equal to `count, rows…` at `key`: its address in the store. */
@@ -1478,21 +1496,12 @@ function entryOf(key: usize): u32 {
   const entry = storeAlloc(words);
   memory.copy(entry, key, (<usize>words) << 2);
   entryCount++;
-  if (entryCount * 2 <= entryMask + 1) {
-    slotEntry(entry, hash);
-    return <u32>entry;
+  if (entryCount * 2 > entryMask + 1) {
+    groupBytes += (<usize>(entryMask + 1)) << 2;
+    entrySlots = slotsGrown(entrySlots, entryMask, entryHash);
+    entryMask = entryMask * 2 + 1;
   }
-  const old = entrySlots;
-  const oldMask = entryMask;
-  entryMask = entryMask * 2 + 1;
-  groupBytes += (<usize>(entryMask - oldMask)) << 2;
-  entrySlots = allocWords(entryMask + 1);
-  for (let i: u32 = 0; i <= oldMask; i++) {
-    const other = <usize>wordAt(old, i);
-    if (other != 0) slotEntry(other, wordsHash(other, load<u32>(other) + 1));
-  }
-  heap.free(old);
-  slotEntry(entry, hash);
+  slotPut(entrySlots, entryMask, <u32>entry, hash);
   return <u32>entry;
 }
 
@@ -1586,10 +1595,8 @@ function buildGroup(hash: u32, k: u32): usize {
   return g;
 }
 
-function groupInsert(g: usize): void {
-  let i = load<u32>(g) & groupMask;
-  while (wordAt(groupSlots, i) != 0) i = (i + 1) & groupMask;
-  setWord(groupSlots, i, <u32>g);
+function groupHash(g: u32): u32 {
+  return load<u32>(<usize>g);
 }
 
 /**
@@ -1616,13 +1623,10 @@ function groupOf(k: u32): usize {
   } else g = buildGroup(hash, k);
   groupCount++;
   if (groupCount * 2 > groupMask + 1) {
-    const old = groupSlots;
-    const oldMask = groupMask;
+    groupSlots = slotsGrown(groupSlots, groupMask, groupHash);
     groupMask = groupMask * 2 + 1;
-    groupSlots = allocWords(groupMask + 1);
-    for (let i: u32 = 0; i <= oldMask; i++) if (wordAt(old, i) != 0) groupInsert(<usize>wordAt(old, i));
-    heap.free(old);
-  } else groupInsert(g);
+  }
+  slotPut(groupSlots, groupMask, <u32>g, hash);
   return refused ? 0 : g;
 }
 
@@ -1950,8 +1954,7 @@ function rankBefore(a: u32, b: u32): bool {
 
 /** The reasonRef of the union of `n` distinct reason sets (sorted ascending at setScratch), or MAX when full. */
 function internUnion(n: u32): u32 {
-  let hash: u32 = 0x811c9dc5;
-  for (let k: u32 = 0; k < n; k++) hash = (hash ^ wordAt(setScratch, k)) * 0x01000193;
+  const hash = wordsHash(setScratch, n);
   for (let i = hash & combinedMask; ; i = (i + 1) & combinedMask) {
     const k = wordAt(combinedSlots, i * 2);
     if (k == 0) break;
