@@ -244,7 +244,7 @@ class Normaliser {
         const l = this.terms(e.left);
         const r = this.terms(e.right);
         if (l === undefined || r === undefined) return undefined;
-        return minimalTerms(e.op === "||" ? [...l, ...r] : l.flatMap((a) => r.map((b) => [...new Set([...a, ...b])].sort((x, y) => x - y))));
+        return distinctTerms(e.op === "||" ? [...l, ...r] : l.flatMap((a) => r.map((b) => [...new Set([...a, ...b])].sort((x, y) => x - y))));
       }
       case "like":
         return [[this.identityAtom({ kind: "pattern", pattern: normalisePattern((e.pattern as A.StringLit).value) })]];
@@ -585,7 +585,7 @@ export function normalisePolicy(policy: PolicySet): NormalPolicy {
  * equal terms go: a term that holds a smaller one still decides which identity class a rule
  * is evaluated in, with which atoms true.)
  */
-function minimalTerms(terms: Term[]): Term[] {
+function distinctTerms(terms: Term[]): Term[] {
   const seen = new Set<string>();
   return terms.filter((t) => {
     const key = t.join(",");

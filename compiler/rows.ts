@@ -603,13 +603,14 @@ export class TableBuilder {
       const uTo = g.axes & 1 ? g.uidFrom[uj + 1]! : 1;
       const gFrom = g.axes & 2 ? g.gidFrom[gj]! : 0;
       const gTo = g.axes & 2 ? g.gidFrom[gj + 1]! : 1;
-      const width = g.axes & 2 ? (g.axes & 1 ? G : 1) : 1;
+      // A (uid, gid) cell's row is `ui * G + gi`; a uid (gid) list's is `ui` (`gi`), the other 0.
+      const width = g.axes === 3 ? G : 1;
       const n = (uTo - uFrom) * (gTo - gFrom) * (kTo - kFrom);
       if (cellBuffer.length < n) cellBuffer = new Int32Array(2 * n);
       let at = 0;
       for (let ui = uFrom; ui < uTo; ui++) {
         for (let gi = gFrom; gi < gTo; gi++) {
-          const base = ((g.axes & 1 ? ui * width : 0) + gi) * portCells;
+          const base = (ui * width + gi) * portCells;
           for (let pk = kFrom; pk < kTo; pk++) cellBuffer[at++] = base + pk;
         }
       }

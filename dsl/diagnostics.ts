@@ -190,30 +190,13 @@ export function toJsonDiagnostic(d: Diagnostic): JsonDiagnostic {
   };
 }
 
-/** Edit distance with adjacent transpositions (optimal string alignment), for "did you mean". */
-export function editDistance(a: string, b: string): number {
-  const rows = a.length + 1;
-  const cols = b.length + 1;
-  const d: number[] = new Array<number>(rows * cols).fill(0);
-  for (let i = 0; i < rows; i++) d[i * cols] = i;
-  for (let j = 0; j < cols; j++) d[j] = j;
-  for (let i = 1; i < rows; i++) {
-    for (let j = 1; j < cols; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let best = Math.min(d[(i - 1) * cols + j]! + 1, d[i * cols + j - 1]! + 1, d[(i - 1) * cols + j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[(i - 2) * cols + j - 2]! + 1);
-      d[i * cols + j] = best;
-    }
-  }
-  return d[rows * cols - 1]!;
-}
-
 /** Three rows of `boundedEditDistance`, grown as needed and reused (it runs for every candidate name). */
 let rows = [new Int32Array(64), new Int32Array(64), new Int32Array(64)];
 
 /**
- * `editDistance(a, b)` when it is at most `limit`, else `limit + 1`: rows are computed until
- * their smallest value exceeds `limit` (the smallest value of a row never decreases).
+ * The edit distance of `a` and `b` with adjacent transpositions (optimal string alignment)
+ * when it is at most `limit`, else `limit + 1`: rows are computed until their smallest value
+ * exceeds `limit` (the smallest value of a row never decreases).
  */
 export function boundedEditDistance(a: string, b: string, limit: number): number {
   const cols = b.length + 1;
