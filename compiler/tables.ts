@@ -162,13 +162,12 @@ type Split = 1 | 2 | 3;
 /** Some rules evaluated with these identity atoms true, and their groups at each split (memoised). */
 class Part {
   private readonly bySplit: (NormalRule[][] | undefined)[] = [];
+  private readonly classesBySplit: (number[] | undefined)[] = [];
 
   constructor(
     readonly rules: readonly NormalRule[],
     readonly atoms: ReadonlySet<number>,
   ) {}
-
-  private readonly classesBySplit: (number[] | undefined)[] = [];
 
   groups(split: Split): NormalRule[][] {
     return (this.bySplit[split] ??= partGroups(this.rules, split));
@@ -230,11 +229,11 @@ class ClassRegistry {
   }
 
   /**
-   * A shared part for peers: the list of its classes without the rules that negate exact IDs
-   * (which exact IDs share too) and of the negating rules' classes.
+   * A shared part for peers: the list of the classes of its rules that negate no exact ID
+   * (`clean`, whose classes exact IDs share too) and of the class of those that do.
    */
-  shared(rules: readonly NormalRule[], atoms: ReadonlySet<number>, negating: (r: NormalRule) => boolean): number {
-    return this.list([...this.part(rules.filter((r) => !negating(r)), atoms, false), ...this.part(rules.filter(negating), atoms, false, 1)], false);
+  shared(clean: Part, negatingRules: readonly NormalRule[]): number {
+    return this.list([...clean.classes(3, this), ...this.part(negatingRules, clean.atoms, false, 1)], false);
   }
 
   /** The list of these classes; a class without rules stands for an empty one. */
@@ -416,15 +415,17 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
   // Every shared part keeps the rules that read an exact ID under a negation apart (`negating`):
   // an exact ID has them in one class of its own instead (see above).
   const emptyTermRules = byTerm.get("")?.rules ?? [];
-  const emptyTermList = registry.shared(emptyTermRules, none, negating);
+  const emptyPart = new Part(emptyTermRules.filter((r) => !negating(r)), none);
+  const emptyTermList = registry.shared(emptyPart, emptyTermRules.filter(negating));
   const terms = [...byTerm.values()].filter((t) => t.term.length > 0).sort((a, b) => a.term.length - b.term.length || a.term.join(",").localeCompare(b.term.join(",")));
   const termAtoms = [...new Set(terms.flatMap((t) => t.term))].sort((a, b) => a - b);
   const patternIndex = new Map(termAtoms.map((a, i) => [a, i]));
   const termPatterns = termAtoms.map((a) => policy.identityAtoms[a]!.pattern.pieces);
   const termsByFirst: { patterns: number[]; list: number }[][] = termAtoms.map(() => []);
-  for (const { term, rules } of terms) {
-    const patterns = term.map((a) => patternIndex.get(a)!);
-    termsByFirst[patterns[0]!]!.push({ patterns, list: registry.shared(rules, new Set(term), negating) });
+  const termPart = new Map(terms.map((t) => [t, new Part(t.rules.filter((r) => !negating(r)), new Set(t.term))]));
+  for (const t of terms) {
+    const patterns = t.term.map((a) => patternIndex.get(a)!);
+    termsByFirst[patterns[0]!]!.push({ patterns, list: registry.shared(termPart.get(t)!, t.rules.filter(negating)) });
   }
 
   // Exact IDs: their own classes (the rules that read them), the shared parts without the
@@ -442,8 +443,6 @@ function buildIdentityClasses(policy: NormalPolicy, lists: ClassLists, dst: Dest
   const patternAtoms = policy.identityAtoms.map((_a, i) => i).filter(isPattern);
   const patternBytes = patternAtoms.map((a) => policy.identityAtoms[a]!.pattern.pieces.map((p) => encoder.encode(p)));
   const allNonMonotone = componentRules.flat();
-  const emptyPart = new Part(emptyTermRules.filter((r) => !negating(r)), none);
-  const termPart = new Map(terms.map((t) => [t, new Part(t.rules.filter((r) => !negating(r)), new Set(t.term))]));
   // What the shared parts are at a set of patterns, computed once per set (many exact IDs
   // match the same patterns).
   const atSignature = new Map<string, { negating: Part; negated: Set<number>; separate: Part[]; merged: Part[] }>();
