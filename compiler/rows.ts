@@ -14,6 +14,53 @@ export class LoweringError extends Error {}
 /** The most cells (uid × gid × protocol × port intervals) one identity class's grid may have: about 30 bytes each while it is built (the largest class of the generated 100,000-rule set has 413,540). */
 export const MAX_CLASS_CELLS = 2 ** 23;
 
+/** The fewest rules of a class `groupClasses` may group (smaller classes are cheap alone). */
+const GROUP_MIN_RULES = 32;
+/** How many of the latest groups of the same atoms a class is compared with. */
+const GROUP_CANDIDATES = 32;
+
+/**
+ * Groups the classes whose rows one walk builds (`TableBuilder.groupRows`): classes
+ * evaluated with the same identity atoms whose rules differ in a few (at most 3 %, or 4),
+ * such as an exact ID's part of negating rules, which is the shared one less the few rules
+ * that negate that ID. Greedy in class order, so deterministic; a group's union of rules
+ * stays within 5 % of its first class's. Groups are listed by their first class.
+ */
+export function groupClasses(classes: readonly IdentityClass[]): number[][] {
+  const groups: number[][] = [];
+  const open = new Map<string, { members: number[]; rules: Set<number>; limit: number }[]>();
+  classes.forEach((c, s) => {
+    if (c.rules.length < GROUP_MIN_RULES) {
+      groups.push([s]);
+      return;
+    }
+    const key = `${c.unidentified ? "u" : "i"}|${[...c.atoms].sort((a, b) => a - b).join(",")}`;
+    let candidates = open.get(key);
+    if (candidates === undefined) open.set(key, (candidates = []));
+    const slack = Math.max(4, Math.floor(c.rules.length * 0.03));
+    for (let k = candidates.length - 1; k >= Math.max(0, candidates.length - GROUP_CANDIDATES); k--) {
+      const g = candidates[k]!;
+      // Its rules the group lacks, and the group's rules it lacks.
+      let outside = 0;
+      for (const r of c.rules) if (!g.rules.has(r.index) && ++outside > slack) break;
+      if (outside > slack || outside + g.rules.size - (c.rules.length - outside) > slack || g.rules.size + outside > g.limit) continue;
+      g.members.push(s);
+      for (const r of c.rules) g.rules.add(r.index);
+      return;
+    }
+    const group = { members: [s], rules: new Set(c.rules.map((r) => r.index)), limit: Math.floor(c.rules.length * 1.05) + 4 };
+    candidates.push(group);
+    groups.push(group.members);
+  });
+  return groups;
+}
+
+/** A class's rows: its default row, and (destination class, row) entries. */
+export interface ClassRows {
+  readonly defaultRow: number;
+  readonly entries: [number, number][];
+}
+
 export const VERDICT_ALLOW = 1;
 export const VERDICT_DEFAULT = 2;
 
@@ -472,22 +519,43 @@ export class TableBuilder {
     return index;
   }
 
+  /** The rows of one class (`groupRows` of a group of one). */
+  classRows(cls: IdentityClass, dst: DestinationView): ClassRows {
+    return this.groupRows([cls], dst)[0]!;
+  }
+
   /**
-   * The rows of one class: its default row (a destination inside none of the CIDRs its rules
-   * name) and, per CIDR its rules name, the row of that CIDR's destination class, unless it
-   * equals the row its nearest named enclosing CIDR (or the default) already gives (the
-   * lookup walks a destination's enclosing CIDRs: docs/bundle-format.md, step 3).
+   * The rows of each class of a group (`groupClasses`: the same identity atoms, nearly the
+   * same rules): per class, its default row (a destination inside none of the CIDRs its
+   * rules name) and, per CIDR its rules name, the row of that CIDR's destination class,
+   * unless it equals the row its nearest named enclosing CIDR (or the default) already
+   * gives (the lookup walks a destination's enclosing CIDRs: docs/bundle-format.md, step 3).
    *
-   * Evaluated on the class's grid (the uid, gid and port intervals its rules' constants cut,
-   * both protocols). Each rule is evaluated on its own grid (the intervals its own constants
-   * cut, which the class's grid refines). The named CIDRs are visited depth first (enclosing
-   * CIDRs first); a CIDR's matches differ from its nearest named enclosing CIDR's only for
-   * the rules naming it, and only those are evaluated again: their changed cells edit the
-   * enclosing CIDR's state, and the edits are undone when the walk leaves the CIDR.
+   * One walk evaluates the union of the group's rules on its grid (the uid, gid and port
+   * intervals their constants cut, both protocols; rows are merged over equal neighbours, so
+   * a finer grid gives the same rows). Each rule is evaluated on its own grid (the intervals
+   * its own constants cut, which the union's refines). The named CIDRs are visited depth
+   * first (enclosing CIDRs first); a CIDR's matches differ from its nearest named enclosing
+   * CIDR's only for the rules naming it, and only those are evaluated again: their changed
+   * cells edit the enclosing CIDR's state, and the edits are undone when the walk leaves
+   * the CIDR. A class's verdicts at a CIDR are the union's, with the cells where its
+   * missing rules match decided again without them.
    */
-  classRows(cls: IdentityClass, dst: DestinationView): { defaultRow: number; entries: [number, number][] } {
+  groupRows(classes: readonly IdentityClass[], dst: DestinationView): ClassRows[] {
+    const cls = classes[0]!;
+    const union = new Map<number, NormalRule>();
+    for (const c of classes) for (const r of c.rules) union.set(r.index, r);
     // Positions in rule-id order, so that lists of matching rules are reason sets as they are.
-    const rules = [...cls.rules].sort((a, b) => this.rank[a.index]! - this.rank[b.index]!);
+    const rules = [...union.values()].sort((a, b) => this.rank[a.index]! - this.rank[b.index]!);
+    const positionOf = new Map(rules.map((r, i) => [r.index, i]));
+    /** Per class, the positions of the union's rules it lacks. */
+    const missing = classes.map((c) => {
+      const has = new Uint8Array(rules.length);
+      for (const r of c.rules) has[positionOf.get(r.index)!] = 1;
+      const out: number[] = [];
+      has.forEach((h, i) => h === 0 && out.push(i));
+      return out;
+    });
     const uids = axisStarts(rules, "uid");
     const gids = axisStarts(rules, "gid");
     const ports = axisStarts(rules, "port");
@@ -498,6 +566,7 @@ export class TableBuilder {
     const ugCount = uids.length * G;
     const cellCount = ugCount * portCells;
     // INVARIANT (undo records `index * 8 + kind` in 32 bits): cellCount * 8 < 2^31.
+    if (cellCount > MAX_CLASS_CELLS && classes.length > 1) return classes.map((c) => this.classRows(c, dst));
     if (cellCount > MAX_CLASS_CELLS) throw new LoweringError(`one identity class (${rules.length} rules) cuts ${cellCount} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
     const grids = rules.map((r) => ownGrid(r, uids, gids, ports));
 
@@ -541,6 +610,7 @@ export class TableBuilder {
     // edits a list per interval of that axis, not one per cell of the uid × gid grid. Forbids
     // and permits apart: a cell with a forbid is decided by its forbids alone.
     const U = uids.length;
+    const M = classes.length;
     const lists = new ListTable();
     const empty = lists.empty;
     const spans = [portCells, U * portCells, G * portCells, cellCount];
@@ -636,7 +706,106 @@ export class TableBuilder {
         for (let pk = 0; pk < portCells; pk++, c++) verdicts[c] = decideAt(c, pk, u * portCells + pk, g * portCells + pk);
       }
     }
-    const defaultRow = this.row(uids, gids, ports, verdicts);
+
+    // A class's verdicts are the union's, with the cells where its missing rules match
+    // decided again without them (`patch`), while its row is made (`memberRow`).
+    const absent = missing.map((miss) => {
+      const out = new Uint8Array(rules.length);
+      for (const i of miss) out[i] = 1;
+      return out;
+    });
+    /** Per rule some class lacks: the class's interval → the rule's own interval, per axis. */
+    const ownIndex: { uid: Int32Array; gid: Int32Array; port: Int32Array }[] = [];
+    const inverse = (from: Int32Array, n: number) => {
+      const out = new Int32Array(n);
+      for (let j = 0; j + 1 < from.length; j++) out.fill(j, from[j]!, from[j + 1]!);
+      return out;
+    };
+    for (const miss of missing) for (const i of miss) ownIndex[i] ??= { uid: inverse(grids[i]!.uidFrom, U), gid: inverse(grids[i]!.gidFrom, G), port: inverse(grids[i]!.portFrom, P) };
+    /** Whether rule i (some class lacks it) matches now in cell (u, g, pk). */
+    const matchesAt = (i: number, u: number, g: number, pk: number): boolean => {
+      const own = ownIndex[i]!;
+      const grid = grids[i]!;
+      const pi = pk >= P ? 1 : 0;
+      return current[i]![((own.uid[u]! * grid.gids.length + own.gid[g]!) * 2 + pi) * grid.ports.length + own.port[pk - pi * P]!] === 1;
+    };
+    const patchAt = new Int32Array(M > 1 ? cellCount : 0);
+    let patchEpoch = 0;
+    const patchCells = new IntStack();
+    const patchUndo = new IntStack();
+    const markCell = (c: number) => {
+      if (patchAt[c] === patchEpoch) return;
+      patchAt[c] = patchEpoch;
+      patchCells.push(c);
+    };
+    /** Marks the cells of list `x` of a rule reading `axes` (as the walk's `update` loops). */
+    const markList = (axes: number, x: number) => {
+      const pk = x % portCells;
+      const at = (x - pk) / portCells;
+      if (axes === 0) for (let ug = 0; ug < ugCount; ug++) markCell(ug * portCells + pk);
+      else if (axes === 1) for (let g = 0; g < G; g++) markCell((at * G + g) * portCells + pk);
+      else if (axes === 2) for (let u = 0; u < U; u++) markCell((u * G + at) * portCells + pk);
+      else markCell(x);
+    };
+    const without: ListNode[] = new Array<ListNode>(8).fill(empty);
+    /** Decides again, without class m's missing rules, the cells where they match; returns how many verdicts changed (`unpatch` restores them). */
+    const patch = (m: number): number => {
+      const miss = missing[m]!;
+      patchEpoch++;
+      patchCells.length = patchUndo.length = 0;
+      for (const i of miss) {
+        const bits = current[i]!;
+        for (let o = 0; o < bits.length; o++) {
+          if (!bits[o]) continue;
+          const n = cellsOf(i, o);
+          for (let k = 0; k < n; k++) markList(grids[i]!.axes, cellBuffer[k]!);
+        }
+      }
+      for (let t = 0; t < patchCells.length; t++) {
+        const c = patchCells.at(t);
+        const pk = c % portCells;
+        const ug = (c - pk) / portCells;
+        const g = ug % G;
+        const u = (ug - g) / G;
+        const at = [pk, u * portCells + pk, g * portCells + pk, c];
+        for (let kind = 0; kind < 8; kind++) without[kind] = arrays[kind]![at[kind >> 1]!]!;
+        for (const i of miss) if (matchesAt(i, u, g, pk)) without[kinds[i]!] = lists.edit(without[kinds[i]!]!, i, false);
+        const [a, ap, b, bp, x, xp, y, yp] = without as [ListNode, ListNode, ListNode, ListNode, ListNode, ListNode, ListNode, ListNode];
+        const v =
+          a.length !== 0 || b.length !== 0 || x.length !== 0 || y.length !== 0
+            ? unionVerdict(a, b, x, y)
+            : ap.length !== 0 || bp.length !== 0 || xp.length !== 0 || yp.length !== 0
+              ? unionVerdict(ap, bp, xp, yp)
+              : (defaultVerdict ??= this.defaultVerdict(cls.unidentified));
+        if (v !== verdicts[c]) {
+          patchUndo.push(c, verdicts[c]!);
+          verdicts[c] = v;
+        }
+      }
+      return patchUndo.length / 2;
+    };
+    const unpatch = () => {
+      while (patchUndo.length > 0) {
+        const before = patchUndo.pop();
+        verdicts[patchUndo.pop()] = before;
+      }
+    };
+    /** A state of the walk: the union's row there (-1 until made) and each class's. */
+    interface RowsAt {
+      uRow: number;
+      readonly rows: Int32Array;
+    }
+    /** The union's row now (in state `f`), made once. */
+    const unionRow = (f: RowsAt) => (f.uRow >= 0 ? f.uRow : (f.uRow = this.row(uids, gids, ports, verdicts)));
+    /** Class m's row now (in state `f`). */
+    const memberRow = (m: number, f: RowsAt): number => {
+      if (missing[m]!.length === 0 || patch(m) === 0) return unionRow(f);
+      const row = this.row(uids, gids, ports, verdicts);
+      unpatch();
+      return row;
+    };
+    const base: RowsAt = { uRow: -1, rows: new Int32Array(M) };
+    for (let m = 0; m < M; m++) base.rows[m] = memberRow(m, base);
 
     // Destination class of each CIDR the rules name → the positions of the rules naming it.
     const naming = new Map<number, number[]>();
@@ -663,13 +832,13 @@ export class TableBuilder {
     const undoLists = this.undoLists;
     const undoVerdicts = this.undoVerdicts;
     undoCells.length = undoLists.length = undoVerdicts.length = 0;
-    const stack: { d: number; row: number; rules: number; cells: number; verdicts: number }[] = [];
+    const stack: (RowsAt & { d: number; rules: number; cells: number; verdicts: number })[] = [];
     // Per kind of list (`axes`), the lists a frame changed that may change verdicts, once each.
     const touchedAt = spans.map((n) => new Int32Array(n).fill(-1));
     const touched = this.touched;
     for (const t of touched) t.length = 0;
     const decidedAt = new Int32Array(cellCount).fill(-1);
-    const entries: [number, number][] = [];
+    const entries = classes.map((): [number, number][] => []);
     named.forEach((d, visit) => {
       let up = dst.parent[d]!;
       while (up !== 0 && !naming.has(up)) up = dst.parent[up]!;
@@ -685,8 +854,8 @@ export class TableBuilder {
         }
         while (undoRules.length > f.rules) current[undoRules.pop()!] = undoBits.pop()!;
       }
-      const enclosingRow = stack.length > 0 ? stack[stack.length - 1]!.row : defaultRow;
-      const frame = { d, row: enclosingRow, rules: undoRules.length, cells: undoCells.length, verdicts: undoVerdicts.length };
+      const parent = stack.length > 0 ? stack[stack.length - 1]! : base;
+      const frame = { d, uRow: -1, rows: new Int32Array(M), rules: undoRules.length, cells: undoCells.length, verdicts: undoVerdicts.length };
       const destination = dst.classCidrs[d]!;
       for (const i of naming.get(d)!) {
         const size = ownCells(i);
@@ -767,11 +936,23 @@ export class TableBuilder {
         update((ug - g) / G, g, pk);
       }
       for (const t of touched) t.length = 0;
-      if (undoVerdicts.length > frame.verdicts) frame.row = this.row(uids, gids, ports, verdicts);
+      // Unchanged verdicts: the union's row is its parent's.
+      if (undoVerdicts.length === frame.verdicts) frame.uRow = parent.uRow;
+      const namers = naming.get(d)!;
+      for (let m = 0; m < M; m++) {
+        // A CIDR only a class's missing rules name leaves its state as its parent's.
+        const lacks = absent[m]!;
+        if (!namers.some((i) => lacks[i] === 0)) {
+          frame.rows[m] = parent.rows[m]!;
+          continue;
+        }
+        const row = memberRow(m, frame);
+        frame.rows[m] = row;
+        if (row !== parent.rows[m]) entries[m]!.push([d, row]);
+      }
       stack.push(frame);
-      if (frame.row !== enclosingRow) entries.push([d, frame.row]);
     });
-    return { defaultRow, entries };
+    return classes.map((_c, m) => ({ defaultRow: base.rows[m]!, entries: entries[m]! }));
   }
 }
 

@@ -8,7 +8,7 @@
 // policy gives the same words.
 import type { Cidr, PolicySet } from "./model.js";
 import { normalisePolicy, type NormalPolicy, type NormalRule } from "./normalise.js";
-import { axisStarts, LoweringError, ruleStarts, TableBuilder, type IdentityClass } from "./rows.js";
+import { axisStarts, groupClasses, LoweringError, ruleStarts, TableBuilder, type IdentityClass } from "./rows.js";
 
 export const SECTION = {
   META: 1,
@@ -581,7 +581,12 @@ function needsIdentityAtom(r: NormalRule, dst: DestinationClasses): boolean {
 }
 
 /** Builds the decision tables of a checked policy set. Throws `LoweringError` past the limits. */
-export function buildDecisionTables(policySet: PolicySet): DecisionTables {
+export interface BuildOptions {
+  /** Which classes share a walk (`TableBuilder.groupRows`); tests pass others to check that any grouping gives the same decisions. */
+  readonly group?: (classes: readonly IdentityClass[]) => number[][];
+}
+
+export function buildDecisionTables(policySet: PolicySet, options: BuildOptions = {}): DecisionTables {
   const policy = normalisePolicy(policySet);
   const dst = buildDestinationClasses(policy.cidrs);
   const lists = new ClassLists();
@@ -589,11 +594,13 @@ export function buildDecisionTables(policySet: PolicySet): DecisionTables {
   const builder = new TableBuilder(policy);
   const pairs: [number, number, number][] = [];
   const defaultRow: number[] = [];
-  ids.classes.forEach((cls, s) => {
-    const { defaultRow: row, entries } = builder.classRows(cls, dst);
-    defaultRow[s] = row;
-    for (const [d, r] of entries) pairs.push([s, d, r]);
-  });
+  for (const group of (options.group ?? groupClasses)(ids.classes)) {
+    builder.groupRows(group.map((s) => ids.classes[s]!), dst).forEach(({ defaultRow: row, entries }, k) => {
+      const s = group[k]!;
+      defaultRow[s] = row;
+      for (const [d, r] of entries) pairs.push([s, d, r]);
+    });
+  }
 
   const words = encode(policy, ids, dst, builder, pairs, defaultRow, lists);
   const workloadLists = new Map(policySet.workloads.map((w) => [w.name, ids.exact.get(w.id)!]));
