@@ -747,7 +747,8 @@ export class TableBuilder {
       else if (axes === 2) for (let u = 0; u < U; u++) markCell((u * G + at) * portCells + pk);
       else markCell(x);
     };
-    const without: ListNode[] = new Array<ListNode>(8).fill(empty);
+    /** The missing rules that match in a cell being patched. */
+    const patchHits = new IntStack();
     /** Decides again, without class m's missing rules, the cells where they match; returns how many verdicts changed (`unpatch` restores them). */
     const patch = (m: number): number => {
       const miss = missing[m]!;
@@ -761,22 +762,52 @@ export class TableBuilder {
           for (let k = 0; k < n; k++) markList(grids[i]!.axes, cellBuffer[k]!);
         }
       }
+      const hits = patchHits;
       for (let t = 0; t < patchCells.length; t++) {
         const c = patchCells.at(t);
         const pk = c % portCells;
         const ug = (c - pk) / portCells;
         const g = ug % G;
         const u = (ug - g) / G;
-        const at = [pk, u * portCells + pk, g * portCells + pk, c];
-        for (let kind = 0; kind < 8; kind++) without[kind] = arrays[kind]![at[kind >> 1]!]!;
-        for (const i of miss) if (matchesAt(i, u, g, pk)) without[kinds[i]!] = lists.edit(without[kinds[i]!]!, i, false);
-        const [a, ap, b, bp, x, xp, y, yp] = without as [ListNode, ListNode, ListNode, ListNode, ListNode, ListNode, ListNode, ListNode];
-        const v =
-          a.length !== 0 || b.length !== 0 || x.length !== 0 || y.length !== 0
-            ? unionVerdict(a, b, x, y)
-            : ap.length !== 0 || bp.length !== 0 || xp.length !== 0 || yp.length !== 0
-              ? unionVerdict(ap, bp, xp, yp)
-              : (defaultVerdict ??= this.defaultVerdict(cls.unidentified));
+        const uk = u * portCells + pk;
+        const gk = g * portCells + pk;
+        hits.length = 0;
+        for (const i of miss) if (matchesAt(i, u, g, pk)) hits.push(i);
+        // Its matching forbids less the missing ones; unless one is missing, they decide as before.
+        let a = flatF[pk]!;
+        let b = uidF[uk]!;
+        let x = gidF[gk]!;
+        let y = bothF[c]!;
+        let forbidGone = false;
+        for (let h = 0; h < hits.length; h++) {
+          const i = hits.at(h);
+          const kind = kinds[i]!;
+          if (kind & 1) continue;
+          forbidGone = true;
+          if (kind === 0) a = lists.edit(a, i, false);
+          else if (kind === 2) b = lists.edit(b, i, false);
+          else if (kind === 4) x = lists.edit(x, i, false);
+          else y = lists.edit(y, i, false);
+        }
+        const forbids = a.length !== 0 || b.length !== 0 || x.length !== 0 || y.length !== 0;
+        if (forbids && !forbidGone) continue;
+        let v: number;
+        if (forbids) v = unionVerdict(a, b, x, y);
+        else {
+          let ap = flatP[pk]!;
+          let bp = uidP[uk]!;
+          let xp = gidP[gk]!;
+          let yp = bothP[c]!;
+          for (let h = 0; h < hits.length; h++) {
+            const i = hits.at(h);
+            const kind = kinds[i]!;
+            if (kind === 1) ap = lists.edit(ap, i, false);
+            else if (kind === 3) bp = lists.edit(bp, i, false);
+            else if (kind === 5) xp = lists.edit(xp, i, false);
+            else if (kind === 7) yp = lists.edit(yp, i, false);
+          }
+          v = ap.length !== 0 || bp.length !== 0 || xp.length !== 0 || yp.length !== 0 ? unionVerdict(ap, bp, xp, yp) : (defaultVerdict ??= this.defaultVerdict(cls.unidentified));
+        }
         if (v !== verdicts[c]) {
           patchUndo.push(c, verdicts[c]!);
           verdicts[c] = v;
