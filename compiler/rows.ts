@@ -637,6 +637,9 @@ export class TableBuilder {
       } else lastVerdict = this.unionVerdict(rules, lists, lists.canon(a), lists.canon(b), lists.canon(c), lists.canon(d));
       return lastVerdict;
     };
+    /** The verdict of a cell without forbids, whose permits are the union of these lists. */
+    const permitsOrDefault = (ap: ListNode, bp: ListNode, xp: ListNode, yp: ListNode): number =>
+      ap.length !== 0 || bp.length !== 0 || xp.length !== 0 || yp.length !== 0 ? unionVerdict(ap, bp, xp, yp) : (defaultVerdict ??= this.defaultVerdict(cls.unidentified));
     /** The verdict of cell c: (uid interval u, gid interval g) × port cell pk, with uk = u * portCells + pk, gk = g * portCells + pk. */
     const decideAt = (c: number, pk: number, uk: number, gk: number): number => {
       const a = flatF[pk]!;
@@ -644,12 +647,7 @@ export class TableBuilder {
       const x = gidF[gk]!;
       const y = bothF[c]!;
       if (a.length !== 0 || b.length !== 0 || x.length !== 0 || y.length !== 0) return unionVerdict(a, b, x, y);
-      const ap = flatP[pk]!;
-      const bp = uidP[uk]!;
-      const xp = gidP[gk]!;
-      const yp = bothP[c]!;
-      if (ap.length !== 0 || bp.length !== 0 || xp.length !== 0 || yp.length !== 0) return unionVerdict(ap, bp, xp, yp);
-      return (defaultVerdict ??= this.defaultVerdict(cls.unidentified));
+      return permitsOrDefault(flatP[pk]!, uidP[uk]!, gidP[gk]!, bothP[c]!);
     };
     /** Which of `arrays` rule i edits. */
     const kinds = rules.map((r, i) => grids[i]!.axes * 2 + (r.effect === "forbid" ? 0 : 1));
@@ -685,6 +683,20 @@ export class TableBuilder {
         }
       }
       return n;
+    };
+
+    /**
+     * Visits the cells (uid interval, gid interval, port cell) of list `x` of a rule reading
+     * `axes`: a flat list's port cell in every uid × gid cell, a uid (gid) list's in every gid
+     * (uid) interval, a (uid, gid) list's one cell.
+     */
+    const cellsOfList = (axes: number, x: number, visit: (u: number, g: number, pk: number) => void) => {
+      const pk = x % portCells;
+      const at = (x - pk) / portCells;
+      if (axes === 0) for (let u = 0; u < U; u++) for (let g = 0; g < G; g++) visit(u, g, pk);
+      else if (axes === 1) for (let g = 0; g < G; g++) visit(at, g, pk);
+      else if (axes === 2) for (let u = 0; u < U; u++) visit(u, at, pk);
+      else visit((at - (at % G)) / G, at % G, pk);
     };
 
     const noDestination = new Set<number>();
@@ -738,15 +750,7 @@ export class TableBuilder {
       patchAt[c] = patchEpoch;
       patchCells.push(c);
     };
-    /** Marks the cells of list `x` of a rule reading `axes` (as the walk's `update` loops). */
-    const markList = (axes: number, x: number) => {
-      const pk = x % portCells;
-      const at = (x - pk) / portCells;
-      if (axes === 0) for (let ug = 0; ug < ugCount; ug++) markCell(ug * portCells + pk);
-      else if (axes === 1) for (let g = 0; g < G; g++) markCell((at * G + g) * portCells + pk);
-      else if (axes === 2) for (let u = 0; u < U; u++) markCell((u * G + at) * portCells + pk);
-      else markCell(x);
-    };
+    const markAt = (u: number, g: number, pk: number) => markCell((u * G + g) * portCells + pk);
     /** The missing rules that match in a cell being patched. */
     const patchHits = new IntStack();
     /** Decides again, without class m's missing rules, the cells where they match; returns how many verdicts changed (`unpatch` restores them). */
@@ -759,7 +763,7 @@ export class TableBuilder {
         for (let o = 0; o < bits.length; o++) {
           if (!bits[o]) continue;
           const n = cellsOf(i, o);
-          for (let k = 0; k < n; k++) markList(grids[i]!.axes, cellBuffer[k]!);
+          for (let k = 0; k < n; k++) cellsOfList(grids[i]!.axes, cellBuffer[k]!, markAt);
         }
       }
       const hits = patchHits;
@@ -806,7 +810,7 @@ export class TableBuilder {
             else if (kind === 5) xp = lists.edit(xp, i, false);
             else if (kind === 7) yp = lists.edit(yp, i, false);
           }
-          v = ap.length !== 0 || bp.length !== 0 || xp.length !== 0 || yp.length !== 0 ? unionVerdict(ap, bp, xp, yp) : (defaultVerdict ??= this.defaultVerdict(cls.unidentified));
+          v = permitsOrDefault(ap, bp, xp, yp);
         }
         if (v !== verdicts[c]) {
           patchUndo.push(c, verdicts[c]!);
@@ -869,6 +873,19 @@ export class TableBuilder {
     const touched = this.touched;
     for (const t of touched) t.length = 0;
     const decidedAt = new Int32Array(cellCount).fill(-1);
+    /** The index of the CIDR being visited (`decidedAt`'s stamp). */
+    let visiting = -1;
+    /** Decides cell (u, g, pk) again, once per visit, recording a changed verdict for undo. */
+    const update = (u: number, g: number, pk: number) => {
+      const c = (u * G + g) * portCells + pk;
+      if (decidedAt[c] === visiting) return;
+      decidedAt[c] = visiting;
+      const v = decideAt(c, pk, u * portCells + pk, g * portCells + pk);
+      if (v !== verdicts[c]) {
+        undoVerdicts.push(c, verdicts[c]!);
+        verdicts[c] = v;
+      }
+    };
     const entries = classes.map((): [number, number][] => []);
     named.forEach((d, visit) => {
       let up = dst.parent[d]!;
@@ -933,39 +950,10 @@ export class TableBuilder {
           current[i] = bits.slice();
         }
       }
-      const update = (u: number, g: number, pk: number) => {
-        const c = (u * G + g) * portCells + pk;
-        if (decidedAt[c] === visit) return;
-        decidedAt[c] = visit;
-        const v = decideAt(c, pk, u * portCells + pk, g * portCells + pk);
-        if (v !== verdicts[c]) {
-          undoVerdicts.push(c, verdicts[c]!);
-          verdicts[c] = v;
-        }
-      };
-      // The cells of each marked list: a flat list's port cell in every uid × gid cell, a uid
-      // (gid) list's in every gid (uid) interval.
-      const [flat, byUid, byGid, both] = touched as [IntStack, IntStack, IntStack, IntStack];
-      for (let t = 0; t < flat.length; t++) {
-        const pk = flat.at(t);
-        for (let u = 0; u < U; u++) for (let g = 0; g < G; g++) update(u, g, pk);
-      }
-      for (let t = 0; t < byUid.length; t++) {
-        const pk = byUid.at(t) % portCells;
-        const u = (byUid.at(t) - pk) / portCells;
-        for (let g = 0; g < G; g++) update(u, g, pk);
-      }
-      for (let t = 0; t < byGid.length; t++) {
-        const pk = byGid.at(t) % portCells;
-        const g = (byGid.at(t) - pk) / portCells;
-        for (let u = 0; u < U; u++) update(u, g, pk);
-      }
-      for (let t = 0; t < both.length; t++) {
-        const pk = both.at(t) % portCells;
-        const ug = (both.at(t) - pk) / portCells;
-        const g = ug % G;
-        update((ug - g) / G, g, pk);
-      }
+      visiting = visit;
+      touched.forEach((marked, axes) => {
+        for (let t = 0; t < marked.length; t++) cellsOfList(axes, marked.at(t), update);
+      });
       for (const t of touched) t.length = 0;
       // Unchanged verdicts: the union's row is its parent's.
       if (undoVerdicts.length === frame.verdicts) frame.uRow = parent.uRow;
