@@ -19,6 +19,11 @@ const GROUP_MIN_RULES = 32;
 /** How many of the latest groups of the same atoms a class is compared with. */
 const GROUP_CANDIDATES = 32;
 
+/** What a class evaluates its rules with: its identity atoms and whether it is unidentified's (classes with equal keys may share a walk). */
+export function atomsKey(c: IdentityClass): string {
+  return `${c.unidentified ? "u" : "i"}|${[...c.atoms].sort((a, b) => a - b).join(",")}`;
+}
+
 /**
  * Groups the classes whose rows one walk builds (`TableBuilder.groupRows`): classes
  * evaluated with the same identity atoms whose rules differ in a few (at most 3 %, or 4),
@@ -34,7 +39,7 @@ export function groupClasses(classes: readonly IdentityClass[]): number[][] {
       groups.push([s]);
       return;
     }
-    const key = `${c.unidentified ? "u" : "i"}|${[...c.atoms].sort((a, b) => a - b).join(",")}`;
+    const key = atomsKey(c);
     let candidates = open.get(key);
     if (candidates === undefined) open.set(key, (candidates = []));
     const slack = Math.max(4, Math.floor(c.rules.length * 0.03));

@@ -27,7 +27,7 @@ import type { PolicySet } from "../../compiler/model.js";
 import { checkSources, loadPolicySet } from "../../compiler/program.js";
 import { ReferenceEvaluator } from "../../compiler/reference.js";
 import type { Decision, Request } from "../../compiler/request.js";
-import type { IdentityClass } from "../../compiler/rows.js";
+import { atomsKey, type IdentityClass } from "../../compiler/rows.js";
 import { TableEvaluator } from "../../compiler/table-eval.js";
 import { buildDecisionTables } from "../../compiler/tables.js";
 import type { Evaluator } from "../../compiler/tests.js";
@@ -69,7 +69,7 @@ const allEngines: readonly Engine[] = [
 function groupByAtoms(classes: readonly IdentityClass[]): number[][] {
   const groups = new Map<string, number[]>();
   classes.forEach((c, s) => {
-    const key = `${c.unidentified}|${[...c.atoms].sort((a, b) => a - b).join(",")}`;
+    const key = atomsKey(c);
     const group = groups.get(key);
     if (group === undefined) groups.set(key, [s]);
     else group.push(s);
