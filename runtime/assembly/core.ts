@@ -537,10 +537,12 @@ function entryBefore(a: u32, b: u32): bool {
 }
 
 /**
- * Stable merge sort of `n` words at `list` by `before` (scratch of n words at `tmp`): the
- * one merge sort of words (entries at load, reason sets when uniting them).
+ * Stable merge sort of `n` values of type T at `list` by `before` (scratch of n values at
+ * `tmp`): the one merge sort (entries and interval starts at load, reason sets when uniting
+ * them, interval starts when building groups).
  */
-function sortWords(list: usize, tmp: usize, n: u32, before: (a: u32, b: u32) => bool): void {
+function sortBy<T>(list: usize, tmp: usize, n: u32, before: (a: T, b: T) => bool): void {
+  const size = <usize>sizeof<T>();
   for (let width: u32 = 1; width < n; width <<= 1) {
     for (let left: u32 = 0; left < n; left += width * 2) {
       const mid = min<u32>(left + width, n);
@@ -549,13 +551,21 @@ function sortWords(list: usize, tmp: usize, n: u32, before: (a: u32, b: u32) => 
       let j = mid;
       let k = left;
       while (i < mid && j < right) {
-        if (before(wordAt(list, j), wordAt(list, i))) setWord(tmp, k++, wordAt(list, j++));
-        else setWord(tmp, k++, wordAt(list, i++));
+        const a = load<T>(list + <usize>i * size);
+        const b = load<T>(list + <usize>j * size);
+        if (before(b, a)) {
+          store<T>(tmp + <usize>k * size, b);
+          j++;
+        } else {
+          store<T>(tmp + <usize>k * size, a);
+          i++;
+        }
+        k++;
       }
-      while (i < mid) setWord(tmp, k++, wordAt(list, i++));
-      while (j < right) setWord(tmp, k++, wordAt(list, j++));
+      for (; i < mid; i++, k++) store<T>(tmp + <usize>k * size, load<T>(list + <usize>i * size));
+      for (; j < right; j++, k++) store<T>(tmp + <usize>k * size, load<T>(list + <usize>j * size));
     }
-    memory.copy(list, tmp, (<usize>n) << 2);
+    memory.copy(list, tmp, <usize>n * size);
   }
 }
 
@@ -582,7 +592,7 @@ function flatten(n: u32): void {
     const p = wordAt(entryPrefix, i);
     if ((hiOf(i) & ~maskHi(p)) == 0 && (loOf(i) & ~maskLo(p)) == 0) setWord(order, valid++, i);
   }
-  sortWords(order, tmp, valid, entryBefore);
+  sortBy<u32>(order, tmp, valid, entryBefore);
   // The same address and prefix: keep the last in table order (the last of its run).
   let kept: u32 = 0;
   for (let k: u32 = 0; k < valid; k++) {
@@ -1005,32 +1015,8 @@ function probeRow(s: u32, c: u32): u32 {
   return row | (<u32>load<u8>(defaultOnlyRow + row) << 31);
 }
 
-/** Stable merge sort of `n` u64 keys at `keys` (scratch of n u64 at `tmp`). */
-function sortKeys(keys: usize, tmp: usize, n: u32): void {
-  for (let width: u32 = 1; width < n; width <<= 1) {
-    for (let left: u32 = 0; left < n; left += width * 2) {
-      const mid = min<u32>(left + width, n);
-      const right = min<u32>(left + width * 2, n);
-      let i = left;
-      let j = mid;
-      let k = left;
-      while (i < mid && j < right) {
-        const a = load<u64>(keys + ((<usize>i) << 3));
-        const b = load<u64>(keys + ((<usize>j) << 3));
-        if (b < a) {
-          store<u64>(tmp + ((<usize>k) << 3), b);
-          j++;
-        } else {
-          store<u64>(tmp + ((<usize>k) << 3), a);
-          i++;
-        }
-        k++;
-      }
-      for (; i < mid; i++, k++) store<u64>(tmp + ((<usize>k) << 3), load<u64>(keys + ((<usize>i) << 3)));
-      for (; j < right; j++, k++) store<u64>(tmp + ((<usize>k) << 3), load<u64>(keys + ((<usize>j) << 3)));
-    }
-    memory.copy(keys, tmp, (<usize>n) << 3);
-  }
+function keyBefore(a: u64, b: u64): bool {
+  return a < b;
 }
 
 // The interval list being built: `spanCount` starts at spanStarts, row words at spanRows.
@@ -1105,7 +1091,7 @@ function buildSpans(): void {
     const from = wordAt(slotStart, s);
     const count = wordAt(slotStart, s + 1) - from;
     const k0 = keys + ((<usize>from) << 3);
-    sortKeys(k0, tmp, count);
+    sortBy<u64>(k0, tmp, count, keyBefore);
     const dflt = rowWord(wordAt(defaultRow, s));
     spanCount = 0;
     spanEmit(0, dflt);
@@ -1527,7 +1513,7 @@ function buildGroup(hash: u32, k: u32): usize {
       at++;
     }
   }
-  sortKeys(keys, tmp, total);
+  sortBy<u64>(keys, tmp, total, keyBefore);
   heap.free(tmp);
   const starts = allocWords(total);
   const entries = allocWords(total);
@@ -1975,7 +1961,7 @@ function internUnion(n: u32): u32 {
       setWord(unionScratch, count++, rule);
     }
   }
-  sortWords(unionScratch, unionTmp, count, rankBefore);
+  sortBy<u32>(unionScratch, unionTmp, count, rankBefore);
   if (combinedCount == combinedCapacity) {
     combined = heap.realloc(combined, (<usize>combinedCapacity) * 2 * COMBINED_WORDS * 4);
     combinedCapacity *= 2;
