@@ -11,8 +11,14 @@ import type { NormalPolicy, NormalRule } from "./normalise.js";
 /** A policy past a lowering limit: refused, never approximated (PC3002). */
 export class LoweringError extends Error {}
 
-/** The most cells (uid × gid × protocol × port intervals) one identity class's grid may have: about 30 bytes each while it is built (the largest class of the generated 100,000-rule set has 413,540). */
+/**
+ * The most cells (uid × gid × protocol × port intervals) of one rule's own grid, and of the
+ * grid a row is made on: the cuts of a class's rules that match at one destination (in the
+ * generated 100,000-rule set at most 27,840; the grid of all of a class's rules, at most 446,600).
+ */
 export const MAX_CLASS_CELLS = 2 ** 23;
+/** The most words that grid's verdicts and masks (a word per cell, and one per 32 rules that read uid or gid) may take: 256 MiB. */
+export const MAX_GRID_WORDS = 2 ** 26;
 
 /** The fewest rules of a class `groupClasses` may group (smaller classes are cheap alone). */
 const GROUP_MIN_RULES = 32;
@@ -99,32 +105,17 @@ export function axisStarts(rules: readonly NormalRule[], axis: Axis): number[] {
 
 const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
-/**
- * An increasing list of numbers (rule positions or indices), with memoised verdicts and
- * edits. A node made by an edit is lazy: it is its parent's list with one element added or
- * removed, and its elements are written out only when they are read (`ListTable.canon`), so
- * that editing a long list costs no copy unless its verdict is needed.
- */
+/** An interned increasing list of numbers (a reason set: rule indices in rule-id order). */
 interface ListNode {
-  /** Numbers nodes in the order they were made (`ListTable`'s memo keys). */
+  /** Numbers nodes in the order they were made. */
   readonly id: number;
-  /** The sum of its elements' mixes: an edit updates it in constant time. */
-  readonly hash: number;
   readonly length: number;
-  /** Where its elements are in its table's arena, or -1 while lazy. */
-  start: number;
-  /** The interned node with the same elements (itself when it is that node); undefined while lazy. */
-  canonical: ListNode | undefined;
-  /** A lazy node's parent, and the element the edit added (`present`) or removed. */
-  readonly parent: ListNode | undefined;
-  readonly step: number;
-  readonly present: boolean;
+  /** Where its elements are in its table's arena. */
+  readonly start: number;
   /** The next interned node with the same hash. */
-  next: ListNode | undefined;
-  /** On an interned node: the verdict this list of matching rules resolves to alone (the class's lists hold only forbids or only permits). */
+  readonly next: ListNode | undefined;
+  /** The verdict whose deciding rules are this list (their effect is the verdict's: `TableBuilder.decidedBy`). */
   verdict?: number;
-  /** On an interned list: its union with other interned lists (`ListTable.union`). */
-  unions?: Map<ListNode, ListNode>;
 }
 
 /** A 32-bit mix of an integer (murmur3's finaliser), summed into a list's hash. */
@@ -134,9 +125,46 @@ function mix(x: number): number {
   return h ^ (h >>> 16);
 }
 
-/** The first index in `from` up to `end` of the increasing `data` whose element is not below `x`. */
-function lowerBound(data: Int32Array, from: number, end: number, x: number): number {
-  let lo = from;
+/**
+ * Interns increasing lists by a hash of their elements: equal lists are one node. The
+ * elements live in one growing arena (a typed array per list costs an allocation each).
+ */
+class ListTable {
+  private readonly byHash = new Map<number, ListNode>();
+  private count = 0;
+  /** The elements of every list; `top` words are used. Replaced when it grows: read it after `of`. */
+  data = new Int32Array(256);
+  private top = 0;
+  readonly empty: ListNode = this.of(new Int32Array(0));
+
+  /** The interned node of the first `length` elements of `items` (copied when new). */
+  of(items: Int32Array, length = items.length): ListNode {
+    if (this.top + length > this.data.length) {
+      const grown = new Int32Array(Math.max(this.data.length * 2, this.top + length));
+      grown.set(this.data.subarray(0, this.top));
+      this.data = grown;
+    }
+    let hash = 0;
+    for (let i = 0; i < length; i++) hash = (hash + mix(items[i]!)) | 0;
+    const data = this.data;
+    const first = this.byHash.get(hash);
+    for (let node = first; node !== undefined; node = node.next) {
+      if (node.length !== length) continue;
+      let i = 0;
+      while (i < length && data[node.start + i] === items[i]) i++;
+      if (i === length) return node;
+    }
+    data.set(items.subarray(0, length), this.top);
+    const node: ListNode = { id: this.count++, length, start: this.top, next: first };
+    this.top += length;
+    this.byHash.set(hash, node);
+    return node;
+  }
+}
+
+/** The first index of the increasing `data` (its first `end` elements) whose element is not below `x`. */
+function lowerBound(data: ArrayLike<number>, end: number, x: number): number {
+  let lo = 0;
   let hi = end;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
@@ -146,224 +174,61 @@ function lowerBound(data: Int32Array, from: number, end: number, x: number): num
   return lo;
 }
 
-/**
- * Interns increasing lists by a hash of their elements: equal lists written out are one node
- * (`canon`). The elements live in one growing arena (a typed array per list made the edits
- * of long lists cost an allocation each, and the collector's work on them).
- */
-class ListTable {
-  private readonly byHash = new Map<number, ListNode>();
-  /** Every node, by id. */
-  private readonly nodes: ListNode[] = [];
-  /**
-   * The edits made, an open-addressing table: slot k holds `node.id + 1` (0: empty), the
-   * edit `element * 2 + (added ? 1 : 0)` and the id of the node it gave. Typed arrays: a
-   * Map keyed by a number past 2^31 boxes every key.
-   */
-  private editNode = new Int32Array(1 << 8);
-  private editStep = new Int32Array(1 << 8);
-  private editOut = new Int32Array(1 << 8);
-  private editCount = 0;
-  /** The elements of every list written out; `top` words are used. Replaced when it grows: read it after `canon` or `of`. */
-  data = new Int32Array(256);
-  private top = 0;
-  /** A lazy node's edits, nearest first, and its changes by element (`canon`). */
-  private readonly chain: ListNode[] = [];
-  private readonly steps = new IntStack();
-  readonly empty: ListNode = this.of(new Int32Array(0));
+/** A rule's own grid: the uid, gid and port intervals its constants cut (`axes`: 1 if it reads uid, + 2 if gid). */
+interface OwnGrid {
+  readonly axes: number;
+  readonly uids: readonly number[];
+  readonly gids: readonly number[];
+  readonly ports: readonly number[];
+  /** Its cells: uids × gids × 2 protocols × ports. */
+  readonly cells: number;
+}
 
-  /** Room for `n` more words at `top`. */
-  private reserve(n: number): void {
-    if (this.top + n <= this.data.length) return;
-    const grown = new Int32Array(Math.max(this.data.length * 2, this.top + n));
-    grown.set(this.data.subarray(0, this.top));
-    this.data = grown;
-  }
+function ownGrid(r: NormalRule): OwnGrid {
+  const uids = ruleStarts(r, "uid");
+  const gids = ruleStarts(r, "gid");
+  const ports = ruleStarts(r, "port");
+  return { axes: (r.cuts.uid.size > 0 ? 1 : 0) + (r.cuts.gid.size > 0 ? 2 : 0), uids, gids, ports, cells: uids.length * gids.length * 2 * ports.length };
+}
 
-  private node(hash: number, length: number, parent: ListNode | undefined, step: number, present: boolean): ListNode {
-    const node: ListNode = { id: this.nodes.length, hash, length, start: -1, canonical: undefined, parent, step, present, next: undefined };
-    this.nodes.push(node);
-    return node;
-  }
+/** A growing typed array, kept from row to row. */
+class Scratch<T extends Int32Array | Uint32Array | Float64Array> {
+  constructor(private buffer: T) {}
 
-  /** The interned node of the first `length` elements of `items` (copied when new). */
-  of(items: Int32Array, length = items.length): ListNode {
-    this.reserve(length);
-    const data = this.data;
-    let hash = 0;
-    for (let i = 0; i < length; i++) {
-      const x = items[i]!;
-      data[this.top + i] = x;
-      hash = (hash + mix(x)) | 0;
-    }
-    return this.intern(length, hash, undefined);
-  }
-
-  /**
-   * The interned node of the `length` words at `top` (just written, not yet claimed), whose
-   * hash is `hash`: an equal node, else `lazy` (or a new node) claiming the words.
-   */
-  private intern(length: number, hash: number, lazy: ListNode | undefined): ListNode {
-    const data = this.data;
-    const at = this.top;
-    const first = this.byHash.get(hash);
-    for (let node = first; node !== undefined; node = node.next) {
-      if (node.length !== length) continue;
-      let i = 0;
-      const other = node.start;
-      while (i < length && data[other + i] === data[at + i]) i++;
-      if (i === length) return node;
-    }
-    const node = lazy ?? this.node(hash, length, undefined, 0, false);
-    node.start = at;
-    node.canonical = node;
-    node.next = first;
-    this.top += length;
-    this.byHash.set(hash, node);
-    return node;
-  }
-
-  /** The interned union of the interned, disjoint lists `a` and `b`, memoised on `a`. */
-  union(a: ListNode, b: ListNode): ListNode {
-    if (b.length === 0) return a;
-    if (a.length === 0) return b;
-    a.unions ??= new Map();
-    let out = a.unions.get(b);
-    if (out !== undefined) return out;
-    this.reserve(a.length + b.length);
-    const data = this.data;
-    let at = this.top;
-    let i = a.start;
-    let j = b.start;
-    const aEnd = a.start + a.length;
-    const bEnd = b.start + b.length;
-    while (i < aEnd || j < bEnd) data[at++] = j >= bEnd || (i < aEnd && data[i]! < data[j]!) ? data[i++]! : data[j++]!;
-    // The elements are disjoint: the union's hash is the sum of theirs.
-    out = this.intern(a.length + b.length, (a.hash + b.hash) | 0, undefined);
-    a.unions.set(b, out);
-    return out;
-  }
-
-  /** The interned node with `node`'s elements, written out if lazy: its parents' chain of edits applied to the nearest written-out one. */
-  canon(node: ListNode): ListNode {
-    if (node.canonical !== undefined) return node.canonical;
-    const chain = this.chain;
-    chain.length = 0;
-    let base = node;
-    while (base.canonical === undefined) {
-      chain.push(base);
-      base = base.parent!;
-    }
-    base = base.canonical;
-    // Each element's last edit decides whether it is in the list: (element, added) pairs by
-    // element, the nearest edit of each.
-    const steps = this.steps;
-    steps.length = 0;
-    for (const edit of chain) {
-      let at = steps.length;
-      steps.push(0, 0);
-      while (at > 0 && steps.at(at - 2) > edit.step) at -= 2;
-      if (at > 0 && steps.at(at - 2) === edit.step) {
-        steps.length -= 2;
-        continue;
-      }
-      const buffer = steps.buffer;
-      buffer.copyWithin(at + 2, at, steps.length - 2);
-      buffer[at] = edit.step;
-      buffer[at + 1] = edit.present ? 1 : 0;
-    }
-    this.reserve(base.length + steps.length / 2);
-    const data = this.data;
-    const changes = steps.buffer;
-    let out = this.top;
-    let i = base.start;
-    const end = base.start + base.length;
-    for (let k = 0; k < steps.length; k += 2) {
-      const step = changes[k]!;
-      // Elements below the change, then the change.
-      const at = lowerBound(data, i, end, step);
-      data.copyWithin(out, i, at);
-      out += at - i;
-      i = at < end && data[at] === step ? at + 1 : at;
-      if (changes[k + 1]) data[out++] = step;
-    }
-    data.copyWithin(out, i, end);
-    out += end - i;
-    node.canonical = this.intern(out - this.top, node.hash, node);
-    return node.canonical;
-  }
-
-  /** The slot of edit (`node`, `key`) in the edit table: where it is, or the empty slot to put it. */
-  private editSlot(node: number, key: number): number {
-    const mask = this.editNode.length - 1;
-    let k = mix(Math.imul(node, 0x9e3779b1) ^ key) & mask;
-    while (this.editNode[k] !== 0 && (this.editNode[k] !== node + 1 || this.editStep[k] !== key)) k = (k + 1) & mask;
-    return k;
-  }
-
-  /** Records edit (`node`, `key`) → `out` at the empty slot `k`, growing the table past half full. */
-  private remember(k: number, node: number, key: number, out: number): void {
-    this.editNode[k] = node + 1;
-    this.editStep[k] = key;
-    this.editOut[k] = out;
-    if (++this.editCount * 2 <= this.editNode.length) return;
-    const [nodes, steps, outs] = [this.editNode, this.editStep, this.editOut];
-    this.editNode = new Int32Array(nodes.length * 2);
-    this.editStep = new Int32Array(nodes.length * 2);
-    this.editOut = new Int32Array(nodes.length * 2);
-    for (let j = 0; j < nodes.length; j++) {
-      if (nodes[j] === 0) continue;
-      const slot = this.editSlot(nodes[j]! - 1, steps[j]!);
-      this.editNode[slot] = nodes[j]!;
-      this.editStep[slot] = steps[j]!;
-      this.editOut[slot] = outs[j]!;
-    }
-  }
-
-  /**
-   * `node`'s list with `step` (a non-negative 30-bit integer) added (`present`) or removed: a
-   * lazy node, written out only when read. The caller knows that `step` is not in the list
-   * when it adds it, and is when it removes it.
-   */
-  edit(node: ListNode, step: number, present: boolean): ListNode {
-    const base = node.canonical ?? node;
-    const key = step * 2 + (present ? 1 : 0);
-    const slot = this.editSlot(base.id, key);
-    if (this.editNode[slot] !== 0) return this.nodes[this.editOut[slot]!]!;
-    const out = this.node((base.hash + (present ? mix(step) : -mix(step))) | 0, base.length + (present ? 1 : -1), base, step, present);
-    this.remember(slot, base.id, key, out.id);
-    return out;
+  /** At least `n` elements (contents undefined when it grows). */
+  get(n: number): T {
+    if (this.buffer.length < n) this.buffer = new (this.buffer.constructor as new (n: number) => T)(Math.max(n, 2 * this.buffer.length));
+    return this.buffer;
   }
 }
 
-/** A stack of 32-bit integers in one growing buffer, kept from class to class. */
-class IntStack {
-  private data = new Int32Array(1024);
-  length = 0;
+/**
+ * A group's grid: every cut of its rules, per axis (uid, gid, port), and each rule's own
+ * starts as indices into it; what each rule reads (`OwnGrid.axes`).
+ */
+interface ClassGrid {
+  readonly starts: readonly (readonly number[])[];
+  readonly own: readonly (readonly Int32Array[])[];
+  readonly axes: readonly number[];
+}
 
-  push(a: number, b?: number): void {
-    const n = b === undefined ? 1 : 2;
-    if (this.length + n > this.data.length) {
-      const grown = new Int32Array(this.data.length * 2);
-      grown.set(this.data);
-      this.data = grown;
-    }
-    this.data[this.length++] = a;
-    if (b !== undefined) this.data[this.length++] = b;
-  }
+function classGrid(rules: readonly NormalRule[], grids: readonly OwnGrid[]): ClassGrid {
+  const starts = (["uid", "gid", "port"] as const).map((axis) => axisStarts(rules, axis));
+  const index = starts.map((list) => new Map(list.map((x, k) => [x, k])));
+  const own = grids.map((g) => [g.uids, g.gids, g.ports].map((list, a) => Int32Array.from(list, (x) => index[a]!.get(x)!)));
+  return { starts, own, axes: grids.map((g) => g.axes) };
+}
 
-  pop(): number {
-    return this.data[--this.length]!;
-  }
-
-  at(i: number): number {
-    return this.data[i]!;
-  }
-
-  /** The buffer holding the stack (its first `length` elements). */
-  get buffer(): Int32Array {
-    return this.data;
-  }
+/**
+ * Flips `bit` of word `word` at the corners of the rectangle of rows `r0` up to `r1` and
+ * columns `c0` up to `c1` of a difference array of `C` columns of `W` words: after a prefix
+ * XOR over rows and columns, exactly the rectangle's cells have it flipped.
+ */
+function flip(diff: Int32Array, C: number, W: number, word: number, bit: number, r0: number, r1: number, c0: number, c1: number): void {
+  diff[(r0 * C + c0) * W + word]! ^= bit;
+  diff[(r0 * C + c1) * W + word]! ^= bit;
+  diff[(r1 * C + c0) * W + word]! ^= bit;
+  diff[(r1 * C + c1) * W + word]! ^= bit;
 }
 
 export class TableBuilder {
@@ -377,19 +242,24 @@ export class TableBuilder {
   private readonly rowsByHash = new Map<number, number[]>();
   /** Rule index → its rank in rule-id order (reasons are "sorted rule ids"). */
   private readonly rank: number[];
-  /**
-   * The deciding rules of verdicts: interned lists of rule indices in rule-id order (a class
-   * numbers its rules in that order), each a reason set; by node id, its reason set.
-   */
+  /** The deciding rules of verdicts: interned lists of rule indices in rule-id order, each a reason set; by node id, its reason set. */
   private readonly outcomes = new ListTable();
   private readonly reasonSetOf: number[] = [];
-  /** The walk's undo stacks (`classRows`), reused by every class. */
-  private readonly undoCells = new IntStack();
-  private readonly undoLists: ListNode[] = [];
-  private readonly undoVerdicts = new IntStack();
-  private readonly touched = [new IntStack(), new IntStack(), new IntStack(), new IntStack()];
-  /** A cell's deciding rules (rule indices, in rule-id order), for `unionVerdict`. */
-  private readonly matched = new IntStack();
+  /** Buffers of `rowOf`, kept from row to row. */
+  private readonly scratch = {
+    /** Per axis: the starts of the grid of the rules matching somewhere, and each of the group's starts' index among them. */
+    starts: [0, 1, 2].map(() => new Scratch(new Float64Array(64))),
+    index: [0, 1, 2].map(() => new Scratch(new Int32Array(64))),
+    /** Per axis: the index among the group's starts of each start of that grid. */
+    classIndex: [0, 1, 2].map(() => new Scratch(new Int32Array(64))),
+    /** Per kind of rule (what it reads): the difference array of its masks. */
+    diff: [0, 1, 2, 3].map(() => new Scratch(new Int32Array(256))),
+    /** The deep rules' forbids, a cell's masks (all, then forbids), and the last deciding rules' mask. */
+    words: [0, 1, 2].map(() => new Scratch(new Int32Array(16))),
+    verdicts: new Scratch(new Uint32Array(256)),
+    /** The rule indices of a cell's deciding rules. */
+    deciding: new Scratch(new Int32Array(64)),
+  };
 
   constructor(private readonly policy: NormalPolicy) {
     const ids = policy.rules.map((r) => r.id);
@@ -436,22 +306,10 @@ export class TableBuilder {
     return index;
   }
 
-  /**
-   * The verdict of the matching rules in the union of the lists `a`…`d` of `lists` (interned,
-   * disjoint, not all empty, all forbids or all permits): their effect, with them as the
-   * deciding rules; memoised on the union's node.
-   */
-  unionVerdict(rules: readonly NormalRule[], lists: ListTable, a: ListNode, b: ListNode, c: ListNode, d: ListNode): number {
-    const node = lists.union(lists.union(a, b), lists.union(c, d));
-    if (node.verdict !== undefined) return node.verdict;
-    const matched = this.matched;
-    matched.length = 0;
-    const data = lists.data;
-    // Positions are in rule-id order.
-    for (let k = node.start; k < node.start + node.length; k++) matched.push(rules[data[k]!]!.index);
-    const forbid = rules[data[node.start]!]!.effect === "forbid";
-    node.verdict = this.verdict(forbid ? 0 : VERDICT_ALLOW, this.outcomes.of(matched.buffer, matched.length));
-    return node.verdict;
+  /** The verdict of the first `n` rule indices of `deciding` (rule-id order, all forbids or all permits, at least one): their effect, with them as the reasons. */
+  private decidedBy(deciding: Int32Array, n: number): number {
+    const node = this.outcomes.of(deciding, n);
+    return (node.verdict ??= this.verdict(this.policy.rules[deciding[0]!]!.effect === "forbid" ? 0 : VERDICT_ALLOW, node));
   }
 
   /** The verdict of a cell no rule matches. */
@@ -463,10 +321,11 @@ export class TableBuilder {
   /**
    * Interns a row given its verdicts per cell, laid out `((ui * gids + gi) * 2 + pi) * ports + k`
    * over the uid, gid, protocol and port intervals starting at `uids`, `gids` and `ports`.
-   * Adjacent intervals with equal contents are merged at every level. Block offsets are
-   * relative to the row's start (made absolute when rows are joined).
+   * Adjacent intervals with equal contents are merged at every level, so any grid that
+   * refines the verdicts' gives the same row. Block offsets are relative to the row's start
+   * (made absolute when rows are joined).
    */
-  row(uids: readonly number[], gids: readonly number[], ports: readonly number[], verdicts: Uint32Array): number {
+  row(uids: ArrayLike<number>, gids: ArrayLike<number>, ports: ArrayLike<number>, verdicts: Uint32Array): number {
     const P = ports.length;
     const gidSpan = 2 * P;
     const uidSpan = gids.length * gidSpan;
@@ -536,59 +395,49 @@ export class TableBuilder {
    * unless it equals the row its nearest named enclosing CIDR (or the default) already
    * gives (the lookup walks a destination's enclosing CIDRs: docs/bundle-format.md, step 3).
    *
-   * One walk evaluates the union of the group's rules on its grid (the uid, gid and port
-   * intervals their constants cut, both protocols; rows are merged over equal neighbours, so
-   * a finer grid gives the same rows). Each rule is evaluated on its own grid (the intervals
-   * its own constants cut, which the union's refines). The named CIDRs are visited depth
-   * first (enclosing CIDRs first); a CIDR's matches differ from its nearest named enclosing
-   * CIDR's only for the rules naming it, and only those are evaluated again: their changed
-   * cells edit the enclosing CIDR's state, and the edits are undone when the walk leaves
-   * the CIDR. A class's verdicts at a CIDR are the union's, with the cells where its
-   * missing rules match decided again without them.
+   * Each rule of the group is evaluated on its own grid (the uid, gid and port intervals its
+   * constants cut, both protocols). The named CIDRs are visited depth first (enclosing CIDRs
+   * first); a CIDR's matches differ from its nearest named enclosing CIDR's only for the
+   * rules naming it, and only those are evaluated again (and restored when the walk leaves
+   * the CIDR). Where some rule's matches changed, a class's row is made from the rules that
+   * match somewhere there (`rowOf`), which are few even in large classes.
    */
   groupRows(classes: readonly IdentityClass[], dst: DestinationView): ClassRows[] {
     const cls = classes[0]!;
     const union = new Map<number, NormalRule>();
     for (const c of classes) for (const r of c.rules) union.set(r.index, r);
-    // Positions in rule-id order, so that lists of matching rules are reason sets as they are.
+    // Positions in rule-id order, so that the matching rules of a cell are listed as reasons are.
     const rules = [...union.values()].sort((a, b) => this.rank[a.index]! - this.rank[b.index]!);
     const positionOf = new Map(rules.map((r, i) => [r.index, i]));
-    /** Per class, the positions of the union's rules it lacks. */
-    const missing = classes.map((c) => {
-      const has = new Uint8Array(rules.length);
-      for (const r of c.rules) has[positionOf.get(r.index)!] = 1;
+    /** Per class, a flag per position of the union's rules it lacks, and those positions. */
+    const lacks = classes.map((c) => {
+      const has = new Uint8Array(rules.length).fill(1);
+      for (const r of c.rules) has[positionOf.get(r.index)!] = 0;
+      return has;
+    });
+    const missing = lacks.map((flags) => {
       const out: number[] = [];
-      has.forEach((h, i) => h === 0 && out.push(i));
+      flags.forEach((f, i) => f === 1 && out.push(i));
       return out;
     });
-    const uids = axisStarts(rules, "uid");
-    const gids = axisStarts(rules, "gid");
-    const ports = axisStarts(rules, "port");
-    // A cell is (uid interval, gid interval) × (protocol, port interval): `ug * portCells + pk`.
-    const P = ports.length;
-    const G = gids.length;
-    const portCells = 2 * P;
-    const ugCount = uids.length * G;
-    const cellCount = ugCount * portCells;
-    // INVARIANT (undo records `index * 8 + kind` in 32 bits): cellCount * 8 < 2^31.
-    if (cellCount > MAX_CLASS_CELLS && classes.length > 1) return classes.map((c) => this.classRows(c, dst));
-    if (cellCount > MAX_CLASS_CELLS) throw new LoweringError(`one identity class (${rules.length} rules) cuts ${cellCount} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
-    const grids = rules.map((r) => ownGrid(r, uids, gids, ports));
+    const grids = rules.map(ownGrid);
+    grids.forEach((g, i) => {
+      if (g.cells > MAX_CLASS_CELLS) throw new LoweringError(`rule ${rules[i]!.id} cuts ${g.cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
+    });
 
-    /** The number of cells of rule i's own grid. */
-    const ownCells = (i: number) => grids[i]!.uids.length * grids[i]!.gids.length * 2 * grids[i]!.ports.length;
     // One cell object, moved over the grids (predicates do not keep it).
     const cell = { identity: cls.atoms, unidentified: cls.unidentified, destination: new Set<number>() as ReadonlySet<number>, uid: 0, gid: 0, port: 0, protocol: "tcp" as Protocol };
-    /** Whether rule i matches, per cell of its own grid, at `destination`: into `out`. */
-    const evaluate = (i: number, destination: ReadonlySet<number>, out: Uint8Array): Uint8Array => {
+    /** Whether rule i matches, per cell of its own grid, at `destination`: into `out`; returns whether it matches in any. */
+    const evaluate = (i: number, destination: ReadonlySet<number>, out: Uint8Array): boolean => {
       const r = rules[i]!;
       const grid = grids[i]!;
       out.fill(0);
       // `matches` leaves the principal scope's atoms and the resource scope's CIDRs to the caller.
-      if (r.principalAtoms !== undefined && (cls.unidentified || !r.principalAtoms.some((a) => cls.atoms.has(a)))) return out;
-      if (r.resourceCidrs !== undefined && !r.resourceCidrs.some((c) => destination.has(c))) return out;
+      if (r.principalAtoms !== undefined && (cls.unidentified || !r.principalAtoms.some((a) => cls.atoms.has(a)))) return false;
+      if (r.resourceCidrs !== undefined && !r.resourceCidrs.some((c) => destination.has(c))) return false;
       cell.destination = destination;
       let at = 0;
+      let any = false;
       for (const uid of grid.uids) {
         cell.uid = uid;
         for (const gid of grid.gids) {
@@ -597,255 +446,68 @@ export class TableBuilder {
             cell.protocol = protocol;
             for (const port of grid.ports) {
               cell.port = port;
-              out[at++] = r.matches(cell) ? 1 : 0;
+              if (r.matches(cell)) {
+                out[at] = 1;
+                any = true;
+              }
+              at++;
             }
           }
         }
       }
-      return out;
-    };
-    /** Where a rule is evaluated at a CIDR (copied when its matches change). */
-    let scratch = new Uint8Array(256);
-
-    // The positions of the matching rules, increasing, as interned lists, by what their rules
-    // read (`axes`): per port cell for the rules that read neither uid nor gid (0, `flat`);
-    // per uid interval and port cell for those that read uid only (1); per gid interval and
-    // port cell for those that read gid only (2); per cell for those that read both (3). A
-    // cell's matching rules are the union of its four lists, so that a rule reading one axis
-    // edits a list per interval of that axis, not one per cell of the uid × gid grid. Forbids
-    // and permits apart: a cell with a forbid is decided by its forbids alone.
-    const U = uids.length;
-    const M = classes.length;
-    const lists = new ListTable();
-    const empty = lists.empty;
-    const spans = [portCells, U * portCells, G * portCells, cellCount];
-    /** The lists a rule edits: by `axes * 2 + (permit ? 1 : 0)`. */
-    const arrays = spans.flatMap((n) => [new Array<ListNode>(n).fill(empty), new Array<ListNode>(n).fill(empty)]);
-    const [flatF, flatP, uidF, uidP, gidF, gidP, bothF, bothP] = arrays as [ListNode[], ListNode[], ListNode[], ListNode[], ListNode[], ListNode[], ListNode[], ListNode[]];
-    let defaultVerdict: number | undefined;
-    // The last lists decided: neighbouring cells often hold the same lists.
-    let last0: ListNode | undefined;
-    let last1: ListNode | undefined;
-    let last2: ListNode | undefined;
-    let last3: ListNode | undefined;
-    let lastVerdict = 0;
-    const unionVerdict = (a: ListNode, b: ListNode, c: ListNode, d: ListNode): number => {
-      if (a === last0 && b === last1 && c === last2 && d === last3) return lastVerdict;
-      last0 = a;
-      last1 = b;
-      last2 = c;
-      last3 = d;
-      if (b.length === 0 && c.length === 0 && d.length === 0) {
-        // One list (every cell of a class whose rules read neither uid nor gid).
-        const node = lists.canon(a);
-        lastVerdict = node.verdict ?? this.unionVerdict(rules, lists, node, empty, empty, empty);
-      } else lastVerdict = this.unionVerdict(rules, lists, lists.canon(a), lists.canon(b), lists.canon(c), lists.canon(d));
-      return lastVerdict;
-    };
-    /** The verdict of a cell without forbids, whose permits are the union of these lists. */
-    const permitsOrDefault = (ap: ListNode, bp: ListNode, xp: ListNode, yp: ListNode): number =>
-      ap.length !== 0 || bp.length !== 0 || xp.length !== 0 || yp.length !== 0 ? unionVerdict(ap, bp, xp, yp) : (defaultVerdict ??= this.defaultVerdict(cls.unidentified));
-    /** The verdict of cell c: (uid interval u, gid interval g) × port cell pk, with uk = u * portCells + pk, gk = g * portCells + pk. */
-    const decideAt = (c: number, pk: number, uk: number, gk: number): number => {
-      const a = flatF[pk]!;
-      const b = uidF[uk]!;
-      const x = gidF[gk]!;
-      const y = bothF[c]!;
-      if (a.length !== 0 || b.length !== 0 || x.length !== 0 || y.length !== 0) return unionVerdict(a, b, x, y);
-      return permitsOrDefault(flatP[pk]!, uidP[uk]!, gidP[gk]!, bothP[c]!);
-    };
-    /** Which of `arrays` rule i edits. */
-    const kinds = rules.map((r, i) => grids[i]!.axes * 2 + (r.effect === "forbid" ? 0 : 1));
-    /**
-     * The indices into its lists (`arrays[kinds[i]]`) of rule i's own cell `o`, into
-     * `cellBuffer` from index 0; returns how many.
-     */
-    let cellBuffer = new Int32Array(256);
-    const cellsOf = (i: number, o: number): number => {
-      const g = grids[i]!;
-      const k0 = o % g.ports.length;
-      const rest = (o - k0) / g.ports.length;
-      const pi = rest % 2;
-      const ug = (rest - pi) / 2;
-      const gj = ug % g.gids.length;
-      const uj = (ug - gj) / g.gids.length;
-      const kFrom = pi * P + g.portFrom[k0]!;
-      const kTo = pi * P + g.portFrom[k0 + 1]!;
-      // The rows of this own cell in the rule's lists: uid intervals, gid intervals or both.
-      const uFrom = g.axes & 1 ? g.uidFrom[uj]! : 0;
-      const uTo = g.axes & 1 ? g.uidFrom[uj + 1]! : 1;
-      const gFrom = g.axes & 2 ? g.gidFrom[gj]! : 0;
-      const gTo = g.axes & 2 ? g.gidFrom[gj + 1]! : 1;
-      // A (uid, gid) cell's row is `ui * G + gi`; a uid (gid) list's is `ui` (`gi`), the other 0.
-      const width = g.axes === 3 ? G : 1;
-      const n = (uTo - uFrom) * (gTo - gFrom) * (kTo - kFrom);
-      if (cellBuffer.length < n) cellBuffer = new Int32Array(2 * n);
-      let at = 0;
-      for (let ui = uFrom; ui < uTo; ui++) {
-        for (let gi = gFrom; gi < gTo; gi++) {
-          const base = (ui * width + gi) * portCells;
-          for (let pk = kFrom; pk < kTo; pk++) cellBuffer[at++] = base + pk;
-        }
-      }
-      return n;
+      return any;
     };
 
-    /**
-     * Visits the cells (uid interval, gid interval, port cell) of list `x` of a rule reading
-     * `axes`: a flat list's port cell in every uid × gid cell, a uid (gid) list's in every gid
-     * (uid) interval, a (uid, gid) list's one cell.
-     */
-    const cellsOfList = (axes: number, x: number, visit: (u: number, g: number, pk: number) => void) => {
-      const pk = x % portCells;
-      const at = (x - pk) / portCells;
-      if (axes === 0) for (let u = 0; u < U; u++) for (let g = 0; g < G; g++) visit(u, g, pk);
-      else if (axes === 1) for (let g = 0; g < G; g++) visit(at, g, pk);
-      else if (axes === 2) for (let u = 0; u < U; u++) visit(u, at, pk);
-      else visit((at - (at % G)) / G, at % G, pk);
+    const state = walkState(rules, grids, cls.unidentified);
+    const { current, flatBit } = state;
+    // The rules that match somewhere: a flag per position, and the positions of those that read uid or gid.
+    const isActive = new Uint8Array(rules.length);
+    const deep: number[] = [];
+    const setActive = (i: number, on: boolean) => {
+      isActive[i] = on ? 1 : 0;
+      state.use(i, on ? 1 : -1);
+      if (state.grid.axes[i] === 0) return;
+      const at = lowerBound(deep, deep.length, i);
+      if (on) deep.splice(at, 0, i);
+      else deep.splice(at, 1);
     };
-
+    /** Rule i's matches are now `bits` (its flat masks are edited where they changed). */
+    const setBits = (i: number, bits: Uint8Array, on: boolean) => {
+      if (flatBit[i]! >= 0) state.flipFlat(i, current[i]!, bits);
+      current[i] = bits;
+      if (on !== (isActive[i] === 1)) setActive(i, on);
+    };
     const noDestination = new Set<number>();
-    const current = rules.map((_r, i) => evaluate(i, noDestination, new Uint8Array(ownCells(i))));
-    current.forEach((bits, i) => {
-      const cells = arrays[kinds[i]!]!;
-      for (let o = 0; o < bits.length; o++) {
-        if (!bits[o]) continue;
-        const n = cellsOf(i, o);
-        for (let k = 0; k < n; k++) {
-          const c = cellBuffer[k]!;
-          cells[c] = lists.edit(cells[c]!, i, true);
-        }
-      }
+    rules.forEach((_r, i) => {
+      const bits = new Uint8Array(grids[i]!.cells);
+      setBits(i, bits, evaluate(i, noDestination, bits));
     });
-    const verdicts = new Uint32Array(cellCount);
-    for (let u = 0, c = 0; u < U; u++) {
-      for (let g = 0; g < G; g++) {
-        for (let pk = 0; pk < portCells; pk++, c++) verdicts[c] = decideAt(c, pk, u * portCells + pk, g * portCells + pk);
-      }
-    }
 
-    // A class's verdicts are the union's, with the cells where its missing rules match
-    // decided again without them (`patch`), while its row is made (`memberRow`).
-    const absent = missing.map((miss) => {
-      const out = new Uint8Array(rules.length);
-      for (const i of miss) out[i] = 1;
-      return out;
+    // Per class, the flat rules it has (a mask over `flat`).
+    const allFlat = state.allFlat;
+    const keeps = missing.map((miss) => {
+      if (!miss.some((i) => flatBit[i]! >= 0)) return allFlat;
+      const keep = allFlat.slice();
+      for (const i of miss) if (flatBit[i]! >= 0) keep[flatBit[i]! >>> 5]! &= ~(1 << (flatBit[i]! & 31));
+      return keep;
     });
-    /** Per rule some class lacks: the class's interval → the rule's own interval, per axis. */
-    const ownIndex: { uid: Int32Array; gid: Int32Array; port: Int32Array }[] = [];
-    const inverse = (from: Int32Array, n: number) => {
-      const out = new Int32Array(n);
-      for (let j = 0; j + 1 < from.length; j++) out.fill(j, from[j]!, from[j + 1]!);
-      return out;
+    /**
+     * Each class's row in the current state, into `out`: its parent's (`parent`) unless one of
+     * its rules is among those whose matches `changed`; the union's when it lacks none of the
+     * rules that match somewhere; else made from its own.
+     */
+    const rowsNow = (changed: readonly number[] | undefined, parent: Int32Array | undefined, out: Int32Array) => {
+      let unionRow = -1;
+      classes.forEach((_c, m) => {
+        const lacked = lacks[m]!;
+        if (parent !== undefined && changed!.every((i) => lacked[i] === 1)) out[m] = parent[m]!;
+        else if (missing[m]!.every((i) => isActive[i] === 0)) out[m] = unionRow >= 0 ? unionRow : (unionRow = this.rowOf(state, deep, allFlat));
+        else out[m] = this.rowOf(state, deep.filter((i) => lacked[i] === 0), keeps[m]!);
+      });
     };
-    for (const miss of missing) for (const i of miss) ownIndex[i] ??= { uid: inverse(grids[i]!.uidFrom, U), gid: inverse(grids[i]!.gidFrom, G), port: inverse(grids[i]!.portFrom, P) };
-    /** Whether rule i (some class lacks it) matches now in cell (u, g, pk). */
-    const matchesAt = (i: number, u: number, g: number, pk: number): boolean => {
-      const own = ownIndex[i]!;
-      const grid = grids[i]!;
-      const pi = pk >= P ? 1 : 0;
-      return current[i]![((own.uid[u]! * grid.gids.length + own.gid[g]!) * 2 + pi) * grid.ports.length + own.port[pk - pi * P]!] === 1;
-    };
-    const patchAt = new Int32Array(M > 1 ? cellCount : 0);
-    let patchEpoch = 0;
-    const patchCells = new IntStack();
-    const patchUndo = new IntStack();
-    const markCell = (c: number) => {
-      if (patchAt[c] === patchEpoch) return;
-      patchAt[c] = patchEpoch;
-      patchCells.push(c);
-    };
-    const markAt = (u: number, g: number, pk: number) => markCell((u * G + g) * portCells + pk);
-    /** The missing rules that match in a cell being patched. */
-    const patchHits = new IntStack();
-    /** Decides again, without class m's missing rules, the cells where they match; returns how many verdicts changed (`unpatch` restores them). */
-    const patch = (m: number): number => {
-      const miss = missing[m]!;
-      patchEpoch++;
-      patchCells.length = patchUndo.length = 0;
-      for (const i of miss) {
-        const bits = current[i]!;
-        for (let o = 0; o < bits.length; o++) {
-          if (!bits[o]) continue;
-          const n = cellsOf(i, o);
-          for (let k = 0; k < n; k++) cellsOfList(grids[i]!.axes, cellBuffer[k]!, markAt);
-        }
-      }
-      const hits = patchHits;
-      for (let t = 0; t < patchCells.length; t++) {
-        const c = patchCells.at(t);
-        const pk = c % portCells;
-        const ug = (c - pk) / portCells;
-        const g = ug % G;
-        const u = (ug - g) / G;
-        const uk = u * portCells + pk;
-        const gk = g * portCells + pk;
-        hits.length = 0;
-        for (const i of miss) if (matchesAt(i, u, g, pk)) hits.push(i);
-        // Its matching forbids less the missing ones; unless one is missing, they decide as before.
-        let a = flatF[pk]!;
-        let b = uidF[uk]!;
-        let x = gidF[gk]!;
-        let y = bothF[c]!;
-        let forbidGone = false;
-        for (let h = 0; h < hits.length; h++) {
-          const i = hits.at(h);
-          const kind = kinds[i]!;
-          if (kind & 1) continue;
-          forbidGone = true;
-          if (kind === 0) a = lists.edit(a, i, false);
-          else if (kind === 2) b = lists.edit(b, i, false);
-          else if (kind === 4) x = lists.edit(x, i, false);
-          else y = lists.edit(y, i, false);
-        }
-        const forbids = a.length !== 0 || b.length !== 0 || x.length !== 0 || y.length !== 0;
-        if (forbids && !forbidGone) continue;
-        let v: number;
-        if (forbids) v = unionVerdict(a, b, x, y);
-        else {
-          let ap = flatP[pk]!;
-          let bp = uidP[uk]!;
-          let xp = gidP[gk]!;
-          let yp = bothP[c]!;
-          for (let h = 0; h < hits.length; h++) {
-            const i = hits.at(h);
-            const kind = kinds[i]!;
-            if (kind === 1) ap = lists.edit(ap, i, false);
-            else if (kind === 3) bp = lists.edit(bp, i, false);
-            else if (kind === 5) xp = lists.edit(xp, i, false);
-            else if (kind === 7) yp = lists.edit(yp, i, false);
-          }
-          v = permitsOrDefault(ap, bp, xp, yp);
-        }
-        if (v !== verdicts[c]) {
-          patchUndo.push(c, verdicts[c]!);
-          verdicts[c] = v;
-        }
-      }
-      return patchUndo.length / 2;
-    };
-    const unpatch = () => {
-      while (patchUndo.length > 0) {
-        const before = patchUndo.pop();
-        verdicts[patchUndo.pop()] = before;
-      }
-    };
-    /** A state of the walk: the union's row there (-1 until made) and each class's. */
-    interface RowsAt {
-      uRow: number;
-      readonly rows: Int32Array;
-    }
-    /** The union's row now (in state `f`), made once. */
-    const unionRow = (f: RowsAt) => (f.uRow >= 0 ? f.uRow : (f.uRow = this.row(uids, gids, ports, verdicts)));
-    /** Class m's row now (in state `f`). */
-    const memberRow = (m: number, f: RowsAt): number => {
-      if (missing[m]!.length === 0 || patch(m) === 0) return unionRow(f);
-      const row = this.row(uids, gids, ports, verdicts);
-      unpatch();
-      return row;
-    };
-    const base: RowsAt = { uRow: -1, rows: new Int32Array(M) };
-    for (let m = 0; m < M; m++) base.rows[m] = memberRow(m, base);
+    const M = classes.length;
+    const base = new Int32Array(M);
+    rowsNow(undefined, undefined, base);
 
     // Destination class of each CIDR the rules name → the positions of the rules naming it.
     const naming = new Map<number, number[]>();
@@ -860,147 +522,366 @@ export class TableBuilder {
     // Destination classes are numbered in CIDR order (address, then prefix), so ascending
     // order visits every CIDR after those enclosing it, and before any CIDR outside it.
     const named = [...naming.keys()].sort((a, b) => a - b);
-    // A CIDR's rules are evaluated in rule-index order (the order of its changed cells, and so of new verdicts).
-    for (const list of naming.values()) if (list.length > 1) list.sort((a, b) => rules[a]!.index - rules[b]!.index);
-    // The walk's state changes, undone when it leaves a CIDR: rules whose matches changed
-    // (and their matches before); lists changed (as `index * 8 + kind`: `arrays[kind][index]`)
-    // and the lists before; cells whose verdict changed, each followed by the verdict before.
-    // A frame per CIDR on the walk's path holds where its changes start in each.
+    // The walk's changes, undone when it leaves a CIDR: rules whose matches changed, with
+    // their matches before. A frame per CIDR on the walk's path holds where its changes start.
     const undoRules: number[] = [];
     const undoBits: Uint8Array[] = [];
-    const undoCells = this.undoCells;
-    const undoLists = this.undoLists;
-    const undoVerdicts = this.undoVerdicts;
-    undoCells.length = undoLists.length = undoVerdicts.length = 0;
-    const stack: (RowsAt & { d: number; rules: number; cells: number; verdicts: number })[] = [];
-    // Per kind of list (`axes`), the lists a frame changed that may change verdicts, once each.
-    const touchedAt = spans.map((n) => new Int32Array(n).fill(-1));
-    const touched = this.touched;
-    for (const t of touched) t.length = 0;
-    const decidedAt = new Int32Array(cellCount).fill(-1);
-    /** The index of the CIDR being visited (`decidedAt`'s stamp). */
-    let visiting = -1;
-    /** Decides cell (u, g, pk) again, once per visit, recording a changed verdict for undo. */
-    const update = (u: number, g: number, pk: number) => {
-      const c = (u * G + g) * portCells + pk;
-      if (decidedAt[c] === visiting) return;
-      decidedAt[c] = visiting;
-      const v = decideAt(c, pk, u * portCells + pk, g * portCells + pk);
-      if (v !== verdicts[c]) {
-        undoVerdicts.push(c, verdicts[c]!);
-        verdicts[c] = v;
-      }
-    };
+    const stack: { d: number; rows: Int32Array; undo: number }[] = [];
     const entries = classes.map((): [number, number][] => []);
-    named.forEach((d, visit) => {
+    let scratch = new Uint8Array(256);
+    const changed: number[] = [];
+    for (const d of named) {
       let up = dst.parent[d]!;
       while (up !== 0 && !naming.has(up)) up = dst.parent[up]!;
       while (stack.length > 0 && stack[stack.length - 1]!.d !== up) {
         const f = stack.pop()!;
-        while (undoVerdicts.length > f.verdicts) {
-          const before = undoVerdicts.pop();
-          verdicts[undoVerdicts.pop()] = before;
+        while (undoRules.length > f.undo) {
+          const bits = undoBits.pop()!;
+          setBits(undoRules.pop()!, bits, bits.includes(1));
         }
-        while (undoCells.length > f.cells) {
-          const c = undoCells.pop();
-          arrays[c & 7]![c >>> 3] = undoLists[undoCells.length]!;
-        }
-        while (undoRules.length > f.rules) current[undoRules.pop()!] = undoBits.pop()!;
       }
-      const parent = stack.length > 0 ? stack[stack.length - 1]! : base;
-      const frame = { d, uRow: -1, rows: new Int32Array(M), rules: undoRules.length, cells: undoCells.length, verdicts: undoVerdicts.length };
+      const parent = stack.length > 0 ? stack[stack.length - 1]!.rows : base;
+      const frame = { d, rows: parent, undo: undoRules.length };
       const destination = dst.classCidrs[d]!;
+      changed.length = 0;
       for (const i of naming.get(d)!) {
-        const size = ownCells(i);
+        const size = grids[i]!.cells;
         if (scratch.length < size) scratch = new Uint8Array(2 * size);
-        const bits = evaluate(i, destination, scratch.subarray(0, size));
+        const bits = scratch.subarray(0, size);
+        const on = evaluate(i, destination, bits);
         const before = current[i]!;
-        const kind = kinds[i]!;
-        const axes = kind >> 1;
-        const permit = (kind & 1) === 1;
-        const cells = arrays[kind]!;
-        const forbids = arrays[kind - 1]!;
-        const stamps = touchedAt[axes]!;
-        const marked = touched[axes]!;
-        let differs = false;
-        for (let o = 0; o < bits.length; o++) {
-          if (bits[o] === before[o]) continue;
-          differs = true;
-          const present = bits[o] === 1;
-          const n = cellsOf(i, o);
-          // Neighbouring cells often hold the same list: the last edit is reused.
-          let lastBefore: ListNode | undefined;
-          let lastAfter = lists.empty;
-          for (let k = 0; k < n; k++) {
-            const c = cellBuffer[k]!;
-            const was = cells[c]!;
-            undoLists[undoCells.length] = was;
-            undoCells.push(c * 8 + kind);
-            if (was !== lastBefore) {
-              lastBefore = was;
-              lastAfter = lists.edit(was, i, present);
-            }
-            cells[c] = lastAfter;
-            // A permit cannot change the verdict of cells with a forbid (an edit of their forbids marks them).
-            if (permit && (flatF[c % portCells]!.length !== 0 || (axes !== 0 && forbids[c]!.length !== 0))) continue;
-            if (stamps[c] !== visit) {
-              stamps[c] = visit;
-              marked.push(c);
-            }
-          }
-        }
-        if (differs) {
-          undoRules.push(i);
-          undoBits.push(before);
-          current[i] = bits.slice();
-        }
+        let o = 0;
+        while (o < size && bits[o] === before[o]) o++;
+        if (o === size) continue;
+        changed.push(i);
+        undoRules.push(i);
+        undoBits.push(before);
+        setBits(i, bits.slice(), on);
       }
-      visiting = visit;
-      touched.forEach((marked, axes) => {
-        for (let t = 0; t < marked.length; t++) cellsOfList(axes, marked.at(t), update);
-      });
-      for (const t of touched) t.length = 0;
-      // Unchanged verdicts: the union's row is its parent's.
-      if (undoVerdicts.length === frame.verdicts) frame.uRow = parent.uRow;
-      const namers = naming.get(d)!;
-      for (let m = 0; m < M; m++) {
-        // A CIDR only a class's missing rules name leaves its state as its parent's.
-        const lacks = absent[m]!;
-        if (!namers.some((i) => lacks[i] === 0)) {
-          frame.rows[m] = parent.rows[m]!;
-          continue;
-        }
-        const row = memberRow(m, frame);
-        frame.rows[m] = row;
-        if (row !== parent.rows[m]) entries[m]!.push([d, row]);
+      if (changed.length > 0) {
+        frame.rows = new Int32Array(M);
+        rowsNow(changed, parent, frame.rows);
+        for (let m = 0; m < M; m++) if (frame.rows[m] !== parent[m]) entries[m]!.push([d, frame.rows[m]!]);
       }
       stack.push(frame);
+    }
+    return classes.map((_c, m) => ({ defaultRow: base[m]!, entries: entries[m]! }));
+  }
+
+  /**
+   * The row, in the walk's current `state`, of the rules that match somewhere there that
+   * read neither uid nor gid, less those outside `keep` (a mask over `state.flat`), and those
+   * at positions `deep` (increasing), which read uid or gid: their verdict (forbid > permit >
+   * default, spec §5) per cell of the grid the cuts of the rules matching somewhere make.
+   *
+   * A cell's matching rules are two bit masks: over the flat rules, kept by the walk per port
+   * cell of the group's grid (`WalkState.flipFlat`); and over `deep`, made here, ORed from
+   * three arrays by what a rule reads: per uid interval and port cell for the rules that read
+   * uid only, per gid interval and port cell for gid only, per cell for both. A rule's
+   * matches are rectangles in its array (its own cells, merged along the port axis), each
+   * written as four flips of a difference array that one prefix pass turns into the masks.
+   */
+  private rowOf(state: WalkState, deep: readonly number[], keep: Int32Array): number {
+    const { grid, current } = state;
+    const s = this.scratch;
+    // The grid: the starts some rule matching somewhere has, per axis (0 always); each one's
+    // index in it, and for each port interval its index in the group's.
+    const axes: Float64Array[] = [];
+    for (let a = 0; a < 3; a++) {
+      const classStarts = grid.starts[a]!;
+      const uses = state.uses[a]!;
+      const starts = s.starts[a]!.get(classStarts.length);
+      const index = s.index[a]!.get(classStarts.length);
+      const at = s.classIndex[a]!.get(classStarts.length);
+      let count = 0;
+      for (let x = 0; x < classStarts.length; x++) {
+        if (uses[x] === 0 && x !== 0) continue;
+        index[x] = count;
+        at[count] = x;
+        starts[count++] = classStarts[x]!;
+      }
+      axes.push(starts.subarray(0, count));
+    }
+    const [uids, gids, ports] = axes as [Float64Array, Float64Array, Float64Array];
+    const U = uids.length;
+    const G = gids.length;
+    const P = ports.length;
+    const portCells = 2 * P;
+    const cellCount = U * G * portCells;
+    if (cellCount > MAX_CLASS_CELLS) throw new LoweringError(`the rules of one identity class that match at one destination cut ${cellCount} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
+    const n = deep.length;
+    const Wd = (n + 31) >>> 5;
+    if (cellCount * (1 + Wd) > MAX_GRID_WORDS) throw new LoweringError(`the ${n} rules reading uid or gid of one identity class that match at one destination need ${cellCount * (1 + Wd)} words of masks over ${cellCount} cells, more than ${MAX_GRID_WORDS}`);
+    // Difference arrays by what their rules read: a row per interval of what they read (and
+    // one more), a column per port cell (and one more), Wd words each.
+    const C = portCells + 1;
+    const rowCounts = [1, U, G, U * G];
+    let kinds = 0;
+    for (const i of deep) kinds |= 1 << grid.axes[i]!;
+    const diffs = s.diff.map((d, a) => {
+      if ((kinds & (1 << a)) === 0) return d.get(0);
+      const size = (rowCounts[a]! + 1) * C * Wd;
+      return d.get(size).fill(0, 0, size);
     });
-    return classes.map((_c, m) => ({ defaultRow: base.rows[m]!, entries: entries[m]! }));
+    const forbids = s.words[0]!.get(Wd).fill(0, 0, Wd);
+    const [uIndex, gIndex, pIndex] = s.index.map((x) => x.get(0)) as [Int32Array, Int32Array, Int32Array];
+    for (let k = 0; k < n; k++) {
+      const i = deep[k]!;
+      const word = k >>> 5;
+      const bit = 1 << (k & 31);
+      if (state.forbid[i]) forbids[word]! |= bit;
+      const [ownU, ownG, ownP] = grid.own[i]! as [Int32Array, Int32Array, Int32Array];
+      const a = grid.axes[i]!;
+      const diff = diffs[a]!;
+      const bits = current[i]!;
+      const ul = ownU.length;
+      const gl = ownG.length;
+      const pl = ownP.length;
+      // Own interval j of an axis covers this grid's intervals from its start's index up to the next's.
+      const uFrom = (j: number) => (j < ul ? uIndex[ownU[j]!]! : U);
+      const gFrom = (j: number) => (j < gl ? gIndex[ownG[j]!]! : G);
+      /** Own port cell q's first port cell, and the first past it (the second protocol's ports follow the first's). */
+      const colFrom = (q: number) => (q >= pl ? P + pIndex[ownP[q - pl]!]! : pIndex[ownP[q]!]!);
+      const colTo = (q: number) => (q + 1 === pl ? P : q + 1 === 2 * pl ? portCells : colFrom(q + 1));
+      let o = 0;
+      for (let uj = 0; uj < ul; uj++) {
+        for (let gj = 0; gj < gl; gj++, o += 2 * pl) {
+          // The runs of matching own cells along the ports of both protocols, each a column range.
+          for (let q = 0; q < 2 * pl; ) {
+            if (bits[o + q] === 0) {
+              q++;
+              continue;
+            }
+            const c0 = colFrom(q);
+            while (q < 2 * pl && bits[o + q] === 1) q++;
+            const c1 = colTo(q - 1);
+            // The rows of this own (uid, gid) cell in its rule's array.
+            if (a === 3) {
+              for (let ui = uFrom(uj); ui < uFrom(uj + 1); ui++) flip(diff, C, Wd, word, bit, ui * G + gFrom(gj), ui * G + gFrom(gj + 1), c0, c1);
+            } else if (a === 2) flip(diff, C, Wd, word, bit, gFrom(gj), gFrom(gj + 1), c0, c1);
+            else flip(diff, C, Wd, word, bit, uFrom(uj), uFrom(uj + 1), c0, c1);
+          }
+        }
+      }
+    }
+    // Prefix XOR: each array's word at (row, column) becomes its rules' mask there.
+    diffs.forEach((diff, a) => {
+      if ((kinds & (1 << a)) === 0) return;
+      const rowWords = C * Wd;
+      for (let r = 0; r < rowCounts[a]!; r++) {
+        const base = r * rowWords;
+        for (let x = base + Wd; x < base + portCells * Wd; x++) diff[x]! ^= diff[x - Wd]!;
+        if (r > 0) for (let x = base; x < base + portCells * Wd; x++) diff[x]! ^= diff[x - rowWords]!;
+      }
+    });
+
+    // Each cell's verdict: its matching forbids decide, else its matching permits, else the
+    // default. A cell's mask is the flat rules' `Wf` words, then the deep rules' `Wd`;
+    // neighbouring cells often have the same deciding rules: the last is reused.
+    const [, byUid, byGid, both] = diffs as [Int32Array, Int32Array, Int32Array, Int32Array];
+    const hasUid = (kinds & 2) !== 0;
+    const hasGid = (kinds & 4) !== 0;
+    const hasBoth = (kinds & 8) !== 0;
+    const Wf = state.flatWords;
+    const W = Wf + Wd;
+    const flatMasks = state.flatMasks;
+    const flatForbids = state.flatForbids;
+    const classPorts = grid.starts[2]!.length;
+    const portAt = s.classIndex[2]!.get(0);
+    const verdicts = s.verdicts.get(cellCount);
+    const deciding = s.words[1]!.get(2 * W);
+    const last = s.words[2]!.get(W);
+    let lastVerdict = -1;
+    if (n === 0 && keep === state.allFlat) {
+      // Flat rules alone: each port cell's verdict is its group cell's, kept while its masks do
+      // not change, in every uid × gid cell (more than one when rules the class lacks cut them).
+      for (let pk = 0; pk < portCells; pk++) {
+        const at = pk < P ? portAt[pk]! : classPorts + portAt[pk - P]!;
+        let v = state.flatVerdicts[at]!;
+        if (v < 0) v = state.flatVerdicts[at] = this.flatVerdict(state, at);
+        verdicts[pk] = v;
+      }
+      for (let ug = 1; ug < U * G; ug++) verdicts.copyWithin(ug * portCells, 0, portCells);
+      return this.row(uids, gids, ports, verdicts.subarray(0, cellCount));
+    }
+    let c = 0;
+    for (let u = 0; u < U; u++) {
+      for (let g = 0; g < G; g++) {
+        for (let pk = 0; pk < portCells; pk++, c++) {
+          let forbidden = 0;
+          const fAt = (pk < P ? portAt[pk]! : classPorts + portAt[pk - P]!) * Wf;
+          for (let w = 0; w < Wf; w++) {
+            const m = flatMasks[fAt + w]! & keep[w]!;
+            deciding[w] = m;
+            deciding[W + w] = m & flatForbids[w]!;
+            forbidden |= m & flatForbids[w]!;
+          }
+          const uAt = (u * C + pk) * Wd;
+          const gAt = (g * C + pk) * Wd;
+          const bAt = ((u * G + g) * C + pk) * Wd;
+          for (let w = 0; w < Wd; w++) {
+            let m = 0;
+            if (hasUid) m |= byUid[uAt + w]!;
+            if (hasGid) m |= byGid[gAt + w]!;
+            if (hasBoth) m |= both[bAt + w]!;
+            deciding[Wf + w] = m;
+            deciding[W + Wf + w] = m & forbids[w]!;
+            forbidden |= m & forbids[w]!;
+          }
+          const from = forbidden !== 0 ? W : 0;
+          let same = lastVerdict >= 0;
+          for (let w = 0; same && w < W; w++) same = deciding[from + w] === last[w];
+          if (!same) {
+            for (let w = 0; w < W; w++) last[w] = deciding[from + w]!;
+            lastVerdict = this.verdictOfMask(state, deep, last);
+          }
+          verdicts[c] = lastVerdict;
+        }
+      }
+    }
+    return this.row(uids, gids, ports, verdicts.subarray(0, cellCount));
+  }
+
+  /** The verdict of the flat rules matching in port cell `at` of a group's grid (`WalkState.flatCounts`). */
+  private flatVerdict(state: WalkState, at: number): number {
+    const effect = state.flatCounts[2 * at]! > 0 ? 0 : 1;
+    const count = state.flatCounts[2 * at + effect]!;
+    if (count === 0) return this.defaultVerdict(state.unidentified);
+    const hash = state.flatHashes[2 * at + effect]!;
+    const masks = state.flatMasks;
+    const Wf = state.flatWords;
+    const seen = state.flatDeciding.get(hash);
+    // Exact: the same number of rules, each matching here.
+    const found = seen?.find(({ positions }) => positions.length === count && positions.every((i) => (masks[at * Wf + (state.flatBit[i]! >>> 5)]! & (1 << (state.flatBit[i]! & 31))) !== 0));
+    if (found !== undefined) return found.verdict;
+    const positions: number[] = [];
+    for (let w = 0; w < Wf; w++) {
+      const m = masks[at * Wf + w]! & (effect === 0 ? state.flatForbids[w]! : ~state.flatForbids[w]!);
+      for (let x = m; x !== 0; x &= x - 1) positions.push(state.flat[w * 32 + 31 - Math.clz32(x & -x)]!);
+    }
+    const out = this.scratch.deciding.get(count);
+    positions.forEach((i, k) => (out[k] = state.rules[i]!.index));
+    const verdict = this.decidedBy(out, count);
+    if (seen === undefined) state.flatDeciding.set(hash, [{ positions, verdict }]);
+    else seen.push({ positions, verdict });
+    return verdict;
+  }
+
+  /** The verdict whose deciding rules are those at the bits of `mask`: `state.flatWords` words over `state.flat`, then words over `deep`; the default when none. */
+  private verdictOfMask(state: WalkState, deep: readonly number[], mask: Int32Array): number {
+    const Wf = state.flatWords;
+    const W = Wf + ((deep.length + 31) >>> 5);
+    const out = this.scratch.deciding.get(W * 32);
+    // Positions from both masks, each increasing, merged.
+    let n = 0;
+    for (let w = 0; w < Wf; w++) for (let x = mask[w]!; x !== 0; x &= x - 1) out[n++] = state.flat[w * 32 + 31 - Math.clz32(x & -x)]!;
+    const flatCount = n;
+    for (let w = Wf; w < W; w++) for (let x = mask[w]!; x !== 0; x &= x - 1) out[n++] = deep[(w - Wf) * 32 + 31 - Math.clz32(x & -x)]!;
+    if (n === 0) return this.defaultVerdict(state.unidentified);
+    if (flatCount > 0 && flatCount < n) out.subarray(0, n).sort();
+    for (let k = 0; k < n; k++) out[k] = state.rules[out[k]!]!.index;
+    return this.decidedBy(out, n);
   }
 }
 
-/**
- * A rule's own grid (the uid, gid and port intervals its constants cut) inside a class's
- * grid, which refines it: own interval j covers the class's intervals `from[j]` up to
- * `from[j + 1]`. `axes`: 1 if the rule reads uid, + 2 if it reads gid.
- */
-function ownGrid(r: NormalRule, uids: readonly number[], gids: readonly number[], ports: readonly number[]) {
-  const own = (axis: Axis, classStarts: readonly number[]) => {
-    const starts = ruleStarts(r, axis);
-    const from = new Int32Array(starts.length + 1);
-    let j = 0;
-    starts.forEach((s, k) => {
-      while (classStarts[j] !== s) j++;
-      from[k] = j;
-    });
-    from[starts.length] = classStarts.length;
-    return { starts, from };
+/** What `rowOf` reads of a group's walk, and the edits of its masks. */
+interface WalkState {
+  readonly rules: readonly NormalRule[];
+  readonly grid: ClassGrid;
+  readonly unidentified: boolean;
+  /** Per position: whether its rule is a forbid. */
+  readonly forbid: Uint8Array;
+  /** Per position: the rule's matches per cell of its own grid now. */
+  readonly current: Uint8Array[];
+  /** Per axis, per start of `grid`: how many rules matching somewhere have it among their own starts. */
+  readonly uses: readonly Int32Array[];
+  /** The positions of the rules that read neither uid nor gid ("flat"); per position, its bit among them (-1: not flat). */
+  readonly flat: readonly number[];
+  readonly flatBit: Int32Array;
+  /** Words per mask over `flat`; the flat rules matching per port cell of `grid` (protocols as in rows); the flat forbids. */
+  readonly flatWords: number;
+  readonly flatMasks: Int32Array;
+  readonly flatForbids: Int32Array;
+  /** A mask of every flat rule (`keep` of a class that lacks none). */
+  readonly allFlat: Int32Array;
+  /** Per port cell of `grid`: the verdict of its flat rules when no others match (-1: not known since its masks last changed). */
+  readonly flatVerdicts: Int32Array;
+  /**
+   * Per port cell of `grid`, of its matching flat forbids (index `2 * cell`) and permits
+   * (`2 * cell + 1`): how many, and the sum of their positions' mixes, kept by `flipFlat`,
+   * so that a cell's deciding rules are found among those seen before by their hash.
+   */
+  readonly flatCounts: Int32Array;
+  readonly flatHashes: Int32Array;
+  /** Deciding flat rules seen (positions, increasing) and their verdict, by the hash of `flatHashes`. */
+  readonly flatDeciding: Map<number, { positions: number[]; verdict: number }[]>;
+  /** Counts rule i's own starts in `uses` (`delta` 1) or no longer (-1). */
+  use(i: number, delta: number): void;
+  /** Flat rule i's matches change from `before` to `after`: its bit flips where they differ. */
+  flipFlat(i: number, before: Uint8Array, after: Uint8Array): void;
+}
+
+function walkState(rules: readonly NormalRule[], grids: readonly OwnGrid[], unidentified: boolean): WalkState {
+  const grid = classGrid(rules, grids);
+  const flat: number[] = [];
+  const flatBit = new Int32Array(rules.length).fill(-1);
+  grid.axes.forEach((a, i) => {
+    if (a === 0) flatBit[i] = flat.push(i) - 1;
+  });
+  const flatWords = (flat.length + 31) >>> 5;
+  const classPorts = grid.starts[2]!.length;
+  const flatMasks = new Int32Array(2 * classPorts * flatWords);
+  const flatForbids = new Int32Array(flatWords);
+  const forbid = Uint8Array.from(rules, (r) => (r.effect === "forbid" ? 1 : 0));
+  flat.forEach((i, b) => forbid[i] && (flatForbids[b >>> 5]! |= 1 << (b & 31)));
+  const uses = grid.starts.map((list) => new Int32Array(list.length));
+  const flatVerdicts = new Int32Array(2 * classPorts).fill(-1);
+  const flatCounts = new Int32Array(4 * classPorts);
+  const flatHashes = new Int32Array(4 * classPorts);
+  return {
+    rules,
+    grid,
+    unidentified,
+    forbid,
+    current: grids.map((g) => new Uint8Array(g.cells)),
+    uses,
+    flat,
+    flatBit,
+    flatWords,
+    flatMasks,
+    flatForbids,
+    allFlat: new Int32Array(flatWords).fill(-1),
+    flatVerdicts,
+    flatCounts,
+    flatHashes,
+    flatDeciding: new Map(),
+    use(i, delta) {
+      grid.own[i]!.forEach((own, a) => {
+        for (const x of own) uses[a]![x]! += delta;
+      });
+    },
+    flipFlat(i, before, after) {
+      const ports = grid.own[i]![2]!;
+      const pl = ports.length;
+      const word = flatBit[i]! >>> 5;
+      const bit = 1 << (flatBit[i]! & 31);
+      const effect = forbid[i] ? 0 : 1;
+      const hash = mix(i);
+      for (let q = 0; q < 2 * pl; q++) {
+        if (before[q] === after[q]) continue;
+        const k = q % pl;
+        const offset = q >= pl ? classPorts : 0;
+        const to = offset + (k + 1 < pl ? ports[k + 1]! : classPorts);
+        const sign = after[q] ? 1 : -1;
+        for (let pk = offset + ports[k]!; pk < to; pk++) {
+          flatMasks[pk * flatWords + word]! ^= bit;
+          flatVerdicts[pk] = -1;
+          flatCounts[2 * pk + effect]! += sign;
+          flatHashes[2 * pk + effect] = (flatHashes[2 * pk + effect]! + sign * hash) | 0;
+        }
+      }
+    },
   };
-  const u = own("uid", uids);
-  const g = own("gid", gids);
-  const p = own("port", ports);
-  return { axes: (r.cuts.uid.size > 0 ? 1 : 0) + (r.cuts.gid.size > 0 ? 2 : 0), uids: u.starts, uidFrom: u.from, gids: g.starts, gidFrom: g.from, ports: p.starts, portFrom: p.from };
 }
 
 /** A rule's own interval starts per axis, computed once per rule (a rule is in many classes). */
