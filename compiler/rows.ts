@@ -184,39 +184,93 @@ interface OwnGrid {
   readonly cells: number;
 }
 
+/** Rules' own grids, made once per rule (a rule is in many classes). */
+const ownGrids = new WeakMap<NormalRule, OwnGrid>();
 function ownGrid(r: NormalRule): OwnGrid {
+  let grid = ownGrids.get(r);
+  if (grid === undefined) ownGrids.set(r, (grid = makeOwnGrid(r)));
+  return grid;
+}
+
+function makeOwnGrid(r: NormalRule): OwnGrid {
   const uids = ruleStarts(r, "uid");
   const gids = ruleStarts(r, "gid");
   const ports = ruleStarts(r, "port");
   return { axes: (r.cuts.uid.size > 0 ? 1 : 0) + (r.cuts.gid.size > 0 ? 2 : 0), uids, gids, ports, cells: uids.length * gids.length * 2 * ports.length };
 }
 
+/** Whether the `length` words of `a` from `aAt` equal those of `b` from `bAt`. */
+function sameWords(a: Uint32Array, aAt: number, b: Uint32Array, bAt: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (a[aAt + i] !== b[bAt + i]) return false;
+  return true;
+}
+
+/** Whether `flags` is `value` at every index of `list`. */
+function everyIn(list: readonly number[], flags: Uint8Array, value: number): boolean {
+  for (const i of list) if (flags[i] !== value) return false;
+  return true;
+}
+
 /** A growing typed array, kept from row to row. */
-class Scratch<T extends Int32Array | Uint32Array | Float64Array> {
+class Scratch<T extends Uint8Array | Int32Array | Uint32Array | Float64Array> {
   constructor(private buffer: T) {}
 
-  /** At least `n` elements (contents undefined when it grows). */
+  /** At least `n` elements (its contents kept when it grows). */
   get(n: number): T {
-    if (this.buffer.length < n) this.buffer = new (this.buffer.constructor as new (n: number) => T)(Math.max(n, 2 * this.buffer.length));
+    if (this.buffer.length < n) {
+      const grown = new (this.buffer.constructor as new (n: number) => T)(Math.max(n, 2 * this.buffer.length));
+      grown.set(this.buffer);
+      this.buffer = grown;
+    }
     return this.buffer;
   }
 }
 
 /**
  * A group's grid: every cut of its rules, per axis (uid, gid, port), and each rule's own
- * starts as indices into it; what each rule reads (`OwnGrid.axes`).
+ * starts as indices into it: rule i's on axis a are `own` from `ownAt[3 * i + a]` up to
+ * `ownAt[3 * i + a + 1]`; what each rule reads (`OwnGrid.axes`).
  */
 interface ClassGrid {
   readonly starts: readonly (readonly number[])[];
-  readonly own: readonly (readonly Int32Array[])[];
-  readonly axes: readonly number[];
+  readonly own: Int32Array;
+  readonly ownAt: Int32Array;
+  readonly axes: Uint8Array;
 }
 
 function classGrid(rules: readonly NormalRule[], grids: readonly OwnGrid[]): ClassGrid {
   const starts = (["uid", "gid", "port"] as const).map((axis) => axisStarts(rules, axis));
-  const index = starts.map((list) => new Map(list.map((x, k) => [x, k])));
-  const own = grids.map((g) => [g.uids, g.gids, g.ports].map((list, a) => Int32Array.from(list, (x) => index[a]!.get(x)!)));
-  return { starts, own, axes: grids.map((g) => g.axes) };
+  const ownAt = new Int32Array(3 * grids.length + 1);
+  let size = 0;
+  grids.forEach((g, i) => {
+    [g.uids, g.gids, g.ports].forEach((list, a) => {
+      ownAt[3 * i + a] = size;
+      size += list.length;
+    });
+  });
+  ownAt[3 * grids.length] = size;
+  const own = new Int32Array(size);
+  grids.forEach((g, i) => {
+    [g.uids, g.gids, g.ports].forEach((list, a) => {
+      const axis = starts[a]!;
+      list.forEach((x, j) => (own[ownAt[3 * i + a]! + j] = lowerBound(axis, axis.length, x)));
+    });
+  });
+  return { starts, own, ownAt, axes: Uint8Array.from(grids, (g) => g.axes) };
+}
+
+/**
+ * Rule i's own intervals on axis `a` as intervals of a grid whose index of each of the
+ * group's starts is `index` (`count` intervals): own interval j covers from[j] up to
+ * from[j + 1]. Into `into`'s buffer.
+ */
+function ownFrom(grid: ClassGrid, i: number, a: number, index: Int32Array, count: number, into: Scratch<Int32Array>): Int32Array {
+  const from0 = grid.ownAt[3 * i + a]!;
+  const length = grid.ownAt[3 * i + a + 1]! - from0;
+  const from = into.get(length + 1);
+  for (let j = 0; j < length; j++) from[j] = index[grid.own[from0 + j]!]!;
+  from[length] = count;
+  return from;
 }
 
 /**
@@ -252,13 +306,22 @@ export class TableBuilder {
     index: [0, 1, 2].map(() => new Scratch(new Int32Array(64))),
     /** Per axis: the index among the group's starts of each start of that grid. */
     classIndex: [0, 1, 2].map(() => new Scratch(new Int32Array(64))),
+    /** Per axis: a rule's own intervals as intervals of that grid (`ownFrom`); its own port cells' first columns. */
+    from: [0, 1, 2].map(() => new Scratch(new Int32Array(64))),
+    cols: new Scratch(new Int32Array(64)),
     /** Per kind of rule (what it reads): the difference array of its masks. */
     diff: [0, 1, 2, 3].map(() => new Scratch(new Int32Array(256))),
     /** The deep rules' forbids, a cell's masks (all, then forbids), and the last deciding rules' mask. */
     words: [0, 1, 2].map(() => new Scratch(new Int32Array(16))),
     verdicts: new Scratch(new Uint32Array(256)),
+    /** A row's words (`row`), and its uid and gid intervals that start blocks. */
+    row: new Scratch(new Uint32Array(1024)),
+    blocks: [0, 1].map(() => new Scratch(new Int32Array(64))),
     /** The rule indices of a cell's deciding rules. */
     deciding: new Scratch(new Int32Array(64)),
+    /** A rule's matches just evaluated (`groupRows`), and the walk's stack of matches before its changes. */
+    evaluated: new Scratch(new Uint8Array(256)),
+    undo: new Scratch(new Uint8Array(4096)),
   };
 
   constructor(private readonly policy: NormalPolicy) {
@@ -326,58 +389,66 @@ export class TableBuilder {
    * (made absolute when rows are joined).
    */
   row(uids: ArrayLike<number>, gids: ArrayLike<number>, ports: ArrayLike<number>, verdicts: Uint32Array): number {
+    const U = uids.length;
+    const G = gids.length;
     const P = ports.length;
     const gidSpan = 2 * P;
-    const uidSpan = gids.length * gidSpan;
-    const same = (a: number, b: number, length: number) => {
-      for (let i = 0; i < length; i++) if (verdicts[a + i] !== verdicts[b + i]) return false;
-      return true;
-    };
+    const uidSpan = G * gidSpan;
+    // Written into a buffer kept from row to row (its most words: every interval a block), copied when new.
+    const out = this.scratch.row.get(1 + U * (3 + G * (6 + 4 * P)));
     // A uid (gid) interval starts a block unless its verdicts equal the previous interval's.
-    const uidStarts: number[] = [];
-    for (let ui = 0; ui < uids.length; ui++) if (ui === 0 || !same(ui * uidSpan, (ui - 1) * uidSpan, uidSpan)) uidStarts.push(ui);
-    const words: number[] = [uidStarts.length];
-    for (const ui of uidStarts) words.push(uids[ui]!, 0);
-    uidStarts.forEach((ui, u) => {
-      words[2 + u * 2] = words.length;
+    const uidStarts = this.scratch.blocks[0]!.get(U);
+    let uidBlocks = 0;
+    for (let ui = 0; ui < U; ui++) if (ui === 0 || !sameWords(verdicts, ui * uidSpan, verdicts, (ui - 1) * uidSpan, uidSpan)) uidStarts[uidBlocks++] = ui;
+    let top = 0;
+    out[top++] = uidBlocks;
+    const uidSlots = top;
+    top += 2 * uidBlocks;
+    const gidStarts = this.scratch.blocks[1]!.get(G);
+    for (let u = 0; u < uidBlocks; u++) {
+      const ui = uidStarts[u]!;
+      out[uidSlots + 2 * u] = uids[ui]!;
+      out[uidSlots + 2 * u + 1] = top;
       const base = ui * uidSpan;
-      const gidStarts: number[] = [];
-      for (let gi = 0; gi < gids.length; gi++) if (gi === 0 || !same(base + gi * gidSpan, base + (gi - 1) * gidSpan, gidSpan)) gidStarts.push(gi);
-      words.push(gidStarts.length);
-      const gidSlots = words.length;
-      for (const gi of gidStarts) words.push(gids[gi]!, 0);
-      gidStarts.forEach((gi, g) => {
-        words[gidSlots + g * 2 + 1] = words.length;
-        const protoSlots = words.length;
-        words.push(0, 0);
+      let gidBlocks = 0;
+      for (let gi = 0; gi < G; gi++) if (gi === 0 || !sameWords(verdicts, base + gi * gidSpan, verdicts, base + (gi - 1) * gidSpan, gidSpan)) gidStarts[gidBlocks++] = gi;
+      out[top++] = gidBlocks;
+      const gidSlots = top;
+      top += 2 * gidBlocks;
+      for (let g = 0; g < gidBlocks; g++) {
+        const gi = gidStarts[g]!;
+        out[gidSlots + 2 * g] = gids[gi]!;
+        out[gidSlots + 2 * g + 1] = top;
+        const protoSlots = top;
+        top += 2;
         for (let pi = 0; pi < 2; pi++) {
-          words[protoSlots + pi] = words.length;
-          const countAt = words.length;
-          words.push(0);
+          out[protoSlots + pi] = top;
+          const countAt = top++;
           const at = base + gi * gidSpan + pi * P;
           let previous = -1;
           for (let k = 0; k < P; k++) {
             const v = verdicts[at + k]!;
-            if (v !== previous) words.push(ports[k]!, v);
+            if (v !== previous) {
+              out[top++] = ports[k]!;
+              out[top++] = v;
+            }
             previous = v;
           }
-          words[countAt] = (words.length - countAt - 1) / 2;
+          out[countAt] = (top - countAt - 1) / 2;
         }
-      });
-    });
-    const packed = Uint32Array.from(words);
+      }
+    }
     let hash = 0x811c9dc5;
-    for (let i = 0; i < packed.length; i++) hash = Math.imul(hash ^ packed[i]!, 0x01000193);
+    for (let i = 0; i < top; i++) hash = Math.imul(hash ^ out[i]!, 0x01000193);
     const bucket = this.rowsByHash.get(hash);
-    const equal = (row: Uint32Array) => {
-      if (row.length !== packed.length) return false;
-      for (let i = 0; i < row.length; i++) if (row[i] !== packed[i]) return false;
-      return true;
-    };
-    const found = bucket?.find((index) => equal(this.rows[index]!));
-    if (found !== undefined) return found;
+    if (bucket !== undefined) {
+      for (const index of bucket) {
+        const row = this.rows[index]!;
+        if (row.length === top && sameWords(row, 0, out, 0, top)) return index;
+      }
+    }
     const index = this.rows.length;
-    this.rows.push(packed);
+    this.rows.push(out.slice(0, top));
     if (bucket === undefined) this.rowsByHash.set(hash, [index]);
     else bucket.push(index);
     return index;
@@ -420,6 +491,7 @@ export class TableBuilder {
       flags.forEach((f, i) => f === 1 && out.push(i));
       return out;
     });
+    const M = classes.length;
     const grids = rules.map(ownGrid);
     grids.forEach((g, i) => {
       if (g.cells > MAX_CLASS_CELLS) throw new LoweringError(`rule ${rules[i]!.id} cuts ${g.cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
@@ -427,11 +499,11 @@ export class TableBuilder {
 
     // One cell object, moved over the grids (predicates do not keep it).
     const cell = { identity: cls.atoms, unidentified: cls.unidentified, destination: new Set<number>() as ReadonlySet<number>, uid: 0, gid: 0, port: 0, protocol: "tcp" as Protocol };
-    /** Whether rule i matches, per cell of its own grid, at `destination`: into `out`; returns whether it matches in any. */
-    const evaluate = (i: number, destination: ReadonlySet<number>, out: Uint8Array): boolean => {
+    /** Whether rule i matches, per cell of its own grid (`size` cells), at `destination`: into `out`; returns whether it matches in any. */
+    const evaluate = (i: number, destination: ReadonlySet<number>, out: Uint8Array, size: number): boolean => {
       const r = rules[i]!;
       const grid = grids[i]!;
-      out.fill(0);
+      out.fill(0, 0, size);
       // `matches` leaves the principal scope's atoms and the resource scope's CIDRs to the caller.
       if (r.principalAtoms !== undefined && (cls.unidentified || !r.principalAtoms.some((a) => cls.atoms.has(a)))) return false;
       if (r.resourceCidrs !== undefined && !r.resourceCidrs.some((c) => destination.has(c))) return false;
@@ -459,7 +531,7 @@ export class TableBuilder {
     };
 
     const state = walkState(rules, grids, cls.unidentified);
-    const { current, flatBit } = state;
+    const { bits, bitsAt, flatBit } = state;
     // The rules that match somewhere: a flag per position, and the positions of those that read uid or gid.
     const isActive = new Uint8Array(rules.length);
     const deep: number[] = [];
@@ -471,16 +543,18 @@ export class TableBuilder {
       if (on) deep.splice(at, 0, i);
       else deep.splice(at, 1);
     };
-    /** Rule i's matches are now `bits` (its flat masks are edited where they changed). */
-    const setBits = (i: number, bits: Uint8Array, on: boolean) => {
-      if (flatBit[i]! >= 0) state.flipFlat(i, current[i]!, bits);
-      current[i] = bits;
+    /** Rule i's matches are now those of `from` at `at` (its flat masks are edited where they change); `on` if it matches somewhere. */
+    const setBits = (i: number, from: Uint8Array, at: number, on: boolean) => {
+      if (flatBit[i]! >= 0) state.flipFlat(i, from, at);
+      bits.set(from.subarray(at, at + grids[i]!.cells), bitsAt[i]!);
       if (on !== (isActive[i] === 1)) setActive(i, on);
     };
+    const s = this.scratch;
     const noDestination = new Set<number>();
     rules.forEach((_r, i) => {
-      const bits = new Uint8Array(grids[i]!.cells);
-      setBits(i, bits, evaluate(i, noDestination, bits));
+      const size = grids[i]!.cells;
+      const out = s.evaluated.get(size);
+      setBits(i, out, 0, evaluate(i, noDestination, out, size));
     });
 
     // Per class, the flat rules it has (a mask over `flat`).
@@ -491,23 +565,23 @@ export class TableBuilder {
       for (const i of miss) if (flatBit[i]! >= 0) keep[flatBit[i]! >>> 5]! &= ~(1 << (flatBit[i]! & 31));
       return keep;
     });
+    // Each class's row per frame of the walk: M words per frame, the default rows' first.
+    let rows = new Int32Array(4 * M);
     /**
-     * Each class's row in the current state, into `out`: its parent's (`parent`) unless one of
-     * its rules is among those whose matches `changed`; the union's when it lacks none of the
-     * rules that match somewhere; else made from its own.
+     * Each class's row in the current state, at `rows[at + m]`: its parent's (at `parent`)
+     * unless one of its rules is among those whose matches `changed`; the union's when it
+     * lacks none of the rules that match somewhere; else made from its own.
      */
-    const rowsNow = (changed: readonly number[] | undefined, parent: Int32Array | undefined, out: Int32Array) => {
+    const rowsNow = (changed: readonly number[] | undefined, parent: number, at: number) => {
       let unionRow = -1;
-      classes.forEach((_c, m) => {
+      for (let m = 0; m < M; m++) {
         const lacked = lacks[m]!;
-        if (parent !== undefined && changed!.every((i) => lacked[i] === 1)) out[m] = parent[m]!;
-        else if (missing[m]!.every((i) => isActive[i] === 0)) out[m] = unionRow >= 0 ? unionRow : (unionRow = this.rowOf(state, deep, allFlat));
-        else out[m] = this.rowOf(state, deep.filter((i) => lacked[i] === 0), keeps[m]!);
-      });
+        if (changed !== undefined && everyIn(changed, lacked, 1)) rows[at + m] = rows[parent + m]!;
+        else if (everyIn(missing[m]!, isActive, 0)) rows[at + m] = unionRow >= 0 ? unionRow : (unionRow = this.rowOf(state, deep, allFlat));
+        else rows[at + m] = this.rowOf(state, deep.filter((i) => lacked[i] === 0), keeps[m]!);
+      }
     };
-    const M = classes.length;
-    const base = new Int32Array(M);
-    rowsNow(undefined, undefined, base);
+    rowsNow(undefined, 0, 0);
 
     // Destination class of each CIDR the rules name → the positions of the rules naming it.
     const naming = new Map<number, number[]>();
@@ -523,49 +597,61 @@ export class TableBuilder {
     // order visits every CIDR after those enclosing it, and before any CIDR outside it.
     const named = [...naming.keys()].sort((a, b) => a - b);
     // The walk's changes, undone when it leaves a CIDR: rules whose matches changed, with
-    // their matches before. A frame per CIDR on the walk's path holds where its changes start.
+    // their matches before (`undoBytes`, up to `undoTop`). A frame per CIDR on the walk's
+    // path: its CIDR's class, where its changes start, and its rows (frame k's at (k + 1) * M).
     const undoRules: number[] = [];
-    const undoBits: Uint8Array[] = [];
-    const stack: { d: number; rows: Int32Array; undo: number }[] = [];
+    let undoBytes = s.undo.get(0);
+    let undoTop = 0;
+    const frameD: number[] = [];
+    const frameUndo: number[] = [];
     const entries = classes.map((): [number, number][] => []);
-    let scratch = new Uint8Array(256);
     const changed: number[] = [];
     for (const d of named) {
       let up = dst.parent[d]!;
       while (up !== 0 && !naming.has(up)) up = dst.parent[up]!;
-      while (stack.length > 0 && stack[stack.length - 1]!.d !== up) {
-        const f = stack.pop()!;
-        while (undoRules.length > f.undo) {
-          const bits = undoBits.pop()!;
-          setBits(undoRules.pop()!, bits, bits.includes(1));
+      while (frameD.length > 0 && frameD[frameD.length - 1] !== up) {
+        frameD.pop();
+        const undo = frameUndo.pop()!;
+        while (undoRules.length > undo) {
+          const i = undoRules.pop()!;
+          const size = grids[i]!.cells;
+          undoTop -= size;
+          setBits(i, undoBytes, undoTop, undoBytes.subarray(undoTop, undoTop + size).includes(1));
         }
       }
-      const parent = stack.length > 0 ? stack[stack.length - 1]!.rows : base;
-      const frame = { d, rows: parent, undo: undoRules.length };
+      const parent = frameD.length * M;
+      const at = parent + M;
+      if (rows.length < at + M) {
+        const grown = new Int32Array(2 * (at + M));
+        grown.set(rows);
+        rows = grown;
+      }
+      rows.copyWithin(at, parent, parent + M);
+      frameD.push(d);
+      frameUndo.push(undoRules.length);
       const destination = dst.classCidrs[d]!;
       changed.length = 0;
       for (const i of naming.get(d)!) {
         const size = grids[i]!.cells;
-        if (scratch.length < size) scratch = new Uint8Array(2 * size);
-        const bits = scratch.subarray(0, size);
-        const on = evaluate(i, destination, bits);
-        const before = current[i]!;
+        const out = s.evaluated.get(size);
+        const on = evaluate(i, destination, out, size);
+        const from = bitsAt[i]!;
         let o = 0;
-        while (o < size && bits[o] === before[o]) o++;
+        while (o < size && out[o] === bits[from + o]) o++;
         if (o === size) continue;
         changed.push(i);
         undoRules.push(i);
-        undoBits.push(before);
-        setBits(i, bits.slice(), on);
+        undoBytes = s.undo.get(undoTop + size);
+        undoBytes.set(bits.subarray(from, from + size), undoTop);
+        undoTop += size;
+        setBits(i, out, 0, on);
       }
       if (changed.length > 0) {
-        frame.rows = new Int32Array(M);
-        rowsNow(changed, parent, frame.rows);
-        for (let m = 0; m < M; m++) if (frame.rows[m] !== parent[m]) entries[m]!.push([d, frame.rows[m]!]);
+        rowsNow(changed, parent, at);
+        for (let m = 0; m < M; m++) if (rows[at + m] !== rows[parent + m]) entries[m]!.push([d, rows[at + m]!]);
       }
-      stack.push(frame);
     }
-    return classes.map((_c, m) => ({ defaultRow: base[m]!, entries: entries[m]! }));
+    return classes.map((_c, m) => ({ defaultRow: rows[m]!, entries: entries[m]! }));
   }
 
   /**
@@ -582,7 +668,7 @@ export class TableBuilder {
    * written as four flips of a difference array that one prefix pass turns into the masks.
    */
   private rowOf(state: WalkState, deep: readonly number[], keep: Int32Array): number {
-    const { grid, current } = state;
+    const { grid, bits: matches, bitsAt } = state;
     const s = this.scratch;
     // The grid: the starts some rule matching somewhere has, per axis (0 always); each one's
     // index in it, and for each port interval its index in the group's.
@@ -630,36 +716,40 @@ export class TableBuilder {
       const word = k >>> 5;
       const bit = 1 << (k & 31);
       if (state.forbid[i]) forbids[word]! |= bit;
-      const [ownU, ownG, ownP] = grid.own[i]! as [Int32Array, Int32Array, Int32Array];
       const a = grid.axes[i]!;
       const diff = diffs[a]!;
-      const bits = current[i]!;
-      const ul = ownU.length;
-      const gl = ownG.length;
-      const pl = ownP.length;
-      // Own interval j of an axis covers this grid's intervals from its start's index up to the next's.
-      const uFrom = (j: number) => (j < ul ? uIndex[ownU[j]!]! : U);
-      const gFrom = (j: number) => (j < gl ? gIndex[ownG[j]!]! : G);
-      /** Own port cell q's first port cell, and the first past it (the second protocol's ports follow the first's). */
-      const colFrom = (q: number) => (q >= pl ? P + pIndex[ownP[q - pl]!]! : pIndex[ownP[q]!]!);
-      const colTo = (q: number) => (q + 1 === pl ? P : q + 1 === 2 * pl ? portCells : colFrom(q + 1));
+      const b0 = bitsAt[i]!;
+      // Own interval j of an axis covers this grid's intervals from[j] up to from[j + 1]; own
+      // port cell q (the second protocol's follow the first's) covers columns cols[q] up to cols[q + 1].
+      const uFrom = ownFrom(grid, i, 0, uIndex, U, s.from[0]!);
+      const gFrom = ownFrom(grid, i, 1, gIndex, G, s.from[1]!);
+      const pFrom = ownFrom(grid, i, 2, pIndex, P, s.from[2]!);
+      const ul = grid.ownAt[3 * i + 1]! - grid.ownAt[3 * i]!;
+      const gl = grid.ownAt[3 * i + 2]! - grid.ownAt[3 * i + 1]!;
+      const pl = grid.ownAt[3 * i + 3]! - grid.ownAt[3 * i + 2]!;
+      const cols = s.cols.get(2 * pl + 1);
+      for (let q = 0; q < pl; q++) {
+        cols[q] = pFrom[q]!;
+        cols[pl + q] = P + pFrom[q]!;
+      }
+      cols[2 * pl] = portCells;
       let o = 0;
       for (let uj = 0; uj < ul; uj++) {
         for (let gj = 0; gj < gl; gj++, o += 2 * pl) {
           // The runs of matching own cells along the ports of both protocols, each a column range.
           for (let q = 0; q < 2 * pl; ) {
-            if (bits[o + q] === 0) {
+            if (matches[b0 + o + q] === 0) {
               q++;
               continue;
             }
-            const c0 = colFrom(q);
-            while (q < 2 * pl && bits[o + q] === 1) q++;
-            const c1 = colTo(q - 1);
+            const c0 = cols[q]!;
+            while (q < 2 * pl && matches[b0 + o + q] === 1) q++;
+            const c1 = cols[q]!;
             // The rows of this own (uid, gid) cell in its rule's array.
             if (a === 3) {
-              for (let ui = uFrom(uj); ui < uFrom(uj + 1); ui++) flip(diff, C, Wd, word, bit, ui * G + gFrom(gj), ui * G + gFrom(gj + 1), c0, c1);
-            } else if (a === 2) flip(diff, C, Wd, word, bit, gFrom(gj), gFrom(gj + 1), c0, c1);
-            else flip(diff, C, Wd, word, bit, uFrom(uj), uFrom(uj + 1), c0, c1);
+              for (let ui = uFrom[uj]!; ui < uFrom[uj + 1]!; ui++) flip(diff, C, Wd, word, bit, ui * G + gFrom[gj]!, ui * G + gFrom[gj + 1]!, c0, c1);
+            } else if (a === 2) flip(diff, C, Wd, word, bit, gFrom[gj]!, gFrom[gj + 1]!, c0, c1);
+            else flip(diff, C, Wd, word, bit, uFrom[uj]!, uFrom[uj + 1]!, c0, c1);
           }
         }
       }
@@ -752,18 +842,28 @@ export class TableBuilder {
     const Wf = state.flatWords;
     const seen = state.flatDeciding.get(hash);
     // Exact: the same number of rules, each matching here.
-    const found = seen?.find(({ positions }) => positions.length === count && positions.every((i) => (masks[at * Wf + (state.flatBit[i]! >>> 5)]! & (1 << (state.flatBit[i]! & 31))) !== 0));
-    if (found !== undefined) return found.verdict;
-    const positions: number[] = [];
+    if (seen !== undefined) {
+      for (const { bits, verdict } of seen) {
+        if (bits.length !== count) continue;
+        let k = 0;
+        while (k < count && (masks[at * Wf + (bits[k]! >>> 5)]! & (1 << (bits[k]! & 31))) !== 0) k++;
+        if (k === count) return verdict;
+      }
+    }
+    const bits = new Int32Array(count);
+    const out = this.scratch.deciding.get(count);
+    let n = 0;
     for (let w = 0; w < Wf; w++) {
       const m = masks[at * Wf + w]! & (effect === 0 ? state.flatForbids[w]! : ~state.flatForbids[w]!);
-      for (let x = m; x !== 0; x &= x - 1) positions.push(state.flat[w * 32 + 31 - Math.clz32(x & -x)]!);
+      for (let x = m; x !== 0; x &= x - 1) {
+        const b = w * 32 + 31 - Math.clz32(x & -x);
+        bits[n] = b;
+        out[n++] = state.rules[state.flat[b]!]!.index;
+      }
     }
-    const out = this.scratch.deciding.get(count);
-    positions.forEach((i, k) => (out[k] = state.rules[i]!.index));
     const verdict = this.decidedBy(out, count);
-    if (seen === undefined) state.flatDeciding.set(hash, [{ positions, verdict }]);
-    else seen.push({ positions, verdict });
+    if (seen === undefined) state.flatDeciding.set(hash, [{ bits, verdict }]);
+    else seen.push({ bits, verdict });
     return verdict;
   }
 
@@ -791,8 +891,9 @@ interface WalkState {
   readonly unidentified: boolean;
   /** Per position: whether its rule is a forbid. */
   readonly forbid: Uint8Array;
-  /** Per position: the rule's matches per cell of its own grid now. */
-  readonly current: Uint8Array[];
+  /** The rules' matches per cell of their own grids now: rule i's from `bitsAt[i]` up to `bitsAt[i + 1]`. */
+  readonly bits: Uint8Array;
+  readonly bitsAt: Int32Array;
   /** Per axis, per start of `grid`: how many rules matching somewhere have it among their own starts. */
   readonly uses: readonly Int32Array[];
   /** The positions of the rules that read neither uid nor gid ("flat"); per position, its bit among them (-1: not flat). */
@@ -813,12 +914,12 @@ interface WalkState {
    */
   readonly flatCounts: Int32Array;
   readonly flatHashes: Int32Array;
-  /** Deciding flat rules seen (positions, increasing) and their verdict, by the hash of `flatHashes`. */
-  readonly flatDeciding: Map<number, { positions: number[]; verdict: number }[]>;
+  /** Deciding flat rules seen (their bits among `flat`) and their verdict, by the hash of `flatHashes`. */
+  readonly flatDeciding: Map<number, { bits: Int32Array; verdict: number }[]>;
   /** Counts rule i's own starts in `uses` (`delta` 1) or no longer (-1). */
   use(i: number, delta: number): void;
-  /** Flat rule i's matches change from `before` to `after`: its bit flips where they differ. */
-  flipFlat(i: number, before: Uint8Array, after: Uint8Array): void;
+  /** Flat rule i's matches (in `bits`) are about to become those of `after` from `at`: its bit flips where they differ. */
+  flipFlat(i: number, after: Uint8Array, at: number): void;
 }
 
 function walkState(rules: readonly NormalRule[], grids: readonly OwnGrid[], unidentified: boolean): WalkState {
@@ -836,6 +937,9 @@ function walkState(rules: readonly NormalRule[], grids: readonly OwnGrid[], unid
   flat.forEach((i, b) => forbid[i] && (flatForbids[b >>> 5]! |= 1 << (b & 31)));
   const uses = grid.starts.map((list) => new Int32Array(list.length));
   const flatVerdicts = new Int32Array(2 * classPorts).fill(-1);
+  const bitsAt = new Int32Array(rules.length + 1);
+  grids.forEach((g, i) => (bitsAt[i + 1] = bitsAt[i]! + g.cells));
+  const bits = new Uint8Array(bitsAt[rules.length]!);
   const flatCounts = new Int32Array(4 * classPorts);
   const flatHashes = new Int32Array(4 * classPorts);
   return {
@@ -843,7 +947,8 @@ function walkState(rules: readonly NormalRule[], grids: readonly OwnGrid[], unid
     grid,
     unidentified,
     forbid,
-    current: grids.map((g) => new Uint8Array(g.cells)),
+    bits,
+    bitsAt,
     uses,
     flat,
     flatBit,
@@ -856,24 +961,24 @@ function walkState(rules: readonly NormalRule[], grids: readonly OwnGrid[], unid
     flatHashes,
     flatDeciding: new Map(),
     use(i, delta) {
-      grid.own[i]!.forEach((own, a) => {
-        for (const x of own) uses[a]![x]! += delta;
-      });
+      for (let a = 0; a < 3; a++) for (let k = grid.ownAt[3 * i + a]!; k < grid.ownAt[3 * i + a + 1]!; k++) uses[a]![grid.own[k]!]! += delta;
     },
-    flipFlat(i, before, after) {
-      const ports = grid.own[i]![2]!;
-      const pl = ports.length;
+    flipFlat(i, after, at) {
+      const ports = grid.own;
+      const p0 = grid.ownAt[3 * i + 2]!;
+      const pl = grid.ownAt[3 * i + 3]! - p0;
+      const before = bitsAt[i]!;
       const word = flatBit[i]! >>> 5;
       const bit = 1 << (flatBit[i]! & 31);
       const effect = forbid[i] ? 0 : 1;
       const hash = mix(i);
       for (let q = 0; q < 2 * pl; q++) {
-        if (before[q] === after[q]) continue;
+        if (bits[before + q] === after[at + q]) continue;
         const k = q % pl;
         const offset = q >= pl ? classPorts : 0;
-        const to = offset + (k + 1 < pl ? ports[k + 1]! : classPorts);
-        const sign = after[q] ? 1 : -1;
-        for (let pk = offset + ports[k]!; pk < to; pk++) {
+        const to = offset + (k + 1 < pl ? ports[p0 + k + 1]! : classPorts);
+        const sign = after[at + q] ? 1 : -1;
+        for (let pk = offset + ports[p0 + k]!; pk < to; pk++) {
           flatMasks[pk * flatWords + word]! ^= bit;
           flatVerdicts[pk] = -1;
           flatCounts[2 * pk + effect]! += sign;

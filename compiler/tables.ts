@@ -554,24 +554,41 @@ const MAX_RESIDUAL_CELLS = 4096;
  * reads nothing else, so the answer is exact.
  */
 function needsIdentityAtom(r: NormalRule, dst: DestinationClasses): boolean {
-  const destinations = new Map<string, ReadonlySet<number>>([["", new Set()]]);
-  for (const c of r.mentionedCidrs) {
-    for (const d of dst.inside[c]!) {
-      const seen = r.mentionedCidrs.filter((m) => dst.classCidrs[d]!.has(m));
-      destinations.set(seen.join(","), new Set(seen));
-    }
-  }
   const uids = ruleStarts(r, "uid");
   const gids = ruleStarts(r, "gid");
   const ports = ruleStarts(r, "port");
-  if (destinations.size * uids.length * gids.length * ports.length * 2 > MAX_RESIDUAL_CELLS) return false;
-  const identity = new Set<number>();
-  for (const destination of destinations.values()) {
+  const cells = uids.length * gids.length * ports.length * 2;
+  // The distinct sets of the rule's CIDRs that contain some destination (none: outside them
+  // all), keyed by which of them they hold; past the cap the answer is "no" at once.
+  const mentioned = r.mentionedCidrs;
+  const keys = new Set<number | string>([0, ""]);
+  const destinations: ReadonlySet<number>[] = [new Set()];
+  if (cells > MAX_RESIDUAL_CELLS) return false;
+  for (const c of mentioned) {
+    for (const d of dst.inside[c]!) {
+      const holds = dst.classCidrs[d]!;
+      // A bit per CIDR while they fit in a small integer, else their positions written out.
+      let key: number | string = mentioned.length <= 30 ? 0 : "";
+      for (let k = 0; k < mentioned.length; k++) if (holds.has(mentioned[k]!)) key = typeof key === "number" ? key | (1 << k) : `${key}${k},`;
+      if (keys.has(key)) continue;
+      keys.add(key);
+      destinations.push(new Set(mentioned.filter((m) => holds.has(m))));
+      if (destinations.length * cells > MAX_RESIDUAL_CELLS) return false;
+    }
+  }
+  // One cell object, moved over the grid (predicates do not keep it).
+  const cell = { identity: new Set<number>() as ReadonlySet<number>, unidentified: false, destination: destinations[0]!, uid: 0, gid: 0, port: 0, protocol: "tcp" as "tcp" | "udp" };
+  for (const destination of destinations) {
+    cell.destination = destination;
     for (const uid of uids) {
+      cell.uid = uid;
       for (const gid of gids) {
+        cell.gid = gid;
         for (const port of ports) {
+          cell.port = port;
           for (const protocol of ["tcp", "udp"] as const) {
-            if (r.matches({ identity, unidentified: false, destination, uid, gid, port, protocol })) return false;
+            cell.protocol = protocol;
+            if (r.matches(cell)) return false;
           }
         }
       }
@@ -753,16 +770,18 @@ function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClas
 
   let capacity = 1;
   while (capacity < pairs.length * 2) capacity *= 2;
-  const slots = new Array<number>(capacity * 3).fill(0);
-  for (let i = 0; i < capacity; i++) slots[i * 3] = EMPTY_SLOT;
+  // The capacity, then its slots (class, destination, row).
+  const slots = new Uint32Array(1 + capacity * 3);
+  slots[0] = capacity;
+  for (let i = 0; i < capacity; i++) slots[1 + i * 3] = EMPTY_SLOT;
   for (const [s, d, row] of pairs) {
     let i = pairHash(s, d, capacity);
-    while (slots[i * 3] !== EMPTY_SLOT) i = (i + 1) & (capacity - 1);
-    slots[i * 3] = s;
-    slots[i * 3 + 1] = d;
-    slots[i * 3 + 2] = row;
+    while (slots[1 + i * 3] !== EMPTY_SLOT) i = (i + 1) & (capacity - 1);
+    slots[1 + i * 3] = s;
+    slots[2 + i * 3] = d;
+    slots[3 + i * 3] = row;
   }
-  sections.set(SECTION.PAIRS, [capacity, ...slots]);
+  sections.set(SECTION.PAIRS, slots);
   sections.set(SECTION.DEFAULT_ROW, defaultRow);
 
   const rowIndex: number[] = [];
