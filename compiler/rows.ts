@@ -382,16 +382,14 @@ export class TableBuilder {
   }
 
   /**
-   * Interns a row given its verdicts per cell, laid out `((ui * gids + gi) * 2 + pi) * ports + k`
-   * over the uid, gid, protocol and port intervals starting at `uids`, `gids` and `ports`.
+   * Interns a row given its verdicts per cell, laid out `((ui * G + gi) * 2 + pi) * P + k` over
+   * the uid, gid, protocol and port intervals starting at the first `U` of `uids`, `G` of
+   * `gids` and `P` of `ports`.
    * Adjacent intervals with equal contents are merged at every level, so any grid that
    * refines the verdicts' gives the same row. Block offsets are relative to the row's start
    * (made absolute when rows are joined).
    */
-  row(uids: ArrayLike<number>, gids: ArrayLike<number>, ports: ArrayLike<number>, verdicts: Uint32Array): number {
-    const U = uids.length;
-    const G = gids.length;
-    const P = ports.length;
+  row(uids: ArrayLike<number>, U: number, gids: ArrayLike<number>, G: number, ports: ArrayLike<number>, P: number, verdicts: Uint32Array): number {
     const gidSpan = 2 * P;
     const uidSpan = G * gidSpan;
     // Written into a buffer kept from row to row (its most words: every interval a block), copied when new.
@@ -655,6 +653,29 @@ export class TableBuilder {
   }
 
   /**
+   * Axis `a` (uid, gid, port) of the grid of the rules matching somewhere in the walk's
+   * `state`: the group's starts some such rule has (and 0), into `scratch.starts[a]`; each
+   * group start's index among them (`scratch.index[a]`) and theirs among the group's
+   * (`scratch.classIndex[a]`). Returns how many.
+   */
+  private gridAxis(state: WalkState, a: number): number {
+    const s = this.scratch;
+    const classStarts = state.grid.starts[a]!;
+    const uses = state.uses[a]!;
+    const starts = s.starts[a]!.get(classStarts.length);
+    const index = s.index[a]!.get(classStarts.length);
+    const at = s.classIndex[a]!.get(classStarts.length);
+    let count = 0;
+    for (let x = 0; x < classStarts.length; x++) {
+      if (uses[x] === 0 && x !== 0) continue;
+      index[x] = count;
+      at[count] = x;
+      starts[count++] = classStarts[x]!;
+    }
+    return count;
+  }
+
+  /**
    * The row, in the walk's current `state`, of the rules that match somewhere there that
    * read neither uid nor gid, less those outside `keep` (a mask over `state.flat`), and those
    * at positions `deep` (increasing), which read uid or gid: their verdict (forbid > permit >
@@ -672,26 +693,9 @@ export class TableBuilder {
     const s = this.scratch;
     // The grid: the starts some rule matching somewhere has, per axis (0 always); each one's
     // index in it, and for each port interval its index in the group's.
-    const axes: Float64Array[] = [];
-    for (let a = 0; a < 3; a++) {
-      const classStarts = grid.starts[a]!;
-      const uses = state.uses[a]!;
-      const starts = s.starts[a]!.get(classStarts.length);
-      const index = s.index[a]!.get(classStarts.length);
-      const at = s.classIndex[a]!.get(classStarts.length);
-      let count = 0;
-      for (let x = 0; x < classStarts.length; x++) {
-        if (uses[x] === 0 && x !== 0) continue;
-        index[x] = count;
-        at[count] = x;
-        starts[count++] = classStarts[x]!;
-      }
-      axes.push(starts.subarray(0, count));
-    }
-    const [uids, gids, ports] = axes as [Float64Array, Float64Array, Float64Array];
-    const U = uids.length;
-    const G = gids.length;
-    const P = ports.length;
+    const U = this.gridAxis(state, 0);
+    const G = this.gridAxis(state, 1);
+    const P = this.gridAxis(state, 2);
     const portCells = 2 * P;
     const cellCount = U * G * portCells;
     if (cellCount > MAX_CLASS_CELLS) throw new LoweringError(`the rules of one identity class that match at one destination cut ${cellCount} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
@@ -704,13 +708,16 @@ export class TableBuilder {
     const rowCounts = [1, U, G, U * G];
     let kinds = 0;
     for (const i of deep) kinds |= 1 << grid.axes[i]!;
-    const diffs = s.diff.map((d, a) => {
-      if ((kinds & (1 << a)) === 0) return d.get(0);
+    const diffOf = (a: number) => {
+      if ((kinds & (1 << a)) === 0) return s.diff[a]!.get(0);
       const size = (rowCounts[a]! + 1) * C * Wd;
-      return d.get(size).fill(0, 0, size);
-    });
+      return s.diff[a]!.get(size).fill(0, 0, size);
+    };
+    const diffs = [s.diff[0]!.get(0), diffOf(1), diffOf(2), diffOf(3)];
     const forbids = s.words[0]!.get(Wd).fill(0, 0, Wd);
-    const [uIndex, gIndex, pIndex] = s.index.map((x) => x.get(0)) as [Int32Array, Int32Array, Int32Array];
+    const uIndex = s.index[0]!.get(0);
+    const gIndex = s.index[1]!.get(0);
+    const pIndex = s.index[2]!.get(0);
     for (let k = 0; k < n; k++) {
       const i = deep[k]!;
       const word = k >>> 5;
@@ -755,15 +762,16 @@ export class TableBuilder {
       }
     }
     // Prefix XOR: each array's word at (row, column) becomes its rules' mask there.
-    diffs.forEach((diff, a) => {
-      if ((kinds & (1 << a)) === 0) return;
+    for (let a = 1; a < 4; a++) {
+      if ((kinds & (1 << a)) === 0) continue;
+      const diff = diffs[a]!;
       const rowWords = C * Wd;
       for (let r = 0; r < rowCounts[a]!; r++) {
         const base = r * rowWords;
         for (let x = base + Wd; x < base + portCells * Wd; x++) diff[x]! ^= diff[x - Wd]!;
         if (r > 0) for (let x = base; x < base + portCells * Wd; x++) diff[x]! ^= diff[x - rowWords]!;
       }
-    });
+    }
 
     // Each cell's verdict: its matching forbids decide, else its matching permits, else the
     // default. A cell's mask is the flat rules' `Wf` words, then the deep rules' `Wd`;
@@ -792,7 +800,7 @@ export class TableBuilder {
         verdicts[pk] = v;
       }
       for (let ug = 1; ug < U * G; ug++) verdicts.copyWithin(ug * portCells, 0, portCells);
-      return this.row(uids, gids, ports, verdicts.subarray(0, cellCount));
+      return this.row(s.starts[0]!.get(0), U, s.starts[1]!.get(0), G, s.starts[2]!.get(0), P, verdicts);
     }
     let c = 0;
     for (let u = 0; u < U; u++) {
@@ -829,7 +837,7 @@ export class TableBuilder {
         }
       }
     }
-    return this.row(uids, gids, ports, verdicts.subarray(0, cellCount));
+    return this.row(s.starts[0]!.get(0), U, s.starts[1]!.get(0), G, s.starts[2]!.get(0), P, verdicts);
   }
 
   /** The verdict of the flat rules matching in port cell `at` of a group's grid (`WalkState.flatCounts`). */
