@@ -322,6 +322,15 @@ export class TableBuilder {
     /** A rule's matches just evaluated (`groupRows`), and the walk's stack of matches before its changes. */
     evaluated: new Scratch(new Uint8Array(256)),
     undo: new Scratch(new Uint8Array(4096)),
+    /** A group's walk's state (`walkState`). */
+    walk: {
+      flatMasks: new Scratch(new Int32Array(256)),
+      flatVerdicts: new Scratch(new Int32Array(256)),
+      flatCounts: new Scratch(new Int32Array(256)),
+      flatHashes: new Scratch(new Int32Array(256)),
+      bits: new Scratch(new Uint8Array(1024)),
+      uses: [0, 1, 2].map(() => new Scratch(new Int32Array(64))),
+    },
   };
 
   constructor(private readonly policy: NormalPolicy) {
@@ -528,7 +537,7 @@ export class TableBuilder {
       return any;
     };
 
-    const state = walkState(rules, grids, cls.unidentified);
+    const state = walkState(rules, grids, cls.unidentified, this.scratch.walk);
     const { bits, bitsAt, flatBit } = state;
     // The rules that match somewhere: a flag per position, and the positions of those that read uid or gid.
     const isActive = new Uint8Array(rules.length);
@@ -544,7 +553,9 @@ export class TableBuilder {
     /** Rule i's matches are now those of `from` at `at` (its flat masks are edited where they change); `on` if it matches somewhere. */
     const setBits = (i: number, from: Uint8Array, at: number, on: boolean) => {
       if (flatBit[i]! >= 0) state.flipFlat(i, from, at);
-      bits.set(from.subarray(at, at + grids[i]!.cells), bitsAt[i]!);
+      const size = grids[i]!.cells;
+      const to = bitsAt[i]!;
+      for (let o = 0; o < size; o++) bits[to + o] = from[at + o]!;
       if (on !== (isActive[i] === 1)) setActive(i, on);
     };
     const s = this.scratch;
@@ -614,7 +625,9 @@ export class TableBuilder {
           const i = undoRules.pop()!;
           const size = grids[i]!.cells;
           undoTop -= size;
-          setBits(i, undoBytes, undoTop, undoBytes.subarray(undoTop, undoTop + size).includes(1));
+          let on = false;
+          for (let o = undoTop; o < undoTop + size && !on; o++) on = undoBytes[o] === 1;
+          setBits(i, undoBytes, undoTop, on);
         }
       }
       const parent = frameD.length * M;
@@ -640,7 +653,7 @@ export class TableBuilder {
         changed.push(i);
         undoRules.push(i);
         undoBytes = s.undo.get(undoTop + size);
-        undoBytes.set(bits.subarray(from, from + size), undoTop);
+        for (let o = 0; o < size; o++) undoBytes[undoTop + o] = bits[from + o]!;
         undoTop += size;
         setBits(i, out, 0, on);
       }
@@ -930,7 +943,22 @@ interface WalkState {
   flipFlat(i: number, after: Uint8Array, at: number): void;
 }
 
-function walkState(rules: readonly NormalRule[], grids: readonly OwnGrid[], unidentified: boolean): WalkState {
+/** Buffers of a group's walk (`walkState`), kept from group to group. */
+interface WalkBuffers {
+  readonly flatMasks: Scratch<Int32Array>;
+  readonly flatVerdicts: Scratch<Int32Array>;
+  readonly flatCounts: Scratch<Int32Array>;
+  readonly flatHashes: Scratch<Int32Array>;
+  readonly bits: Scratch<Uint8Array>;
+  readonly uses: readonly Scratch<Int32Array>[];
+}
+
+/** The first `n` elements of `scratch`'s buffer set to `value`. */
+function filled<T extends Uint8Array | Int32Array>(scratch: Scratch<T>, n: number, value = 0): T {
+  return scratch.get(n).fill(value, 0, n) as T;
+}
+
+function walkState(rules: readonly NormalRule[], grids: readonly OwnGrid[], unidentified: boolean, buffers: WalkBuffers): WalkState {
   const grid = classGrid(rules, grids);
   const flat: number[] = [];
   const flatBit = new Int32Array(rules.length).fill(-1);
@@ -939,17 +967,17 @@ function walkState(rules: readonly NormalRule[], grids: readonly OwnGrid[], unid
   });
   const flatWords = (flat.length + 31) >>> 5;
   const classPorts = grid.starts[2]!.length;
-  const flatMasks = new Int32Array(2 * classPorts * flatWords);
+  const flatMasks = filled(buffers.flatMasks, 2 * classPorts * flatWords);
   const flatForbids = new Int32Array(flatWords);
   const forbid = Uint8Array.from(rules, (r) => (r.effect === "forbid" ? 1 : 0));
   flat.forEach((i, b) => forbid[i] && (flatForbids[b >>> 5]! |= 1 << (b & 31)));
-  const uses = grid.starts.map((list) => new Int32Array(list.length));
-  const flatVerdicts = new Int32Array(2 * classPorts).fill(-1);
+  const uses = grid.starts.map((list, a) => filled(buffers.uses[a]!, list.length));
+  const flatVerdicts = filled(buffers.flatVerdicts, 2 * classPorts, -1);
   const bitsAt = new Int32Array(rules.length + 1);
   grids.forEach((g, i) => (bitsAt[i + 1] = bitsAt[i]! + g.cells));
-  const bits = new Uint8Array(bitsAt[rules.length]!);
-  const flatCounts = new Int32Array(4 * classPorts);
-  const flatHashes = new Int32Array(4 * classPorts);
+  const bits = filled(buffers.bits, bitsAt[rules.length]!);
+  const flatCounts = filled(buffers.flatCounts, 4 * classPorts);
+  const flatHashes = filled(buffers.flatHashes, 4 * classPorts);
   return {
     rules,
     grid,
