@@ -118,8 +118,8 @@ interface ListNode {
   verdict?: number;
 }
 
-/** A 32-bit mix of an integer (murmur3's finaliser), summed into a list's hash. */
-function mix(x: number): number {
+/** A 32-bit mix of an integer (murmur3's finaliser), summed into a list's hash (exported for the tests that make two sums collide). */
+export function mix(x: number): number {
   let h = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return h ^ (h >>> 16);
@@ -862,10 +862,10 @@ export class TableBuilder {
     const masks = state.flatMasks;
     const Wf = state.flatWords;
     const seen = state.flatDeciding.get(hash);
-    // Exact: the same number of rules, each matching here.
+    // Exact: rules of the same effect, as many, each matching here.
     if (seen !== undefined) {
-      for (const { bits, verdict } of seen) {
-        if (bits.length !== count) continue;
+      for (const { forbid, bits, verdict } of seen) {
+        if (forbid !== (effect === 0) || bits.length !== count) continue;
         let k = 0;
         while (k < count && (masks[at * Wf + (bits[k]! >>> 5)]! & (1 << (bits[k]! & 31))) !== 0) k++;
         if (k === count) return verdict;
@@ -883,8 +883,9 @@ export class TableBuilder {
       }
     }
     const verdict = this.decidedBy(out, count);
-    if (seen === undefined) state.flatDeciding.set(hash, [{ bits, verdict }]);
-    else seen.push({ bits, verdict });
+    const entry = { forbid: effect === 0, bits, verdict };
+    if (seen === undefined) state.flatDeciding.set(hash, [entry]);
+    else seen.push(entry);
     return verdict;
   }
 
@@ -935,8 +936,8 @@ interface WalkState {
    */
   readonly flatCounts: Int32Array;
   readonly flatHashes: Int32Array;
-  /** Deciding flat rules seen (their bits among `flat`) and their verdict, by the hash of `flatHashes`. */
-  readonly flatDeciding: Map<number, { bits: Int32Array; verdict: number }[]>;
+  /** Deciding flat rules seen (forbids or permits, their bits among `flat`) and their verdict, by the hash of `flatHashes`. */
+  readonly flatDeciding: Map<number, { forbid: boolean; bits: Int32Array; verdict: number }[]>;
   /** Counts rule i's own starts in `uses` (`delta` 1) or no longer (-1). */
   use(i: number, delta: number): void;
   /** Flat rule i's matches (in `bits`) are about to become those of `after` from `at`: its bit flips where they differ. */
