@@ -66,10 +66,10 @@ export function groupClasses(classes: readonly IdentityClass[]): number[][] {
   return groups;
 }
 
-/** A class's rows: its default row, and (destination class, row) entries. */
+/** A class's rows: its default row, and (destination class, row) entries, flat. */
 export interface ClassRows {
   readonly defaultRow: number;
-  readonly entries: [number, number][];
+  readonly entries: number[];
 }
 
 export const VERDICT_ALLOW = 1;
@@ -613,7 +613,7 @@ export class TableBuilder {
     let undoTop = 0;
     const frameD: number[] = [];
     const frameUndo: number[] = [];
-    const entries = classes.map((): [number, number][] => []);
+    const entries = classes.map((): number[] => []);
     const changed: number[] = [];
     for (const d of named) {
       let up = dst.parent[d]!;
@@ -659,7 +659,7 @@ export class TableBuilder {
       }
       if (changed.length > 0) {
         rowsNow(changed, parent, at);
-        for (let m = 0; m < M; m++) if (rows[at + m] !== rows[parent + m]) entries[m]!.push([d, rows[at + m]!]);
+        for (let m = 0; m < M; m++) if (rows[at + m] !== rows[parent + m]) entries[m]!.push(d, rows[at + m]!);
       }
     }
     return classes.map((_c, m) => ({ defaultRow: rows[m]!, entries: entries[m]! }));

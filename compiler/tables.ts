@@ -609,13 +609,14 @@ export function buildDecisionTables(policySet: PolicySet, options: BuildOptions 
   const lists = new ClassLists();
   const ids = buildIdentityClasses(policy, lists, dst);
   const builder = new TableBuilder(policy);
-  const pairs: [number, number, number][] = [];
+  /** (class, destination class, row) triples, flat. */
+  const pairs: number[] = [];
   const defaultRow: number[] = [];
   for (const group of (options.group ?? groupClasses)(ids.classes)) {
     builder.groupRows(group.map((s) => ids.classes[s]!), dst).forEach(({ defaultRow: row, entries }, k) => {
       const s = group[k]!;
       defaultRow[s] = row;
-      for (const [d, r] of entries) pairs.push([s, d, r]);
+      for (let k = 0; k < entries.length; k += 2) pairs.push(s, entries[k]!, entries[k + 1]!);
     });
   }
 
@@ -630,7 +631,7 @@ export function buildDecisionTables(policySet: PolicySet, options: BuildOptions 
       identityClasses: ids.classes.length,
       destinationClasses: dst.classCidrs.length,
       dfaStates: ids.components.reduce((n, c) => n + c.stateList.length, 0),
-      pairs: pairs.length,
+      pairs: pairs.length / 3,
       rows: builder.rows.length,
       verdicts: builder.verdicts.length,
       reasonSets: builder.reasonSetCount,
@@ -732,7 +733,7 @@ export function pairHash(s: number, d: number, capacity: number): number {
   return ((Math.imul(s, 0x9e3779b1) ^ Math.imul(d, 0x85ebca77)) >>> 0) & (capacity - 1);
 }
 
-function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClasses, b: TableBuilder, pairs: [number, number, number][], defaultRow: number[], lists: ClassLists): Uint32Array {
+function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClasses, b: TableBuilder, pairs: readonly number[], defaultRow: number[], lists: ClassLists): Uint32Array {
   const sections = new Map<number, ArrayLike<number>>();
   sections.set(SECTION.META, [
     ids.classes.length,
@@ -769,12 +770,15 @@ function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClas
   sections.set(SECTION.DST_V6, v6.sort(byAddress).flat());
 
   let capacity = 1;
-  while (capacity < pairs.length * 2) capacity *= 2;
+  while (capacity < (pairs.length / 3) * 2) capacity *= 2;
   // The capacity, then its slots (class, destination, row).
   const slots = new Uint32Array(1 + capacity * 3);
   slots[0] = capacity;
   for (let i = 0; i < capacity; i++) slots[1 + i * 3] = EMPTY_SLOT;
-  for (const [s, d, row] of pairs) {
+  for (let k = 0; k < pairs.length; k += 3) {
+    const s = pairs[k]!;
+    const d = pairs[k + 1]!;
+    const row = pairs[k + 2]!;
     let i = pairHash(s, d, capacity);
     while (slots[1 + i * 3] !== EMPTY_SLOT) i = (i + 1) & (capacity - 1);
     slots[1 + i * 3] = s;
