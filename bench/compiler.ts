@@ -10,6 +10,7 @@ import { checkSources } from "../compiler/program.js";
 import { buildDecisionTables, LoweringError } from "../compiler/tables.js";
 import { generatePolicySet } from "../test/support/generate.js";
 import type { BenchSection } from "./run.js";
+import { median } from "./stats.js";
 import { measureInChild } from "./child.js";
 
 const SIZES = [1_000, 10_000, 100_000];
@@ -64,10 +65,6 @@ function measure(rules: number): CompilerMeasurement {
 
 
 const ms = (x: number | undefined) => (x === undefined ? "–" : x.toFixed(0));
-const median = (xs: readonly number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted.length % 2 === 1 ? sorted[sorted.length >> 1]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-};
 
 export const compilerSection: BenchSection = {
   id: "compiler",

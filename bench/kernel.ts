@@ -40,6 +40,7 @@ import {
 import { cgroup2Mount, cgroupId, kernelUnavailable, loadPolicy, native, removeCgroups, ensureCgroup, unloadPolicy, type GenerationImage } from "../kernel-bridge/loader.js";
 import { packEntries } from "../kernel-bridge/lower.js";
 import type { BenchSection } from "./run.js";
+import { median } from "./stats.js";
 
 type Entry = { key: Uint8Array; value: Uint8Array };
 
@@ -77,11 +78,6 @@ function syntheticImage(total: number, benchCgroup: bigint, classes: number, idL
 }
 
 const countOf = (image: GenerationImage) => MAP_NAMES.reduce((n, m) => n + image.maps[m].length, 0);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /** CPU ns per UDP connect() to 127.0.0.1:9 from this thread (the connect hook runs each time). */
 function connectNs(iterations: number): number {

@@ -21,6 +21,7 @@ import { generatePolicySet } from "../test/support/generate.js";
 import { randomRequests } from "../test/support/random-policy.js";
 import { measureOpaSdk } from "./opa.js";
 import type { BenchSection } from "./run.js";
+import { median } from "./stats.js";
 import { measureInChild } from "./child.js";
 
 const SIZES = [100, 1_000, 10_000];
@@ -71,11 +72,6 @@ interface WasmMeasurement {
   readonly cedarRequests: number;
   /** The OPA SDK path (bench/opa.ts): median µs per `evaluate`. */
   readonly opaSdkUs: number;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
 }
 
 /** CPU time (user + system) of this process in ns: unlike wall time, not inflated when other work preempts it. */
