@@ -205,6 +205,11 @@ function sameWords(a: Uint32Array, aAt: number, b: Uint32Array, bAt: number, len
   return true;
 }
 
+/** The index of the lowest set bit of `x` (not 0). */
+function lowestBit(x: number): number {
+  return 31 - Math.clz32(x & -x);
+}
+
 /** Whether `flags` is `value` at every index of `list`. */
 function everyIn(list: readonly number[], flags: Uint8Array, value: number): boolean {
   for (const i of list) if (flags[i] !== value) return false;
@@ -575,7 +580,8 @@ export class TableBuilder {
       return keep;
     });
     // Each class's row per frame of the walk: M words per frame, the default rows' first.
-    let rows = new Int32Array(4 * M);
+    const frameRows = new Scratch(new Int32Array(4 * M));
+    let rows = frameRows.get(0);
     /**
      * Each class's row in the current state, at `rows[at + m]`: its parent's (at `parent`)
      * unless one of its rules is among those whose matches `changed`; the union's when it
@@ -632,11 +638,7 @@ export class TableBuilder {
       }
       const parent = frameD.length * M;
       const at = parent + M;
-      if (rows.length < at + M) {
-        const grown = new Int32Array(2 * (at + M));
-        grown.set(rows);
-        rows = grown;
-      }
+      rows = frameRows.get(at + M);
       rows.copyWithin(at, parent, parent + M);
       frameD.push(d);
       frameUndo.push(undoRules.length);
@@ -877,7 +879,7 @@ export class TableBuilder {
     for (let w = 0; w < Wf; w++) {
       const m = masks[at * Wf + w]! & (effect === 0 ? state.flatForbids[w]! : ~state.flatForbids[w]!);
       for (let x = m; x !== 0; x &= x - 1) {
-        const b = w * 32 + 31 - Math.clz32(x & -x);
+        const b = w * 32 + lowestBit(x);
         bits[n] = b;
         out[n++] = state.rules[state.flat[b]!]!.index;
       }
@@ -896,9 +898,9 @@ export class TableBuilder {
     const out = this.scratch.deciding.get(W * 32);
     // Positions from both masks, each increasing, merged.
     let n = 0;
-    for (let w = 0; w < Wf; w++) for (let x = mask[w]!; x !== 0; x &= x - 1) out[n++] = state.flat[w * 32 + 31 - Math.clz32(x & -x)]!;
+    for (let w = 0; w < Wf; w++) for (let x = mask[w]!; x !== 0; x &= x - 1) out[n++] = state.flat[w * 32 + lowestBit(x)]!;
     const flatCount = n;
-    for (let w = Wf; w < W; w++) for (let x = mask[w]!; x !== 0; x &= x - 1) out[n++] = deep[(w - Wf) * 32 + 31 - Math.clz32(x & -x)]!;
+    for (let w = Wf; w < W; w++) for (let x = mask[w]!; x !== 0; x &= x - 1) out[n++] = deep[(w - Wf) * 32 + lowestBit(x)]!;
     if (n === 0) return this.defaultVerdict(state.unidentified);
     if (flatCount > 0 && flatCount < n) out.subarray(0, n).sort();
     for (let k = 0; k < n; k++) out[k] = state.rules[out[k]!]!.index;

@@ -558,17 +558,18 @@ function needsIdentityAtom(r: NormalRule, dst: DestinationClasses): boolean {
   const gids = ruleStarts(r, "gid");
   const ports = ruleStarts(r, "port");
   const cells = uids.length * gids.length * ports.length * 2;
-  // The distinct sets of the rule's CIDRs that contain some destination (none: outside them
-  // all), keyed by which of them they hold; past the cap the answer is "no" at once.
-  const mentioned = r.mentionedCidrs;
-  const keys = new Set<number | string>([0, ""]);
-  const destinations: ReadonlySet<number>[] = [new Set()];
   if (cells > MAX_RESIDUAL_CELLS) return false;
+  // The distinct sets of the rule's CIDRs that contain some destination (none: outside them
+  // all), keyed by which of them they hold (a bit per CIDR while they fit in a small
+  // integer, else their positions written out); past the cap the answer is "no" at once.
+  const mentioned = r.mentionedCidrs;
+  const none: number | string = mentioned.length <= 30 ? 0 : "";
+  const keys = new Set<number | string>([none]);
+  const destinations: ReadonlySet<number>[] = [new Set()];
   for (const c of mentioned) {
     for (const d of dst.inside[c]!) {
       const holds = dst.classCidrs[d]!;
-      // A bit per CIDR while they fit in a small integer, else their positions written out.
-      let key: number | string = mentioned.length <= 30 ? 0 : "";
+      let key = none;
       for (let k = 0; k < mentioned.length; k++) if (holds.has(mentioned[k]!)) key = typeof key === "number" ? key | (1 << k) : `${key}${k},`;
       if (keys.has(key)) continue;
       keys.add(key);
@@ -616,7 +617,7 @@ export function buildDecisionTables(policySet: PolicySet, options: BuildOptions 
     builder.groupRows(group.map((s) => ids.classes[s]!), dst).forEach(({ defaultRow: row, entries }, k) => {
       const s = group[k]!;
       defaultRow[s] = row;
-      for (let k = 0; k < entries.length; k += 2) pairs.push(s, entries[k]!, entries[k + 1]!);
+      for (let e = 0; e < entries.length; e += 2) pairs.push(s, entries[e]!, entries[e + 1]!);
     });
   }
 
