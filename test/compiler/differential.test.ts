@@ -61,7 +61,7 @@ const allEngines: readonly Engine[] = [
   { name: "reference", make: (policy) => new ReferenceEvaluator(policy), stride: 1 },
   { name: "tables", make: (policy) => new TableEvaluator(buildDecisionTables(policy)), stride: 1 },
   // Every class with the same identity atoms in one walk (the compiler groups only nearly
-  // equal ones): each class's rows are the union's with its missing rules taken out.
+  // equal ones): at a CIDR where rules it lacks match, a class's row is made from its own.
   { name: "tables-grouped", make: (policy) => new TableEvaluator(buildDecisionTables(policy, { group: groupByAtoms })), stride: 1 },
   { name: "cedar", make: (policy) => new CedarEvaluator(policy), stride: 10 },
 ];
