@@ -7,6 +7,7 @@
 // default over exactly the class's rules that match in that cell (spec §5).
 import type { Protocol } from "./model.js";
 import type { NormalPolicy, NormalRule } from "./normalise.js";
+import { packedMap } from "./packed.js";
 
 /** A policy past a lowering limit: refused, never approximated (PC3002). */
 export class LoweringError extends Error {}
@@ -244,7 +245,7 @@ interface ClassGrid {
 }
 
 function classGrid(rules: readonly NormalRule[], grids: readonly OwnGrid[]): ClassGrid {
-  const starts = (["uid", "gid", "port"] as const).map((axis) => axisStarts(rules, axis));
+  const starts = packedMap(["uid", "gid", "port"] as const, (axis) => axisStarts(rules, axis));
   const ownAt = new Int32Array(3 * grids.length + 1);
   let size = 0;
   grids.forEach((g, i) => {
@@ -493,18 +494,18 @@ export class TableBuilder {
     const rules = [...union.values()].sort((a, b) => this.rank[a.index]! - this.rank[b.index]!);
     const positionOf = new Map(rules.map((r, i) => [r.index, i]));
     /** Per class, a flag per position of the union's rules it lacks, and those positions. */
-    const lacks = classes.map((c) => {
+    const lacks = packedMap(classes, (c) => {
       const has = new Uint8Array(rules.length).fill(1);
       for (const r of c.rules) has[positionOf.get(r.index)!] = 0;
       return has;
     });
-    const missing = lacks.map((flags) => {
+    const missing = packedMap(lacks, (flags) => {
       const out: number[] = [];
       flags.forEach((f, i) => f === 1 && out.push(i));
       return out;
     });
     const M = classes.length;
-    const grids = rules.map(ownGrid);
+    const grids = packedMap(rules, ownGrid);
     grids.forEach((g, i) => {
       if (g.cells > MAX_CLASS_CELLS) throw new LoweringError(`rule ${rules[i]!.id} cuts ${g.cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
     });
@@ -573,7 +574,7 @@ export class TableBuilder {
 
     // Per class, the flat rules it has (a mask over `flat`).
     const allFlat = state.allFlat;
-    const keeps = missing.map((miss) => {
+    const keeps = packedMap(missing, (miss) => {
       if (!miss.some((i) => flatBit[i]! >= 0)) return allFlat;
       const keep = allFlat.slice();
       for (const i of miss) if (flatBit[i]! >= 0) keep[flatBit[i]! >>> 5]! &= ~(1 << (flatBit[i]! & 31));
@@ -619,7 +620,7 @@ export class TableBuilder {
     let undoTop = 0;
     const frameD: number[] = [];
     const frameUndo: number[] = [];
-    const entries = classes.map((): number[] => []);
+    const entries = packedMap(classes, (): number[] => []);
     const changed: number[] = [];
     for (const d of named) {
       let up = dst.parent[d]!;
@@ -664,7 +665,7 @@ export class TableBuilder {
         for (let m = 0; m < M; m++) if (rows[at + m] !== rows[parent + m]) entries[m]!.push(d, rows[at + m]!);
       }
     }
-    return classes.map((_c, m) => ({ defaultRow: rows[m]!, entries: entries[m]! }));
+    return packedMap(classes, (_c, m) => ({ defaultRow: rows[m]!, entries: entries[m]! }));
   }
 
   /**
@@ -974,7 +975,7 @@ function walkState(rules: readonly NormalRule[], grids: readonly OwnGrid[], unid
   const flatForbids = new Int32Array(flatWords);
   const forbid = Uint8Array.from(rules, (r) => (r.effect === "forbid" ? 1 : 0));
   flat.forEach((i, b) => forbid[i] && (flatForbids[b >>> 5]! |= 1 << (b & 31)));
-  const uses = grid.starts.map((list, a) => filled(buffers.uses[a]!, list.length));
+  const uses = packedMap(grid.starts, (list, a) => filled(buffers.uses[a]!, list.length));
   const flatVerdicts = filled(buffers.flatVerdicts, 2 * classPorts, -1);
   const bitsAt = new Int32Array(rules.length + 1);
   grids.forEach((g, i) => (bitsAt[i + 1] = bitsAt[i]! + g.cells));
