@@ -11,6 +11,7 @@ import type * as A from "../dsl/ast.js";
 import type { Cidr, Endpoint, IdentityMember, PolicySet, PortRange, Protocol } from "./model.js";
 import { endpointOf } from "./model.js";
 import { checkedSpiffeId, normalisePattern, type IdentityPattern } from "./spiffe.js";
+import { packedMap } from "./packed.js";
 
 /** What a predicate sees: one point of the request space, with atoms pre-resolved. */
 export interface Cell {
@@ -168,10 +169,14 @@ class Normaliser {
     if (ast.resource.value !== undefined) {
       const value = this.constant(ast.resource.value);
       if (value.kind === "endpoints") {
-        const eps = value.endpoints.map((e) => ({ atom: this.cidrAtom(e.cidr), port: e.port, protocol: e.protocol }));
+        const eps = packedMap(value.endpoints, (e) => ({ atom: this.cidrAtom(e.cidr), port: e.port, protocol: e.protocol }));
         for (const e of eps) this.cutPoint("port", e.port);
         resourceCidrs = [...new Set(eps.map((e) => e.atom))];
-        checks.push((cell) => eps.some((e) => cell.destination.has(e.atom) && cell.port === e.port && cell.protocol === e.protocol));
+        checks.push((cell) => {
+          // The port and protocol first: most cells fail them, and they cost no set lookup.
+          for (const e of eps) if (cell.port === e.port && cell.protocol === e.protocol && cell.destination.has(e.atom)) return true;
+          return false;
+        });
       } else {
         resourceCidrs = [...new Set(cidrsOf(value).map((c) => this.cidrAtom(c)))];
       }

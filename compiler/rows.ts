@@ -513,13 +513,20 @@ export class TableBuilder {
     // One cell object, moved over the grids (predicates do not keep it).
     const cell = { identity: cls.atoms, unidentified: cls.unidentified, destination: new Set<number>() as ReadonlySet<number>, uid: 0, gid: 0, port: 0, protocol: "tcp" as Protocol };
     /** Whether rule i matches, per cell of its own grid (`size` cells), at `destination`: into `out`; returns whether it matches in any. */
+    // `matches` leaves the principal scope's atoms and the resource scope's CIDRs to the caller;
+    // the group's classes share their atoms, so whether each rule's principal scope admits them is known once.
+    const admitted = Uint8Array.from(rules, (r) => (r.principalAtoms === undefined || (!cls.unidentified && r.principalAtoms.some((a) => cls.atoms.has(a))) ? 1 : 0));
     const evaluate = (i: number, destination: ReadonlySet<number>, out: Uint8Array, size: number): boolean => {
       const r = rules[i]!;
       const grid = grids[i]!;
       out.fill(0, 0, size);
-      // `matches` leaves the principal scope's atoms and the resource scope's CIDRs to the caller.
-      if (r.principalAtoms !== undefined && (cls.unidentified || !r.principalAtoms.some((a) => cls.atoms.has(a)))) return false;
-      if (r.resourceCidrs !== undefined && !r.resourceCidrs.some((c) => destination.has(c))) return false;
+      if (admitted[i] === 0) return false;
+      const resourceCidrs = r.resourceCidrs;
+      if (resourceCidrs !== undefined) {
+        let k = 0;
+        while (k < resourceCidrs.length && !destination.has(resourceCidrs[k]!)) k++;
+        if (k === resourceCidrs.length) return false;
+      }
       cell.destination = destination;
       let at = 0;
       let any = false;
@@ -611,7 +618,7 @@ export class TableBuilder {
     });
     // Destination classes are numbered in CIDR order (address, then prefix), so ascending
     // order visits every CIDR after those enclosing it, and before any CIDR outside it.
-    const named = [...naming.keys()].sort((a, b) => a - b);
+    const named = Int32Array.from(naming.keys()).sort();
     // The walk's changes, undone when it leaves a CIDR: rules whose matches changed, with
     // their matches before (`undoBytes`, up to `undoTop`). A frame per CIDR on the walk's
     // path: its CIDR's class, where its changes start, and its rows (frame k's at (k + 1) * M).
