@@ -13,16 +13,8 @@
 // INVARIANT: every CONSUME, SUBRULE, OR, OPTION and MANY runs whether or not the builder is
 // called, so chevrotain records the same grammar (and so gives the same lookahead, recovery
 // and messages) as without actions; the builder is not called while recording.
-import {
-  EmbeddedActionsParser,
-  EOF,
-  type IOrAlt,
-  type IParserErrorMessageProvider,
-  type IRecognitionException,
-  type IToken,
-  type OrMethodOpts,
-  type TokenType,
-} from "chevrotain";
+import type { IOrAlt, IParserErrorMessageProvider, IRecognitionException, IToken, OrMethodOpts, TokenType } from "chevrotain";
+import { EmbeddedActionsParser, EOF } from "./chevrotain.js";
 import type * as A from "./ast.js";
 import type { AssertionSetting, AstBuilder, DeclBody, ScopeTail, TestFromSyntax } from "./ast-builder.js";
 import * as T from "./tokens.js";

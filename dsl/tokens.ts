@@ -4,7 +4,8 @@
 // prefixes (endpoint before IPv4, IPv6 before int and identifier, `==` before `=`), and
 // every keyword is in the `Identifier` category with `longer_alt: Identifier`, so a
 // keyword is also accepted wherever a name is (`workload test { … }` is legal).
-import { createToken, Lexer, type TokenType } from "chevrotain";
+import type { TokenType } from "chevrotain";
+import { createToken, Lexer } from "./chevrotain.js";
 
 export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /[ \t\r\n\uFEFF]+/, group: Lexer.SKIPPED });
 export const LineComment = createToken({ name: "LineComment", pattern: /\/\/[^\n\r]*/, group: "comments" });
