@@ -6,7 +6,7 @@
 // INVARIANT: deterministic, and exact: a row's verdict in a cell is forbid > permit >
 // default over exactly the class's rules that match in that cell (spec §5).
 import type { Protocol } from "./model.js";
-import type { NormalPolicy, NormalRule } from "./normalise.js";
+import type { Cell, NormalPolicy, NormalRule } from "./normalise.js";
 import { packedMap } from "./packed.js";
 
 /** A policy past a lowering limit: refused, never approximated (PC3002). */
@@ -291,22 +291,9 @@ function flip(diff: Int32Array, C: number, W: number, word: number, bit: number,
   diff[(r1 * C + c1) * W + word]! ^= bit;
 }
 
-export class TableBuilder {
-  readonly verdicts: { flags: number; reasonSet: number }[] = [];
-  /** The reason sets (rule indices in rule-id order), as nodes of `outcomes`. */
-  private readonly reasonSetNodes: ListNode[] = [];
-  readonly rows: Uint32Array[] = [];
-  /** Verdicts by `reasonSet * 4 + flags`. */
-  private readonly verdictIndex = new Map<number, number>();
-  /** Rows by a hash of their words (rows can be large: no string keys). */
-  private readonly rowsByHash = new Map<number, number[]>();
-  /** Rule index → its rank in rule-id order (reasons are "sorted rule ids"). */
-  private readonly rank: number[];
-  /** The deciding rules of verdicts: interned lists of rule indices in rule-id order, each a reason set; by node id, its reason set. */
-  private readonly outcomes = new ListTable();
-  private readonly reasonSetOf: number[] = [];
-  /** Buffers of `rowOf`, kept from row to row. */
-  private readonly scratch = {
+/** Buffers of `TableBuilder.rowOf` and `GroupWalk`, kept from row to row and group to group. */
+function rowScratch() {
+  return {
     /** Per axis: the starts of the grid of the rules matching somewhere, and each of the group's starts' index among them. */
     starts: [0, 1, 2].map(() => new Scratch(new Float64Array(64))),
     index: [0, 1, 2].map(() => new Scratch(new Int32Array(64))),
@@ -328,7 +315,7 @@ export class TableBuilder {
     /** A rule's matches just evaluated (`groupRows`), and the walk's stack of matches before its changes. */
     evaluated: new Scratch(new Uint8Array(256)),
     undo: new Scratch(new Uint8Array(4096)),
-    /** A group's walk's state (`walkState`). */
+    /** A group's walk's state (`WalkState`). */
     walk: {
       flatMasks: new Scratch(new Int32Array(256)),
       flatVerdicts: new Scratch(new Int32Array(256)),
@@ -338,6 +325,26 @@ export class TableBuilder {
       uses: [0, 1, 2].map(() => new Scratch(new Int32Array(64))),
     },
   };
+}
+
+type RowScratch = ReturnType<typeof rowScratch>;
+
+export class TableBuilder {
+  readonly verdicts: { flags: number; reasonSet: number }[] = [];
+  /** The reason sets (rule indices in rule-id order), as nodes of `outcomes`. */
+  private readonly reasonSetNodes: ListNode[] = [];
+  readonly rows: Uint32Array[] = [];
+  /** Verdicts by `reasonSet * 4 + flags`. */
+  private readonly verdictIndex = new Map<number, number>();
+  /** Rows by a hash of their words (rows can be large: no string keys). */
+  private readonly rowsByHash = new Map<number, number[]>();
+  /** Rule index → its rank in rule-id order (reasons are "sorted rule ids"). */
+  private readonly rank: number[];
+  /** The deciding rules of verdicts: interned lists of rule indices in rule-id order, each a reason set; by node id, its reason set. */
+  private readonly outcomes = new ListTable();
+  private readonly reasonSetOf: number[] = [];
+  /** Buffers of `rowOf` and the walks, kept from row to row and group to group. */
+  private readonly scratch = rowScratch();
 
   constructor(private readonly policy: NormalPolicy) {
     const ids = policy.rules.map((r) => r.id);
@@ -487,192 +494,11 @@ export class TableBuilder {
    * match somewhere there (`rowOf`), which are few even in large classes.
    */
   groupRows(classes: readonly IdentityClass[], dst: DestinationView): ClassRows[] {
-    const cls = classes[0]!;
     const union = new Map<number, NormalRule>();
     for (const c of classes) for (const r of c.rules) union.set(r.index, r);
     // Positions in rule-id order, so that the matching rules of a cell are listed as reasons are.
     const rules = [...union.values()].sort((a, b) => this.rank[a.index]! - this.rank[b.index]!);
-    const positionOf = new Map(rules.map((r, i) => [r.index, i]));
-    /** Per class, a flag per position of the union's rules it lacks, and those positions. */
-    const lacks = packedMap(classes, (c) => {
-      const has = new Uint8Array(rules.length).fill(1);
-      for (const r of c.rules) has[positionOf.get(r.index)!] = 0;
-      return has;
-    });
-    const missing = packedMap(lacks, (flags) => {
-      const out: number[] = [];
-      flags.forEach((f, i) => f === 1 && out.push(i));
-      return out;
-    });
-    const M = classes.length;
-    const grids = packedMap(rules, ownGrid);
-    grids.forEach((g, i) => {
-      if (g.cells > MAX_CLASS_CELLS) throw new LoweringError(`rule ${rules[i]!.id} cuts ${g.cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
-    });
-
-    // One cell object, moved over the grids (predicates do not keep it).
-    const cell = { identity: cls.atoms, unidentified: cls.unidentified, destination: new Set<number>() as ReadonlySet<number>, uid: 0, gid: 0, port: 0, protocol: "tcp" as Protocol };
-    /** Whether rule i matches, per cell of its own grid (`size` cells), at `destination`: into `out`; returns whether it matches in any. */
-    // `matches` leaves the principal scope's atoms and the resource scope's CIDRs to the caller;
-    // the group's classes share their atoms, so whether each rule's principal scope admits them is known once.
-    const admitted = Uint8Array.from(rules, (r) => (r.principalAtoms === undefined || (!cls.unidentified && r.principalAtoms.some((a) => cls.atoms.has(a))) ? 1 : 0));
-    const evaluate = (i: number, destination: ReadonlySet<number>, out: Uint8Array, size: number): boolean => {
-      const r = rules[i]!;
-      const grid = grids[i]!;
-      out.fill(0, 0, size);
-      if (admitted[i] === 0) return false;
-      const resourceCidrs = r.resourceCidrs;
-      if (resourceCidrs !== undefined) {
-        let k = 0;
-        while (k < resourceCidrs.length && !destination.has(resourceCidrs[k]!)) k++;
-        if (k === resourceCidrs.length) return false;
-      }
-      cell.destination = destination;
-      let at = 0;
-      let any = false;
-      for (const uid of grid.uids) {
-        cell.uid = uid;
-        for (const gid of grid.gids) {
-          cell.gid = gid;
-          for (const protocol of PROTOCOLS) {
-            cell.protocol = protocol;
-            for (const port of grid.ports) {
-              cell.port = port;
-              if (r.matches(cell)) {
-                out[at] = 1;
-                any = true;
-              }
-              at++;
-            }
-          }
-        }
-      }
-      return any;
-    };
-
-    const state = walkState(rules, grids, cls.unidentified, this.scratch.walk);
-    const { bits, bitsAt, flatBit } = state;
-    // The rules that match somewhere: a flag per position, and the positions of those that read uid or gid.
-    const isActive = new Uint8Array(rules.length);
-    const deep: number[] = [];
-    const setActive = (i: number, on: boolean) => {
-      isActive[i] = on ? 1 : 0;
-      state.use(i, on ? 1 : -1);
-      if (state.grid.axes[i] === 0) return;
-      const at = lowerBound(deep, deep.length, i);
-      if (on) deep.splice(at, 0, i);
-      else deep.splice(at, 1);
-    };
-    /** Rule i's matches are now those of `from` at `at` (its flat masks are edited where they change); `on` if it matches somewhere. */
-    const setBits = (i: number, from: Uint8Array, at: number, on: boolean) => {
-      if (flatBit[i]! >= 0) state.flipFlat(i, from, at);
-      const size = grids[i]!.cells;
-      const to = bitsAt[i]!;
-      for (let o = 0; o < size; o++) bits[to + o] = from[at + o]!;
-      if (on !== (isActive[i] === 1)) setActive(i, on);
-    };
-    const s = this.scratch;
-    const noDestination = new Set<number>();
-    rules.forEach((_r, i) => {
-      const size = grids[i]!.cells;
-      const out = s.evaluated.get(size);
-      setBits(i, out, 0, evaluate(i, noDestination, out, size));
-    });
-
-    // Per class, the flat rules it has (a mask over `flat`).
-    const allFlat = state.allFlat;
-    const keeps = packedMap(missing, (miss) => {
-      if (!miss.some((i) => flatBit[i]! >= 0)) return allFlat;
-      const keep = allFlat.slice();
-      for (const i of miss) if (flatBit[i]! >= 0) keep[flatBit[i]! >>> 5]! &= ~(1 << (flatBit[i]! & 31));
-      return keep;
-    });
-    // Each class's row per frame of the walk: M words per frame, the default rows' first.
-    const frameRows = new Scratch(new Int32Array(4 * M));
-    let rows = frameRows.get(0);
-    /**
-     * Each class's row in the current state, at `rows[at + m]`: its parent's (at `parent`)
-     * unless one of its rules is among those whose matches `changed`; the union's when it
-     * lacks none of the rules that match somewhere; else made from its own.
-     */
-    const rowsNow = (changed: readonly number[] | undefined, parent: number, at: number) => {
-      let unionRow = -1;
-      for (let m = 0; m < M; m++) {
-        const lacked = lacks[m]!;
-        if (changed !== undefined && everyIn(changed, lacked, 1)) rows[at + m] = rows[parent + m]!;
-        else if (everyIn(missing[m]!, isActive, 0)) rows[at + m] = unionRow >= 0 ? unionRow : (unionRow = this.rowOf(state, deep, allFlat));
-        else rows[at + m] = this.rowOf(state, deep.filter((i) => lacked[i] === 0), keeps[m]!);
-      }
-    };
-    rowsNow(undefined, 0, 0);
-
-    // Destination class of each CIDR the rules name → the positions of the rules naming it.
-    const naming = new Map<number, number[]>();
-    rules.forEach((r, i) => {
-      for (const c of r.mentionedCidrs) {
-        const d = dst.cidrClass[c]!;
-        const list = naming.get(d);
-        if (list === undefined) naming.set(d, [i]);
-        else if (list[list.length - 1] !== i) list.push(i);
-      }
-    });
-    // Destination classes are numbered in CIDR order (address, then prefix), so ascending
-    // order visits every CIDR after those enclosing it, and before any CIDR outside it.
-    const named = Int32Array.from(naming.keys()).sort();
-    // The walk's changes, undone when it leaves a CIDR: rules whose matches changed, with
-    // their matches before (`undoBytes`, up to `undoTop`). A frame per CIDR on the walk's
-    // path: its CIDR's class, where its changes start, and its rows (frame k's at (k + 1) * M).
-    const undoRules: number[] = [];
-    let undoBytes = s.undo.get(0);
-    let undoTop = 0;
-    const frameD: number[] = [];
-    const frameUndo: number[] = [];
-    const entries = packedMap(classes, (): number[] => []);
-    const changed: number[] = [];
-    for (const d of named) {
-      let up = dst.parent[d]!;
-      while (up !== 0 && !naming.has(up)) up = dst.parent[up]!;
-      while (frameD.length > 0 && frameD[frameD.length - 1] !== up) {
-        frameD.pop();
-        const undo = frameUndo.pop()!;
-        while (undoRules.length > undo) {
-          const i = undoRules.pop()!;
-          const size = grids[i]!.cells;
-          undoTop -= size;
-          let on = false;
-          for (let o = undoTop; o < undoTop + size && !on; o++) on = undoBytes[o] === 1;
-          setBits(i, undoBytes, undoTop, on);
-        }
-      }
-      const parent = frameD.length * M;
-      const at = parent + M;
-      rows = frameRows.get(at + M);
-      rows.copyWithin(at, parent, parent + M);
-      frameD.push(d);
-      frameUndo.push(undoRules.length);
-      const destination = dst.classCidrs[d]!;
-      changed.length = 0;
-      for (const i of naming.get(d)!) {
-        const size = grids[i]!.cells;
-        const out = s.evaluated.get(size);
-        const on = evaluate(i, destination, out, size);
-        const from = bitsAt[i]!;
-        let o = 0;
-        while (o < size && out[o] === bits[from + o]) o++;
-        if (o === size) continue;
-        changed.push(i);
-        undoRules.push(i);
-        undoBytes = s.undo.get(undoTop + size);
-        for (let o = 0; o < size; o++) undoBytes[undoTop + o] = bits[from + o]!;
-        undoTop += size;
-        setBits(i, out, 0, on);
-      }
-      if (changed.length > 0) {
-        rowsNow(changed, parent, at);
-        for (let m = 0; m < M; m++) if (rows[at + m] !== rows[parent + m]) entries[m]!.push(d, rows[at + m]!);
-      }
-    }
-    return packedMap(classes, (_c, m) => ({ defaultRow: rows[m]!, entries: entries[m]! }));
+    return new GroupWalk(this, classes, rules, this.scratch).run(dst);
   }
 
   /**
@@ -711,7 +537,8 @@ export class TableBuilder {
    * matches are rectangles in its array (its own cells, merged along the port axis), each
    * written as four flips of a difference array that one prefix pass turns into the masks.
    */
-  private rowOf(state: WalkState, deep: readonly number[], keep: Int32Array): number {
+  /** (Called by `GroupWalk`.) */
+  rowOf(state: WalkState, deep: readonly number[], keep: Int32Array): number {
     const { grid, bits: matches, bitsAt } = state;
     const s = this.scratch;
     // The grid: the starts some rule matching somewhere has, per axis (0 always); each one's
@@ -916,11 +743,259 @@ export class TableBuilder {
   }
 }
 
-/** What `rowOf` reads of a group's walk, and the edits of its masks. */
-interface WalkState {
-  readonly rules: readonly NormalRule[];
+/**
+ * One group's walk (`TableBuilder.groupRows`). Each rule of the group is evaluated on its own
+ * grid (the uid, gid and port intervals its constants cut, both protocols). The named CIDRs
+ * are visited depth first (enclosing CIDRs first); a CIDR's matches differ from its nearest
+ * named enclosing CIDR's only for the rules naming it, and only those are evaluated again
+ * (and restored when the walk leaves the CIDR). Where some rule's matches changed, a class's
+ * row is made from the rules that match somewhere there (`rowOf`), which are few even in
+ * large classes.
+ *
+ * A class, not closures made per group: V8 optimises a call through a closure for the one
+ * closure it has seen, so every new group's closures threw `groupRows`'s optimised code away
+ * ("wrong call target"); methods are the same functions for every group.
+ */
+class GroupWalk {
+  private readonly M: number;
+  /** Per class, a flag per position of the group's rules it lacks, and those positions. */
+  private readonly lacks: Uint8Array[];
+  private readonly missing: number[][];
+  private readonly grids: OwnGrid[];
+  /** One cell object, moved over the grids (predicates do not keep it). */
+  private readonly cell: Cell & { destination: ReadonlySet<number>; uid: number; gid: number; port: number; protocol: Protocol };
+  /**
+   * Per position: whether the rule's principal scope admits the group's atoms (`matches`
+   * leaves the principal scope's atoms and the resource scope's CIDRs to the caller; the
+   * group's classes share their atoms, so this is known once).
+   */
+  private readonly admitted: Uint8Array;
+  private readonly state: WalkState;
+  /** The rules that match somewhere: a flag per position, and the positions of those that read uid or gid. */
+  private readonly isActive: Uint8Array;
+  private readonly deep: number[] = [];
+  /** Per class, the flat rules it has (a mask over `state.flat`). */
+  private readonly keeps: Int32Array[];
+  /** Each class's row per frame of the walk: M words per frame, the default rows' first. */
+  private readonly frameRows: Scratch<Int32Array>;
+  private rows: Int32Array;
+
+  constructor(
+    private readonly builder: TableBuilder,
+    private readonly classes: readonly IdentityClass[],
+    private readonly rules: readonly NormalRule[],
+    private readonly scratch: RowScratch,
+  ) {
+    const cls = classes[0]!;
+    const positionOf = new Map<number, number>();
+    rules.forEach((r, i) => positionOf.set(r.index, i));
+    this.lacks = packedMap(classes, (c) => {
+      const has = new Uint8Array(rules.length).fill(1);
+      for (const r of c.rules) has[positionOf.get(r.index)!] = 0;
+      return has;
+    });
+    this.missing = packedMap(this.lacks, (flags) => {
+      const out: number[] = [];
+      for (let i = 0; i < flags.length; i++) if (flags[i] === 1) out.push(i);
+      return out;
+    });
+    this.M = classes.length;
+    this.grids = packedMap(rules, ownGrid);
+    this.grids.forEach((g, i) => {
+      if (g.cells > MAX_CLASS_CELLS) throw new LoweringError(`rule ${rules[i]!.id} cuts ${g.cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
+    });
+    this.cell = { identity: cls.atoms, unidentified: cls.unidentified, destination: new Set<number>(), uid: 0, gid: 0, port: 0, protocol: "tcp" };
+    this.admitted = new Uint8Array(rules.length);
+    for (let i = 0; i < rules.length; i++) {
+      const atoms = rules[i]!.principalAtoms;
+      this.admitted[i] = atoms === undefined || (!cls.unidentified && atoms.some((a) => cls.atoms.has(a))) ? 1 : 0;
+    }
+    this.state = new WalkState(rules, this.grids, cls.unidentified, scratch.walk);
+    this.isActive = new Uint8Array(rules.length);
+    const noDestination = new Set<number>();
+    for (let i = 0; i < rules.length; i++) {
+      const size = this.grids[i]!.cells;
+      const out = scratch.evaluated.get(size);
+      this.setBits(i, out, 0, this.evaluate(i, noDestination, out, size));
+    }
+    const { allFlat, flatBit } = this.state;
+    this.keeps = packedMap(this.missing, (miss) => {
+      if (!miss.some((i) => flatBit[i]! >= 0)) return allFlat;
+      const keep = allFlat.slice();
+      for (const i of miss) if (flatBit[i]! >= 0) keep[flatBit[i]! >>> 5]! &= ~(1 << (flatBit[i]! & 31));
+      return keep;
+    });
+    this.frameRows = new Scratch(new Int32Array(4 * this.M));
+    this.rows = this.frameRows.get(0);
+  }
+
+  /** Whether rule i matches, per cell of its own grid (`size` cells), at `destination`: into `out`; returns whether it matches in any. */
+  private evaluate(i: number, destination: ReadonlySet<number>, out: Uint8Array, size: number): boolean {
+    const r = this.rules[i]!;
+    const grid = this.grids[i]!;
+    out.fill(0, 0, size);
+    if (this.admitted[i] === 0) return false;
+    const resourceCidrs = r.resourceCidrs;
+    if (resourceCidrs !== undefined) {
+      let k = 0;
+      while (k < resourceCidrs.length && !destination.has(resourceCidrs[k]!)) k++;
+      if (k === resourceCidrs.length) return false;
+    }
+    const cell = this.cell;
+    cell.destination = destination;
+    let at = 0;
+    let any = false;
+    for (const uid of grid.uids) {
+      cell.uid = uid;
+      for (const gid of grid.gids) {
+        cell.gid = gid;
+        for (const protocol of PROTOCOLS) {
+          cell.protocol = protocol;
+          for (const port of grid.ports) {
+            cell.port = port;
+            if (r.matches(cell)) {
+              out[at] = 1;
+              any = true;
+            }
+            at++;
+          }
+        }
+      }
+    }
+    return any;
+  }
+
+  private setActive(i: number, on: boolean): void {
+    this.isActive[i] = on ? 1 : 0;
+    this.state.use(i, on ? 1 : -1);
+    if (this.state.grid.axes[i] === 0) return;
+    const deep = this.deep;
+    const at = lowerBound(deep, deep.length, i);
+    if (on) deep.splice(at, 0, i);
+    else deep.splice(at, 1);
+  }
+
+  /** Rule i's matches are now those of `from` at `at` (its flat masks are edited where they change); `on` if it matches somewhere. */
+  private setBits(i: number, from: Uint8Array, at: number, on: boolean): void {
+    const state = this.state;
+    if (state.flatBit[i]! >= 0) state.flipFlat(i, from, at);
+    const size = this.grids[i]!.cells;
+    const to = state.bitsAt[i]!;
+    const bits = state.bits;
+    for (let o = 0; o < size; o++) bits[to + o] = from[at + o]!;
+    if (on !== (this.isActive[i] === 1)) this.setActive(i, on);
+  }
+
+  /**
+   * Each class's row in the current state, at `rows[at + m]`: its parent's (at `parent`)
+   * unless one of its rules is among those whose matches `changed`; the union's when it
+   * lacks none of the rules that match somewhere; else made from its own.
+   */
+  private rowsNow(changed: readonly number[] | undefined, parent: number, at: number): void {
+    const rows = this.rows;
+    let unionRow = -1;
+    for (let m = 0; m < this.M; m++) {
+      const lacked = this.lacks[m]!;
+      if (changed !== undefined && everyIn(changed, lacked, 1)) rows[at + m] = rows[parent + m]!;
+      else if (everyIn(this.missing[m]!, this.isActive, 0)) rows[at + m] = unionRow >= 0 ? unionRow : (unionRow = this.builder.rowOf(this.state, this.deep, this.state.allFlat));
+      else rows[at + m] = this.builder.rowOf(this.state, this.deep.filter((i) => lacked[i] === 0), this.keeps[m]!);
+    }
+  }
+
+  /** Each class's default row and (destination class, row) entries. */
+  run(dst: DestinationView): ClassRows[] {
+    this.rowsNow(undefined, 0, 0);
+    const entries = packedMap(this.classes, (): number[] => []);
+    this.walk(dst, entries);
+    const rows = this.rows;
+    return packedMap(this.classes, (_c, m) => ({ defaultRow: rows[m]!, entries: entries[m]! }));
+  }
+
+  /**
+   * The walk over the named CIDRs, appending each class's (destination class, row) entries
+   * to `entries`. A method of its own: V8 optimises its loop while it runs (on-stack
+   * replacement) and keeps that code for later groups, whose first statement after the loop
+   * had no type feedback then and deoptimised every call (356 times on 10,000 rules) when
+   * the loop's method also built the result.
+   */
+  private walk(dst: DestinationView, entries: number[][]): void {
+    const { rules, grids, M, scratch: s, state } = this;
+    const { bits, bitsAt } = state;
+
+    // Destination class of each CIDR the rules name → the positions of the rules naming it.
+    const naming = new Map<number, number[]>();
+    rules.forEach((r, i) => {
+      for (const c of r.mentionedCidrs) {
+        const d = dst.cidrClass[c]!;
+        const list = naming.get(d);
+        if (list === undefined) naming.set(d, [i]);
+        else if (list[list.length - 1] !== i) list.push(i);
+      }
+    });
+    // Destination classes are numbered in CIDR order (address, then prefix), so ascending
+    // order visits every CIDR after those enclosing it, and before any CIDR outside it.
+    const named = Int32Array.from(naming.keys()).sort();
+    // The walk's changes, undone when it leaves a CIDR: rules whose matches changed, with
+    // their matches before (`undoBytes`, up to `undoTop`). A frame per CIDR on the walk's
+    // path: its CIDR's class, where its changes start, and its rows (frame k's at (k + 1) * M).
+    const undoRules: number[] = [];
+    let undoBytes = s.undo.get(0);
+    let undoTop = 0;
+    const frameD: number[] = [];
+    const frameUndo: number[] = [];
+    const changed: number[] = [];
+    for (const d of named) {
+      let up = dst.parent[d]!;
+      while (up !== 0 && !naming.has(up)) up = dst.parent[up]!;
+      while (frameD.length > 0 && frameD[frameD.length - 1] !== up) {
+        frameD.pop();
+        const undo = frameUndo.pop()!;
+        while (undoRules.length > undo) {
+          const i = undoRules.pop()!;
+          const size = grids[i]!.cells;
+          undoTop -= size;
+          let on = false;
+          for (let o = undoTop; o < undoTop + size && !on; o++) on = undoBytes[o] === 1;
+          this.setBits(i, undoBytes, undoTop, on);
+        }
+      }
+      const parent = frameD.length * M;
+      const at = parent + M;
+      const rows = (this.rows = this.frameRows.get(at + M));
+      rows.copyWithin(at, parent, parent + M);
+      frameD.push(d);
+      frameUndo.push(undoRules.length);
+      const destination = dst.classCidrs[d]!;
+      changed.length = 0;
+      for (const i of naming.get(d)!) {
+        const size = grids[i]!.cells;
+        const out = s.evaluated.get(size);
+        const on = this.evaluate(i, destination, out, size);
+        const from = bitsAt[i]!;
+        let o = 0;
+        while (o < size && out[o] === bits[from + o]) o++;
+        if (o === size) continue;
+        changed.push(i);
+        undoRules.push(i);
+        undoBytes = s.undo.get(undoTop + size);
+        for (let o = 0; o < size; o++) undoBytes[undoTop + o] = bits[from + o]!;
+        undoTop += size;
+        this.setBits(i, out, 0, on);
+      }
+      if (changed.length > 0) {
+        this.rowsNow(changed, parent, at);
+        for (let m = 0; m < M; m++) if (rows[at + m] !== rows[parent + m]) entries[m]!.push(d, rows[at + m]!);
+      }
+    }
+  }
+}
+
+/**
+ * What `rowOf` reads of a group's walk, and the edits of its masks (a class, for the reason
+ * `GroupWalk` is one).
+ */
+class WalkState {
   readonly grid: ClassGrid;
-  readonly unidentified: boolean;
   /** Per position: whether its rule is a forbid. */
   readonly forbid: Uint8Array;
   /** The rules' matches per cell of their own grids now: rule i's from `bitsAt[i]` up to `bitsAt[i + 1]`. */
@@ -947,14 +1022,74 @@ interface WalkState {
   readonly flatCounts: Int32Array;
   readonly flatHashes: Int32Array;
   /** Deciding flat rules seen (forbids or permits, their bits among `flat`) and their verdict, by the hash of `flatHashes`. */
-  readonly flatDeciding: Map<number, { forbid: boolean; bits: Int32Array; verdict: number }[]>;
+  readonly flatDeciding = new Map<number, { forbid: boolean; bits: Int32Array; verdict: number }[]>();
+
+  constructor(
+    readonly rules: readonly NormalRule[],
+    grids: readonly OwnGrid[],
+    readonly unidentified: boolean,
+    buffers: WalkBuffers,
+  ) {
+    const grid = (this.grid = classGrid(rules, grids));
+    const flat: number[] = [];
+    const flatBit = new Int32Array(rules.length).fill(-1);
+    grid.axes.forEach((a, i) => {
+      if (a === 0) flatBit[i] = flat.push(i) - 1;
+    });
+    this.flat = flat;
+    this.flatBit = flatBit;
+    const flatWords = (this.flatWords = (flat.length + 31) >>> 5);
+    const classPorts = grid.starts[2]!.length;
+    this.flatMasks = filled(buffers.flatMasks, 2 * classPorts * flatWords);
+    const flatForbids = (this.flatForbids = new Int32Array(flatWords));
+    const forbid = (this.forbid = new Uint8Array(rules.length));
+    for (let i = 0; i < rules.length; i++) forbid[i] = rules[i]!.effect === "forbid" ? 1 : 0;
+    flat.forEach((i, b) => forbid[i] && (flatForbids[b >>> 5]! |= 1 << (b & 31)));
+    this.uses = packedMap(grid.starts, (list, a) => filled(buffers.uses[a]!, list.length));
+    this.flatVerdicts = filled(buffers.flatVerdicts, 2 * classPorts, -1);
+    const bitsAt = (this.bitsAt = new Int32Array(rules.length + 1));
+    grids.forEach((g, i) => (bitsAt[i + 1] = bitsAt[i]! + g.cells));
+    this.bits = filled(buffers.bits, bitsAt[rules.length]!);
+    this.flatCounts = filled(buffers.flatCounts, 4 * classPorts);
+    this.flatHashes = filled(buffers.flatHashes, 4 * classPorts);
+    this.allFlat = new Int32Array(flatWords).fill(-1);
+  }
+
   /** Counts rule i's own starts in `uses` (`delta` 1) or no longer (-1). */
-  use(i: number, delta: number): void;
+  use(i: number, delta: number): void {
+    const { grid, uses } = this;
+    for (let a = 0; a < 3; a++) for (let k = grid.ownAt[3 * i + a]!; k < grid.ownAt[3 * i + a + 1]!; k++) uses[a]![grid.own[k]!]! += delta;
+  }
+
   /** Flat rule i's matches (in `bits`) are about to become those of `after` from `at`: its bit flips where they differ. */
-  flipFlat(i: number, after: Uint8Array, at: number): void;
+  flipFlat(i: number, after: Uint8Array, at: number): void {
+    const { grid, bits, flatMasks, flatVerdicts, flatCounts, flatHashes, flatWords } = this;
+    const classPorts = grid.starts[2]!.length;
+    const ports = grid.own;
+    const p0 = grid.ownAt[3 * i + 2]!;
+    const pl = grid.ownAt[3 * i + 3]! - p0;
+    const before = this.bitsAt[i]!;
+    const word = this.flatBit[i]! >>> 5;
+    const bit = 1 << (this.flatBit[i]! & 31);
+    const effect = this.forbid[i] ? 0 : 1;
+    const hash = mix(i);
+    for (let q = 0; q < 2 * pl; q++) {
+      if (bits[before + q] === after[at + q]) continue;
+      const k = q % pl;
+      const offset = q >= pl ? classPorts : 0;
+      const to = offset + (k + 1 < pl ? ports[p0 + k + 1]! : classPorts);
+      const sign = after[at + q] ? 1 : -1;
+      for (let pk = offset + ports[p0 + k]!; pk < to; pk++) {
+        flatMasks[pk * flatWords + word]! ^= bit;
+        flatVerdicts[pk] = -1;
+        flatCounts[2 * pk + effect]! += sign;
+        flatHashes[2 * pk + effect] = (flatHashes[2 * pk + effect]! + sign * hash) | 0;
+      }
+    }
+  }
 }
 
-/** Buffers of a group's walk (`walkState`), kept from group to group. */
+/** Buffers of a group's walk (`WalkState`), kept from group to group. */
 interface WalkBuffers {
   readonly flatMasks: Scratch<Int32Array>;
   readonly flatVerdicts: Scratch<Int32Array>;
@@ -969,72 +1104,6 @@ function filled<T extends Uint8Array | Int32Array>(scratch: Scratch<T>, n: numbe
   return scratch.get(n).fill(value, 0, n) as T;
 }
 
-function walkState(rules: readonly NormalRule[], grids: readonly OwnGrid[], unidentified: boolean, buffers: WalkBuffers): WalkState {
-  const grid = classGrid(rules, grids);
-  const flat: number[] = [];
-  const flatBit = new Int32Array(rules.length).fill(-1);
-  grid.axes.forEach((a, i) => {
-    if (a === 0) flatBit[i] = flat.push(i) - 1;
-  });
-  const flatWords = (flat.length + 31) >>> 5;
-  const classPorts = grid.starts[2]!.length;
-  const flatMasks = filled(buffers.flatMasks, 2 * classPorts * flatWords);
-  const flatForbids = new Int32Array(flatWords);
-  const forbid = Uint8Array.from(rules, (r) => (r.effect === "forbid" ? 1 : 0));
-  flat.forEach((i, b) => forbid[i] && (flatForbids[b >>> 5]! |= 1 << (b & 31)));
-  const uses = packedMap(grid.starts, (list, a) => filled(buffers.uses[a]!, list.length));
-  const flatVerdicts = filled(buffers.flatVerdicts, 2 * classPorts, -1);
-  const bitsAt = new Int32Array(rules.length + 1);
-  grids.forEach((g, i) => (bitsAt[i + 1] = bitsAt[i]! + g.cells));
-  const bits = filled(buffers.bits, bitsAt[rules.length]!);
-  const flatCounts = filled(buffers.flatCounts, 4 * classPorts);
-  const flatHashes = filled(buffers.flatHashes, 4 * classPorts);
-  return {
-    rules,
-    grid,
-    unidentified,
-    forbid,
-    bits,
-    bitsAt,
-    uses,
-    flat,
-    flatBit,
-    flatWords,
-    flatMasks,
-    flatForbids,
-    allFlat: new Int32Array(flatWords).fill(-1),
-    flatVerdicts,
-    flatCounts,
-    flatHashes,
-    flatDeciding: new Map(),
-    use(i, delta) {
-      for (let a = 0; a < 3; a++) for (let k = grid.ownAt[3 * i + a]!; k < grid.ownAt[3 * i + a + 1]!; k++) uses[a]![grid.own[k]!]! += delta;
-    },
-    flipFlat(i, after, at) {
-      const ports = grid.own;
-      const p0 = grid.ownAt[3 * i + 2]!;
-      const pl = grid.ownAt[3 * i + 3]! - p0;
-      const before = bitsAt[i]!;
-      const word = flatBit[i]! >>> 5;
-      const bit = 1 << (flatBit[i]! & 31);
-      const effect = forbid[i] ? 0 : 1;
-      const hash = mix(i);
-      for (let q = 0; q < 2 * pl; q++) {
-        if (bits[before + q] === after[at + q]) continue;
-        const k = q % pl;
-        const offset = q >= pl ? classPorts : 0;
-        const to = offset + (k + 1 < pl ? ports[p0 + k + 1]! : classPorts);
-        const sign = after[at + q] ? 1 : -1;
-        for (let pk = offset + ports[p0 + k]!; pk < to; pk++) {
-          flatMasks[pk * flatWords + word]! ^= bit;
-          flatVerdicts[pk] = -1;
-          flatCounts[2 * pk + effect]! += sign;
-          flatHashes[2 * pk + effect] = (flatHashes[2 * pk + effect]! + sign * hash) | 0;
-        }
-      }
-    },
-  };
-}
 
 /** A rule's own interval starts per axis, computed once per rule (a rule is in many classes). */
 const ownStarts = new WeakMap<NormalRule, Partial<Record<Axis, number[]>>>();
