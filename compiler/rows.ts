@@ -99,6 +99,10 @@ const AXIS_MAX: Readonly<Record<Axis, number>> = { uid: 0xffffffff, gid: 0xfffff
 
 /** The interval starts of the grid that rules' cuts on one axis make: 0, then every cut within range, sorted. */
 export function axisStarts(rules: readonly NormalRule[], axis: Axis): number[] {
+  // Most rules read neither uid nor gid: then the axis is one interval, with no set to make.
+  let k = 0;
+  while (k < rules.length && rules[k]!.cuts[axis].size === 0) k++;
+  if (k === rules.length) return [0];
   const starts = new Set<number>([0]);
   for (const r of rules) for (const c of r.cuts[axis]) if (c > 0 && c <= AXIS_MAX[axis]) starts.add(c);
   return [...starts].sort((a, b) => a - b);

@@ -507,12 +507,18 @@ function compareCidr(a: Cidr, b: Cidr): number {
   return a.prefix - b.prefix;
 }
 
-function masked(c: Cidr, prefix: number): string {
+/** The key of the CIDR of `c`'s first `prefix` bits: a number for IPv4 (no string per lookup), a string for IPv6. */
+function maskedKey(c: Cidr, prefix: number): number | string {
+  if (c.family === 4) {
+    const address = ((c.bytes[0]! << 24) | (c.bytes[1]! << 16) | (c.bytes[2]! << 8) | c.bytes[3]!) >>> 0;
+    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    return ((address & mask) >>> 0) * 64 + prefix;
+  }
   const out = c.bytes.map((b, i) => {
     const bits = Math.max(0, Math.min(8, prefix - i * 8));
     return b & ((0xff << (8 - bits)) & 0xff);
   });
-  return `${c.family}/${out.join(".")}/${prefix}`;
+  return `${out.join(".")}/${prefix}`;
 }
 
 function buildDestinationClasses(cidrs: readonly Cidr[]): DestinationClasses {
@@ -520,10 +526,14 @@ function buildDestinationClasses(cidrs: readonly Cidr[]): DestinationClasses {
   const order = cidrs.map((_c, i) => i).sort((a, b) => compareCidr(cidrs[a]!, cidrs[b]!));
   const cidrClass: number[] = new Array<number>(cidrs.length);
   order.forEach((atom, i) => (cidrClass[atom] = i + 1));
-  const byKey = new Map<string, number>();
-  cidrs.forEach((c, i) => byKey.set(masked(c, c.prefix), i));
-  const prefixes = new Map<number, number[]>();
-  for (const c of cidrs) prefixes.set(c.family, [...new Set([...(prefixes.get(c.family) ?? []), c.prefix])]);
+  const byKey = new Map<number | string, number>();
+  cidrs.forEach((c, i) => byKey.set(maskedKey(c, c.prefix), i));
+  const prefixes = new Map<number, Set<number>>();
+  for (const c of cidrs) {
+    const set = prefixes.get(c.family);
+    if (set === undefined) prefixes.set(c.family, new Set([c.prefix]));
+    else set.add(c.prefix);
+  }
   const classCidrs: Set<number>[] = [new Set()];
   const inside: number[][] = cidrs.map(() => []);
   const parent: number[] = [0];
@@ -532,7 +542,7 @@ function buildDestinationClasses(cidrs: readonly Cidr[]): DestinationClasses {
     const containing = new Set<number>();
     for (const p of prefixes.get(c.family)!) {
       if (p > c.prefix) continue;
-      const a = byKey.get(masked(c, p));
+      const a = byKey.get(maskedKey(c, p));
       if (a !== undefined) containing.add(a);
     }
     classCidrs.push(containing);
