@@ -130,12 +130,18 @@ export class PolicyParser extends EmbeddedActionsParser {
   private valueAlts?: OrMethodOpts<A.Value>;
   private testFromAlts?: OrMethodOpts<TestFromSyntax>;
 
-  constructor() {
+  /**
+   * `validate`: whether chevrotain checks the grammar itself (ambiguities, left recursion)
+   * while building the parser. The shared parser skips it, as chevrotain advises once a
+   * grammar is known good (about 15 ms of every CLI start); the tests build one with it.
+   */
+  constructor(options: { readonly validate?: boolean } = {}) {
     const state: ParseState = { failed: false };
     super(T.allTokens as TokenType[], {
       recoveryEnabled: true,
       maxLookahead: 3,
       errorMessageProvider: noting(state),
+      skipValidations: options.validate !== true,
     });
     this.state = state;
     this.performSelfAnalysis();
