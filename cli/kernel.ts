@@ -33,7 +33,7 @@ import { CommandFailed, loadBundleFile } from "./policy-commands.js";
 
 type Out = (s: string) => void;
 
-export const DEFAULT_INSTANCE = "default";
+export { DEFAULT_INSTANCE } from "./kernel-instance.js";
 
 /** Runs a kernel action; a KernelError or a kernel lowering refusal becomes one line and exit 1. */
 function guarded<T>(err: Out, action: () => T): T {
