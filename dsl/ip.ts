@@ -8,16 +8,29 @@ export interface ParsedIp {
 }
 
 export function parseIpv4(text: string): number[] | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
+  // Four decimal parts of one to three digits, no leading zero, each at most 255: scanned
+  // by character (a split and a regular expression per part cost a third of parsing a set's
+  // addresses).
   const bytes: number[] = [];
-  for (const p of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
+  let i = 0;
+  for (let part = 0; part < 4; part++) {
+    if (part > 0) {
+      if (text.charCodeAt(i) !== 46) return undefined; // "."
+      i++;
+    }
+    const start = i;
+    let n = 0;
+    while (i < text.length && i - start < 4) {
+      const c = text.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      n = n * 10 + (c - 48);
+      i++;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || (digits > 1 && text.charCodeAt(start) === 48) || n > 255) return undefined;
     bytes.push(n);
   }
-  return bytes;
+  return i === text.length ? bytes : undefined;
 }
 
 /** Returns 16 bytes, or undefined when `text` is not an IPv6 address. */
@@ -36,14 +49,26 @@ export function parseIpv6(text: string): number[] | undefined {
   const groupsWanted = 8 - tail.length;
   const doubleColon = head.indexOf("::");
   if (doubleColon !== head.lastIndexOf("::")) return undefined;
+  /** Colon-separated groups of one to four hex digits ("": none). */
   const parseGroups = (s: string): number[] | undefined => {
     if (s === "") return [];
     const out: number[] = [];
-    for (const g of s.split(":")) {
-      if (!/^[0-9A-Fa-f]{1,4}$/.test(g)) return undefined;
-      out.push(parseInt(g, 16));
+    let i = 0;
+    for (;;) {
+      const start = i;
+      let n = 0;
+      while (i < s.length && i - start < 5) {
+        const d = hexDigit(s.charCodeAt(i));
+        if (d < 0) break;
+        n = n * 16 + d;
+        i++;
+      }
+      if (i === start || i - start > 4) return undefined;
+      out.push(n);
+      if (i === s.length) return out;
+      if (s.charCodeAt(i) !== 58) return undefined; // ":"
+      i++;
     }
-    return out;
   };
   let groups: number[];
   if (doubleColon >= 0) {
@@ -61,6 +86,14 @@ export function parseIpv6(text: string): number[] | undefined {
   const bytes: number[] = [];
   for (const g of [...groups, ...tail]) bytes.push(g >> 8, g & 0xff);
   return bytes;
+}
+
+/** The value of a hex digit's character code, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 65 && c <= 70) return c - 55;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
 }
 
 export function isV4Mapped(bytes16: readonly number[]): boolean {
