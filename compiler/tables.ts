@@ -643,7 +643,7 @@ export function buildDecisionTables(policySet: PolicySet, options: BuildOptions 
       destinationClasses: dst.classCidrs.length,
       dfaStates: ids.components.reduce((n, c) => n + c.stateList.length, 0),
       pairs: pairs.length / 3,
-      rows: builder.rows.length,
+      rows: builder.rowCount,
       verdicts: builder.verdicts.length,
       reasonSets: builder.reasonSetCount,
       words: words.length,
@@ -749,7 +749,7 @@ function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClas
   sections.set(SECTION.META, [
     ids.classes.length,
     dst.classCidrs.length,
-    b.rows.length,
+    b.rowCount,
     b.verdicts.length,
     b.reasonSetCount,
     policy.rules.length,
@@ -799,28 +799,24 @@ function encode(policy: NormalPolicy, ids: IdentityClasses, dst: DestinationClas
   sections.set(SECTION.PAIRS, slots);
   sections.set(SECTION.DEFAULT_ROW, defaultRow);
 
-  const rowIndex: number[] = [];
-  let rowWords = 0;
-  for (const row of b.rows) rowWords += row.length;
-  const rowData = new Uint32Array(rowWords);
-  let base = 0;
-  for (const row of b.rows) {
-    rowIndex.push(base);
-    rowData.set(row, base);
-    // Block offsets inside a row were relative to the row; make them absolute.
-    const nUid = row[0]!;
+  // The rows as the builder keeps them, one after another; block offsets inside a row were
+  // relative to the row: made absolute.
+  const rows = b.rowWords;
+  const rowIndex = b.rowStarts;
+  const rowData = rows.slice();
+  for (const base of rowIndex) {
+    const nUid = rows[base]!;
     for (let ui = 0; ui < nUid; ui++) {
-      const gidBlock = row[1 + ui * 2 + 1]!;
+      const gidBlock = rows[base + 1 + ui * 2 + 1]!;
       rowData[base + 1 + ui * 2 + 1] = base + gidBlock;
-      const nGid = row[gidBlock]!;
+      const nGid = rows[base + gidBlock]!;
       for (let gi = 0; gi < nGid; gi++) {
-        const protoBlock = row[gidBlock + 1 + gi * 2 + 1]!;
+        const protoBlock = rows[base + gidBlock + 1 + gi * 2 + 1]!;
         rowData[base + gidBlock + 1 + gi * 2 + 1] = base + protoBlock;
-        rowData[base + protoBlock] = base + row[protoBlock]!;
-        rowData[base + protoBlock + 1] = base + row[protoBlock + 1]!;
+        rowData[base + protoBlock] = base + rows[base + protoBlock]!;
+        rowData[base + protoBlock + 1] = base + rows[base + protoBlock + 1]!;
       }
     }
-    base += row.length;
   }
   sections.set(SECTION.ROW_INDEX, rowIndex);
   sections.set(SECTION.ROW_DATA, rowData);
