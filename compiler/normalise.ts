@@ -115,8 +115,8 @@ class Normaliser {
 
   constructor(private readonly policy: PolicySet) {}
 
-  /** Atoms by member (the checked policy set shares a group's member objects between rules). */
-  private readonly memberAtom = new WeakMap<IdentityMember, number>();
+  /** Atoms by member (the checked policy set shares a group's member objects between rules; a map, not a weak map: the normaliser lives as long as the policy set). */
+  private readonly memberAtom = new Map<IdentityMember, number>();
 
   identityAtom(member: IdentityMember): number {
     const known = this.memberAtom.get(member);
@@ -135,7 +135,7 @@ class Normaliser {
   }
 
   /** Atoms by CIDR object (a net's CIDRs are shared by the rules naming it). */
-  private readonly cidrObjectAtom = new WeakMap<Cidr, number>();
+  private readonly cidrObjectAtom = new Map<Cidr, number>();
 
   cidrAtom(c: Cidr): number {
     let index = this.cidrObjectAtom.get(c);

@@ -189,14 +189,6 @@ interface OwnGrid {
   readonly cells: number;
 }
 
-/** Rules' own grids, made once per rule (a rule is in many classes). */
-const ownGrids = new WeakMap<NormalRule, OwnGrid>();
-function ownGrid(r: NormalRule): OwnGrid {
-  let grid = ownGrids.get(r);
-  if (grid === undefined) ownGrids.set(r, (grid = makeOwnGrid(r)));
-  return grid;
-}
-
 function makeOwnGrid(r: NormalRule): OwnGrid {
   const uids = ruleStarts(r, "uid");
   const gids = ruleStarts(r, "gid");
@@ -359,10 +351,18 @@ export class TableBuilder {
   private readonly scratch = rowScratch();
 
   constructor(private readonly policy: NormalPolicy) {
+    this.ownGrids = packedMap(policy.rules, (): OwnGrid | undefined => undefined);
     const ids = policy.rules.map((r) => r.id);
     const order = ids.map((_id, i) => i).sort((a, b) => (ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0));
     this.rank = new Array<number>(ids.length);
     order.forEach((ruleIndex, position) => (this.rank[ruleIndex] = position));
+  }
+
+  /** Rule index → its own grid, made once (a rule is in many groups). */
+  private readonly ownGrids: (OwnGrid | undefined)[];
+
+  ownGrid(r: NormalRule): OwnGrid {
+    return (this.ownGrids[r.index] ??= makeOwnGrid(r));
   }
 
   get reasonSetCount(): number {
@@ -828,7 +828,7 @@ class GroupWalk {
       return out;
     });
     this.M = classes.length;
-    this.grids = packedMap(rules, ownGrid);
+    this.grids = packedMap(rules, (r) => builder.ownGrid(r));
     this.grids.forEach((g, i) => {
       if (g.cells > MAX_CLASS_CELLS) throw new LoweringError(`rule ${rules[i]!.id} cuts ${g.cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
     });
