@@ -84,6 +84,25 @@ export interface NormalPolicy {
 
 const ALWAYS: Predicate = () => true;
 
+/**
+ * The distinct numbers of `list`, increasing, in a new array. Most lists a rule has are a
+ * few atoms long: they are sorted by insertion, with no set and no sort (each of which
+ * allocates); longer ones the usual way.
+ */
+function sortedUnique(list: readonly number[]): number[] {
+  if (list.length > 16) return [...new Set(list)].sort((a, b) => a - b);
+  const out: number[] = [];
+  for (const x of list) {
+    let i = out.length;
+    while (i > 0 && out[i - 1]! > x) i--;
+    if (i > 0 && out[i - 1] === x) continue;
+    out.push(x);
+    for (let j = out.length - 1; j > i; j--) out[j] = out[j - 1]!;
+    out[i] = x;
+  }
+  return out;
+}
+
 function cidrKey(c: Cidr): string {
   return `${c.family}/${c.bytes.join(".")}/${c.prefix}`;
 }
@@ -111,7 +130,8 @@ class Normaliser {
   readonly cidrs: Cidr[] = [];
   private readonly cidrIndex = new Map<string, number>();
   private cuts: Cuts = { port: new Set(), uid: new Set(), gid: new Set() };
-  private mentioned = new Set<number>();
+  /** The CIDR atoms the rule being normalised names (repeats allowed). */
+  private mentioned: number[] = [];
 
   constructor(private readonly policy: PolicySet) {}
 
@@ -149,13 +169,13 @@ class Normaliser {
       }
       this.cidrObjectAtom.set(c, index);
     }
-    this.mentioned.add(index);
+    this.mentioned.push(index);
     return index;
   }
 
   rule(index: number, r: PolicySet["rules"][number]): NormalRule {
     this.cuts = { port: new Set(), uid: new Set(), gid: new Set() };
-    this.mentioned = new Set();
+    this.mentioned = [];
     const { ast } = r;
     const checks: Predicate[] = [];
 
@@ -201,13 +221,13 @@ class Normaliser {
       effect: r.effect,
       principalAtoms,
       resourceCidrs,
-      mentionedCidrs: [...this.mentioned].sort((a, b) => a - b),
+      mentionedCidrs: sortedUnique(this.mentioned),
       matches,
       cuts: this.cuts,
       terms,
-      patterns: [...this.patternAtoms(named)].sort((a, b) => a - b),
-      identityAtoms: [...new Set(named)].sort((a, b) => a - b),
-      negatedAtoms: [...new Set(ast.conditions.flatMap((c) => this.negatedAtomsIn(c.expr, c.polarity === "unless")))].sort((a, b) => a - b),
+      patterns: sortedUnique(named.filter((a) => this.isPattern(a))),
+      identityAtoms: sortedUnique(named),
+      negatedAtoms: sortedUnique(ast.conditions.flatMap((c) => this.negatedAtomsIn(c.expr, c.polarity === "unless"))),
     };
   }
 
@@ -227,9 +247,14 @@ class Normaliser {
     }
   }
 
+  /** Whether identity atom `a` is a pattern (not an exact ID). */
+  private isPattern(a: number): boolean {
+    return this.identityAtoms[a]!.pattern.pieces.length > 1;
+  }
+
   /** Pattern atoms among `atoms` (exact IDs never combine: an ID is one exact atom or none). */
   private patternAtoms(atoms: Iterable<number>): Set<number> {
-    return new Set([...atoms].filter((a) => this.identityAtoms[a]!.pattern.pieces.length > 1));
+    return new Set([...atoms].filter((a) => this.isPattern(a)));
   }
 
   /**

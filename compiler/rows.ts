@@ -243,22 +243,28 @@ interface ClassGrid {
 function classGrid(rules: readonly NormalRule[], grids: readonly OwnGrid[]): ClassGrid {
   const starts = packedMap(["uid", "gid", "port"] as const, (axis) => axisStarts(rules, axis));
   const ownAt = new Int32Array(3 * grids.length + 1);
+  const axes = new Uint8Array(grids.length);
   let size = 0;
-  grids.forEach((g, i) => {
-    [g.uids, g.gids, g.ports].forEach((list, a) => {
-      ownAt[3 * i + a] = size;
-      size += list.length;
-    });
-  });
+  for (let i = 0; i < grids.length; i++) {
+    const g = grids[i]!;
+    axes[i] = g.axes;
+    ownAt[3 * i] = size;
+    ownAt[3 * i + 1] = size += g.uids.length;
+    ownAt[3 * i + 2] = size += g.gids.length;
+    size += g.ports.length;
+  }
   ownAt[3 * grids.length] = size;
   const own = new Int32Array(size);
-  grids.forEach((g, i) => {
-    [g.uids, g.gids, g.ports].forEach((list, a) => {
+  for (let i = 0; i < grids.length; i++) {
+    const g = grids[i]!;
+    for (let a = 0; a < 3; a++) {
+      const list = a === 0 ? g.uids : a === 1 ? g.gids : g.ports;
       const axis = starts[a]!;
-      list.forEach((x, j) => (own[ownAt[3 * i + a]! + j] = lowerBound(axis, axis.length, x)));
-    });
-  });
-  return { starts, own, ownAt, axes: Uint8Array.from(grids, (g) => g.axes) };
+      const at = ownAt[3 * i + a]!;
+      for (let j = 0; j < list.length; j++) own[at + j] = lowerBound(axis, axis.length, list[j]!);
+    }
+  }
+  return { starts, own, ownAt, axes };
 }
 
 /**
@@ -300,6 +306,8 @@ function rowScratch() {
     cols: new Scratch(new Int32Array(64)),
     /** Per kind of rule (what it reads): the difference array of its masks. */
     diff: [0, 1, 2, 3].map(() => new Scratch(new Int32Array(256))),
+    /** `diff`'s buffers as `rowOf` uses them (index 0 unused). */
+    diffs: [new Int32Array(0), new Int32Array(0), new Int32Array(0), new Int32Array(0)],
     /** The deep rules' forbids, a cell's masks (all, then forbids), and the last deciding rules' mask. */
     words: [0, 1, 2].map(() => new Scratch(new Int32Array(16))),
     verdicts: new Scratch(new Uint32Array(256)),
@@ -580,18 +588,32 @@ export class TableBuilder {
     const n = deep.length;
     const Wd = (n + 31) >>> 5;
     if (cellCount * (1 + Wd) > MAX_GRID_WORDS) throw new LoweringError(`the ${n} rules reading uid or gid of one identity class that match at one destination need ${cellCount * (1 + Wd)} words of masks over ${cellCount} cells, more than ${MAX_GRID_WORDS}`);
-    // Difference arrays by what their rules read: a row per interval of what they read (and
-    // one more), a column per port cell (and one more), Wd words each.
+    const classPorts = grid.starts[2]!.length;
+    const portAt = s.classIndex[2]!.get(0);
+    const verdicts = s.verdicts.get(cellCount);
+    if (n === 0 && keep === state.allFlat) {
+      // Flat rules alone: each port cell's verdict is its group cell's, kept while its masks do
+      // not change, in every uid × gid cell (more than one when rules the class lacks cut them).
+      for (let pk = 0; pk < portCells; pk++) {
+        const at = pk < P ? portAt[pk]! : classPorts + portAt[pk - P]!;
+        let v = state.flatVerdicts[at]!;
+        if (v < 0) v = state.flatVerdicts[at] = this.flatVerdict(state, at);
+        verdicts[pk] = v;
+      }
+      for (let ug = 1; ug < U * G; ug++) verdicts.copyWithin(ug * portCells, 0, portCells);
+      return this.row(s.starts[0]!.get(0), U, s.starts[1]!.get(0), G, s.starts[2]!.get(0), P, verdicts);
+    }
+    // Difference arrays by what their rules read (uid only, gid only, both: `a` 1, 2, 3): a row
+    // per interval of what they read (and one more), a column per port cell (and one more), Wd words each.
     const C = portCells + 1;
-    const rowCounts = [1, U, G, U * G];
     let kinds = 0;
     for (const i of deep) kinds |= 1 << grid.axes[i]!;
-    const diffOf = (a: number) => {
-      if ((kinds & (1 << a)) === 0) return s.diff[a]!.get(0);
-      const size = (rowCounts[a]! + 1) * C * Wd;
-      return s.diff[a]!.get(size).fill(0, 0, size);
-    };
-    const diffs = [s.diff[0]!.get(0), diffOf(1), diffOf(2), diffOf(3)];
+    const rowCount = (a: number) => (a === 1 ? U : a === 2 ? G : U * G);
+    const diffs = s.diffs;
+    for (let a = 1; a < 4; a++) {
+      const size = (kinds & (1 << a)) === 0 ? 0 : (rowCount(a) + 1) * C * Wd;
+      diffs[a] = s.diff[a]!.get(size).fill(0, 0, size);
+    }
     const forbids = s.words[0]!.get(Wd).fill(0, 0, Wd);
     const uIndex = s.index[0]!.get(0);
     const gIndex = s.index[1]!.get(0);
@@ -644,7 +666,7 @@ export class TableBuilder {
       if ((kinds & (1 << a)) === 0) continue;
       const diff = diffs[a]!;
       const rowWords = C * Wd;
-      for (let r = 0; r < rowCounts[a]!; r++) {
+      for (let r = 0; r < rowCount(a); r++) {
         const base = r * rowWords;
         for (let x = base + Wd; x < base + portCells * Wd; x++) diff[x]! ^= diff[x - Wd]!;
         if (r > 0) for (let x = base; x < base + portCells * Wd; x++) diff[x]! ^= diff[x - rowWords]!;
@@ -654,7 +676,9 @@ export class TableBuilder {
     // Each cell's verdict: its matching forbids decide, else its matching permits, else the
     // default. A cell's mask is the flat rules' `Wf` words, then the deep rules' `Wd`;
     // neighbouring cells often have the same deciding rules: the last is reused.
-    const [, byUid, byGid, both] = diffs as [Int32Array, Int32Array, Int32Array, Int32Array];
+    const byUid = diffs[1]!;
+    const byGid = diffs[2]!;
+    const both = diffs[3]!;
     const hasUid = (kinds & 2) !== 0;
     const hasGid = (kinds & 4) !== 0;
     const hasBoth = (kinds & 8) !== 0;
@@ -662,24 +686,9 @@ export class TableBuilder {
     const W = Wf + Wd;
     const flatMasks = state.flatMasks;
     const flatForbids = state.flatForbids;
-    const classPorts = grid.starts[2]!.length;
-    const portAt = s.classIndex[2]!.get(0);
-    const verdicts = s.verdicts.get(cellCount);
     const deciding = s.words[1]!.get(2 * W);
     const last = s.words[2]!.get(W);
     let lastVerdict = -1;
-    if (n === 0 && keep === state.allFlat) {
-      // Flat rules alone: each port cell's verdict is its group cell's, kept while its masks do
-      // not change, in every uid × gid cell (more than one when rules the class lacks cut them).
-      for (let pk = 0; pk < portCells; pk++) {
-        const at = pk < P ? portAt[pk]! : classPorts + portAt[pk - P]!;
-        let v = state.flatVerdicts[at]!;
-        if (v < 0) v = state.flatVerdicts[at] = this.flatVerdict(state, at);
-        verdicts[pk] = v;
-      }
-      for (let ug = 1; ug < U * G; ug++) verdicts.copyWithin(ug * portCells, 0, portCells);
-      return this.row(s.starts[0]!.get(0), U, s.starts[1]!.get(0), G, s.starts[2]!.get(0), P, verdicts);
-    }
     let c = 0;
     for (let u = 0; u < U; u++) {
       for (let g = 0; g < G; g++) {
