@@ -971,7 +971,10 @@ class GroupWalk {
     });
     // Destination classes are numbered in CIDR order (address, then prefix), so ascending
     // order visits every CIDR after those enclosing it, and before any CIDR outside it.
-    const named = Int32Array.from(naming.keys()).sort();
+    const named = new Int32Array(naming.size);
+    let count = 0;
+    for (const d of naming.keys()) named[count++] = d;
+    named.sort();
     // The walk's changes, undone when it leaves a CIDR: rules whose matches changed, with
     // their matches before (`undoBytes`, up to `undoTop`). A frame per CIDR on the walk's
     // path: its CIDR's class, where its changes start, and its rows (frame k's at (k + 1) * M).
