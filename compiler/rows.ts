@@ -137,21 +137,21 @@ export function mix(x: number): number {
 class ListTable {
   private readonly byHash = new Map<number, ListNode>();
   private count = 0;
-  /** The elements of every list; `top` words are used. Replaced when it grows: read it after `of`. */
-  data = new Int32Array(256);
+  /** The elements of every list; `top` words are used. */
+  private readonly arena = new Scratch(new Int32Array(256));
   private top = 0;
   readonly empty: ListNode = this.of(new Int32Array(0));
 
+  /** The elements of every list (a node's from its `start`); replaced when the arena grows: read it after `of`. */
+  get data(): Int32Array {
+    return this.arena.get(0);
+  }
+
   /** The interned node of the first `length` elements of `items` (copied when new). */
   of(items: Int32Array, length = items.length): ListNode {
-    if (this.top + length > this.data.length) {
-      const grown = new Int32Array(Math.max(this.data.length * 2, this.top + length));
-      grown.set(this.data.subarray(0, this.top));
-      this.data = grown;
-    }
+    const data = this.arena.get(this.top + length);
     let hash = 0;
     for (let i = 0; i < length; i++) hash = (hash + mix(items[i]!)) | 0;
-    const data = this.data;
     const first = this.byHash.get(hash);
     for (let node = first; node !== undefined; node = node.next) {
       if (node.length !== length) continue;
@@ -189,11 +189,14 @@ interface OwnGrid {
   readonly cells: number;
 }
 
+/** A rule's own grid; throws `LoweringError` past `MAX_CLASS_CELLS`. */
 function makeOwnGrid(r: NormalRule): OwnGrid {
   const uids = ruleStarts(r, "uid");
   const gids = ruleStarts(r, "gid");
   const ports = ruleStarts(r, "port");
-  return { axes: (r.cuts.uid.size > 0 ? 1 : 0) + (r.cuts.gid.size > 0 ? 2 : 0), uids, gids, ports, cells: uids.length * gids.length * 2 * ports.length };
+  const cells = uids.length * gids.length * 2 * ports.length;
+  if (cells > MAX_CLASS_CELLS) throw new LoweringError(`rule ${r.id} cuts ${cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
+  return { axes: (r.cuts.uid.size > 0 ? 1 : 0) + (r.cuts.gid.size > 0 ? 2 : 0), uids, gids, ports, cells };
 }
 
 /** Whether the `length` words of `a` from `aAt` equal those of `b` from `bAt`. */
@@ -342,7 +345,7 @@ export class TableBuilder {
    * block offsets still relative to the row): row i from `rowStarts[i]` up to the next
    * start (or `rowTop`). One arena, not a typed array per row (18,025 at 10,000 rules).
    */
-  rowData = new Uint32Array(1 << 16);
+  private readonly rowData = new Scratch(new Uint32Array(1 << 16));
   private rowTop = 0;
   readonly rowStarts: number[] = [];
   /** Verdicts by `reasonSet * 4 + flags`. */
@@ -484,16 +487,11 @@ export class TableBuilder {
     for (let index = last ?? -1; index >= 0; index = this.sameHashBefore[index]!) {
       const start = this.rowStarts[index]!;
       const end = index + 1 < this.rowStarts.length ? this.rowStarts[index + 1]! : this.rowTop;
-      if (end - start === top && sameWords(this.rowData, start, out, 0, top)) return index;
-    }
-    if (this.rowTop + top > this.rowData.length) {
-      const grown = new Uint32Array(Math.max(2 * this.rowData.length, this.rowTop + top));
-      grown.set(this.rowData.subarray(0, this.rowTop));
-      this.rowData = grown;
+      if (end - start === top && sameWords(this.rowData.get(0), start, out, 0, top)) return index;
     }
     const index = this.rowStarts.length;
     this.rowStarts.push(this.rowTop);
-    this.rowData.set(out.subarray(0, top), this.rowTop);
+    this.rowData.get(this.rowTop + top).set(out.subarray(0, top), this.rowTop);
     this.rowTop += top;
     this.sameHashBefore.push(last ?? -1);
     this.rowsByHash.set(hash, index);
@@ -507,7 +505,7 @@ export class TableBuilder {
 
   /** The words of every row (`rowStarts` says where each starts). */
   get rowWords(): Uint32Array {
-    return this.rowData.subarray(0, this.rowTop);
+    return this.rowData.get(0).subarray(0, this.rowTop);
   }
 
   /** The rows of one class (`groupRows` of a group of one). */
@@ -815,7 +813,6 @@ class GroupWalk {
   private readonly keeps: Int32Array[];
   /** Each class's row per frame of the walk: M words per frame, the default rows' first. */
   private readonly frameRows: Scratch<Int32Array>;
-  private rows: Int32Array;
 
   constructor(
     private readonly builder: TableBuilder,
@@ -838,9 +835,6 @@ class GroupWalk {
     });
     this.M = classes.length;
     this.grids = packedMap(rules, (r) => builder.ownGrid(r));
-    this.grids.forEach((g, i) => {
-      if (g.cells > MAX_CLASS_CELLS) throw new LoweringError(`rule ${rules[i]!.id} cuts ${g.cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
-    });
     this.cell = { identity: cls.atoms, unidentified: cls.unidentified, destination: new Set<number>(), uid: 0, gid: 0, port: 0, protocol: "tcp" };
     this.admitted = new Uint8Array(rules.length);
     for (let i = 0; i < rules.length; i++) {
@@ -863,7 +857,6 @@ class GroupWalk {
       return keep;
     });
     this.frameRows = new Scratch(new Int32Array(4 * this.M));
-    this.rows = this.frameRows.get(0);
   }
 
   /** Whether rule i matches, per cell of its own grid (`size` cells), at `destination`: into `out`; returns whether it matches in any. */
@@ -929,7 +922,7 @@ class GroupWalk {
    * lacks none of the rules that match somewhere; else made from its own.
    */
   private rowsNow(changed: readonly number[] | undefined, parent: number, at: number): void {
-    const rows = this.rows;
+    const rows = this.frameRows.get(0);
     let unionRow = -1;
     for (let m = 0; m < this.M; m++) {
       const lacked = this.lacks[m]!;
@@ -944,7 +937,7 @@ class GroupWalk {
     this.rowsNow(undefined, 0, 0);
     const entries = packedMap(this.classes, (): number[] => []);
     this.walk(dst, entries);
-    const rows = this.rows;
+    const rows = this.frameRows.get(0);
     return packedMap(this.classes, (_c, m) => ({ defaultRow: rows[m]!, entries: entries[m]! }));
   }
 
@@ -1001,7 +994,7 @@ class GroupWalk {
       }
       const parent = frameD.length * M;
       const at = parent + M;
-      const rows = (this.rows = this.frameRows.get(at + M));
+      const rows = this.frameRows.get(at + M);
       rows.copyWithin(at, parent, parent + M);
       frameD.push(d);
       frameUndo.push(undoRules.length);
@@ -1130,14 +1123,7 @@ class WalkState {
 }
 
 /** Buffers of a group's walk (`WalkState`), kept from group to group. */
-interface WalkBuffers {
-  readonly flatMasks: Scratch<Int32Array>;
-  readonly flatVerdicts: Scratch<Int32Array>;
-  readonly flatCounts: Scratch<Int32Array>;
-  readonly flatHashes: Scratch<Int32Array>;
-  readonly bits: Scratch<Uint8Array>;
-  readonly uses: readonly Scratch<Int32Array>[];
-}
+type WalkBuffers = RowScratch["walk"];
 
 /** The first `n` elements of `scratch`'s buffer set to `value`. */
 function filled<T extends Uint8Array | Int32Array>(scratch: Scratch<T>, n: number, value = 0): T {
