@@ -22,6 +22,8 @@ const SIZES = [1_000, 10_000, 100_000];
 /** Fresh processes per size: these machines are shared, and one run's wall time varies by a fifth. */
 const RUNS: Readonly<Record<number, number>> = { 1_000: 5, 10_000: 5, 100_000: 3 };
 const SEED = 1;
+/** The sizes at which `node bin/portcullis.js compile` (Node's default thread pool) is also timed, beside the command. */
+const DEFAULT_POOL_SIZES = [1_000, 10_000];
 const LIMIT_SECONDS = 300;
 
 interface CompilerMeasurement {
@@ -71,9 +73,15 @@ function measure(rules: number): CompilerMeasurement {
 
 const ms = (x: number | undefined) => (x === undefined ? "–" : x.toFixed(0));
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/portcullis.js");
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin");
 /** Preloaded into the CLI's process (the command itself is unchanged): prints its peak RSS on stderr at exit. */
 const RSS_PROBE = `data:text/javascript,${encodeURIComponent("process.on('exit', () => process.stderr.write(`maxrss=${process.resourceUsage().maxRSS}\\n`));")}`;
+
+/**
+ * How the CLI is started: as the `portcullis` command (bin/portcullis, which sizes Node's
+ * helper-thread pool to the machine), or as `node bin/portcullis.js` (Node's defaults).
+ */
+type Launch = "command" | "node";
 
 interface CliMeasurement {
   readonly wallMs: number;
@@ -81,9 +89,12 @@ interface CliMeasurement {
 }
 
 /** One `portcullis compile FILE -o OUT` in a fresh process, timed from spawn to exit; or why it failed. */
-function runCli(file: string, out: string): CliMeasurement | string {
+function runCli(launch: Launch, file: string, out: string): CliMeasurement | string {
+  const args = ["compile", file, "-o", out];
+  const [command, argv] = launch === "command" ? [path.join(BIN, "portcullis"), args] : [process.execPath, [path.join(BIN, "portcullis.js"), ...args]];
+  const env = { ...process.env, NODE_OPTIONS: `${process.env["NODE_OPTIONS"] ?? ""} --import=${RSS_PROBE}`.trim() };
   const t = performance.now();
-  const child = spawnSync(process.execPath, ["--import", RSS_PROBE, CLI, "compile", file, "-o", out], { encoding: "utf8", timeout: LIMIT_SECONDS * 1000, maxBuffer: 16 * 1024 * 1024 });
+  const child = spawnSync(command, argv, { encoding: "utf8", env, timeout: LIMIT_SECONDS * 1000, maxBuffer: 16 * 1024 * 1024 });
   const wallMs = performance.now() - t;
   if (child.error !== undefined || child.signal !== null) return `portcullis compile not finished within ${LIMIT_SECONDS} s`;
   if (child.status !== 0) return `portcullis compile failed (exit ${child.status}): ${child.stderr.trim().split("\n")[0] ?? ""}`;
@@ -92,17 +103,19 @@ function runCli(file: string, out: string): CliMeasurement | string {
   return { wallMs, peakRssMb: Number(rss[1]) / 1024 };
 }
 
-/** `runs` runs of the CLI on the generated set of `rules` rules, or why one failed. */
-function measureCli(rules: number, runs: number): CliMeasurement[] | string {
+/** `runs` runs of the CLI per launch on the generated set of `rules` rules (the launches interleaved), or why one failed. */
+function measureCli(rules: number, runs: number, launches: readonly Launch[]): Map<Launch, CliMeasurement[]> | string {
   const dir = mkdtempSync(path.join(os.tmpdir(), "portcullis-bench-"));
   try {
     const file = path.join(dir, "generated.policy");
     writeFileSync(file, generatePolicySet({ rules, seed: SEED }));
-    const out: CliMeasurement[] = [];
+    const out = new Map<Launch, CliMeasurement[]>(launches.map((l) => [l, []]));
     for (let k = 0; k < runs; k++) {
-      const m = runCli(file, path.join(dir, "generated.bundle"));
-      if (typeof m === "string") return m;
-      out.push(m);
+      for (const launch of launches) {
+        const m = runCli(launch, file, path.join(dir, "generated.bundle"));
+        if (typeof m === "string") return `${launch === "node" ? "node bin/portcullis.js" : "portcullis"}: ${m}`;
+        out.get(launch)!.push(m);
+      }
     }
     return out;
   } finally {
@@ -116,9 +129,9 @@ const TARGETS: Readonly<Record<number, { wallMs: number; rssMb?: number }>> = { 
 export const compilerSection: BenchSection = {
   id: "compiler",
   title: "Compiler: check, decision tables, bundle",
-  describe: `\`checkSources\`, \`buildDecisionTables\` and \`writeBundle\` on the generated sets of the front-end section (seed ${SEED}), each run in a fresh process limited to ${LIMIT_SECONDS} s; ${SIZES.map((n) => `${RUNS[n]} runs at ${n.toLocaleString("en-US")} rules`).join(", ")}. Times are wall-clock medians over the runs (the total's range beside it), and the median CPU time of the main thread over the three steps (the work done, whatever else the shared machine runs; garbage collection and compilation on helper threads not counted). Peak RSS is the largest of the runs. Then \`portcullis compile FILE -o OUT\` on the same set, as many runs, each a fresh process timed from spawn to exit (Node's start, loading the modules, reading the file, checking, building and writing the bundle): its median (range) and largest peak RSS. Targets (issue 3), judged on the CLI: 10,000 rules in under 2 s, 100,000 in under 30 s with peak memory under 2 GiB.`,
+  describe: `\`checkSources\`, \`buildDecisionTables\` and \`writeBundle\` on the generated sets of the front-end section (seed ${SEED}), each run in a fresh process limited to ${LIMIT_SECONDS} s; ${SIZES.map((n) => `${RUNS[n]} runs at ${n.toLocaleString("en-US")} rules`).join(", ")}. Times are wall-clock medians over the runs (the total's range beside it), and the median CPU time of the main thread over the three steps (the work done, whatever else the shared machine runs; garbage collection and compilation on helper threads not counted). Peak RSS is the largest of the runs. Then \`portcullis compile FILE -o OUT\` on the same set, the command as installed (bin/portcullis, which sizes Node's helper-thread pool to the machine), as many runs, each a fresh process timed from spawn to exit (Node's start, loading the modules, reading the file, checking, building and writing the bundle): its median (range) and largest peak RSS; at ${DEFAULT_POOL_SIZES.map((n) => n.toLocaleString("en-US")).join(" and ")} rules, \`node bin/portcullis.js compile\` (Node's default pool of 4 threads) too, its runs interleaved with the command's. Targets (issue 3), judged on the CLI: 10,000 rules in under 2 s, 100,000 in under 30 s with peak memory under 2 GiB.`,
   run() {
-    const lines = ["| rules | check ms | tables ms | bundle ms | total ms (range) | main-thread CPU ms | bundle bytes | identity classes | destination classes | pairs | rows | peak RSS MB | \`portcullis compile\` ms (range) | its peak RSS MB | outcome |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"];
+    const lines = ["| rules | check ms | tables ms | bundle ms | total ms (range) | main-thread CPU ms | bundle bytes | identity classes | destination classes | pairs | rows | peak RSS MB | \`portcullis compile\` ms (range) | its peak RSS MB | \`node bin/portcullis.js compile\` ms (range) | outcome |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"];
     for (const rules of SIZES) {
       const runs: CompilerMeasurement[] = [];
       let failed: string | undefined;
@@ -128,7 +141,7 @@ export const compilerSection: BenchSection = {
         else runs.push(m);
       }
       if (failed !== undefined) {
-        lines.push(`| ${rules.toLocaleString("en-US")} | – | – | – | – | – | – | – | – | – | – | – | – | – | ${failed} |`);
+        lines.push(`| ${rules.toLocaleString("en-US")} | – | – | – | – | – | – | – | – | – | – | – | – | – | – | ${failed} |`);
         continue;
       }
       const m = runs[0]!;
@@ -140,15 +153,21 @@ export const compilerSection: BenchSection = {
       const total = median(totals);
       const s = m.stats ?? {};
       const range = `${ms(Math.min(...totals))}–${ms(Math.max(...totals))}`;
-      const cli = m.refused === undefined ? measureCli(rules, RUNS[rules]!) : "not run (refused)";
-      let cliCells = "– | –";
+      const launches: Launch[] = DEFAULT_POOL_SIZES.includes(rules) ? ["command", "node"] : ["command"];
+      const cli = m.refused === undefined ? measureCli(rules, RUNS[rules]!, launches) : "not run (refused)";
+      let cliCells = "– | – | –";
       let outcome = m.refused ?? "compiled";
       if (typeof cli === "string") outcome += `; ${cli}`;
       else {
-        const walls = cli.map((c) => c.wallMs);
-        const cliWall = median(walls);
-        const cliRss = Math.max(...cli.map((c) => c.peakRssMb));
-        cliCells = `${ms(cliWall)} (${ms(Math.min(...walls))}–${ms(Math.max(...walls))}) | ${cliRss.toFixed(0)}`;
+        const cell = (runs: readonly CliMeasurement[] | undefined) => {
+          if (runs === undefined) return "–";
+          const walls = runs.map((c) => c.wallMs);
+          return `${ms(median(walls))} (${ms(Math.min(...walls))}–${ms(Math.max(...walls))})`;
+        };
+        const command = cli.get("command")!;
+        const cliWall = median(command.map((c) => c.wallMs));
+        const cliRss = Math.max(...command.map((c) => c.peakRssMb));
+        cliCells = `${cell(command)} | ${cliRss.toFixed(0)} | ${cell(cli.get("node"))}`;
         const target = TARGETS[rules];
         if (target !== undefined) outcome += cliWall < target.wallMs && (target.rssMb === undefined || cliRss < target.rssMb) ? " (target met)" : " (target missed)";
       }
