@@ -84,6 +84,9 @@ export interface NormalPolicy {
 
 const ALWAYS: Predicate = () => true;
 
+/** The operator with its operands swapped (`80 < port` is `port > 80`). */
+const FLIPPED: Readonly<Record<A.CompareOp, A.CompareOp>> = { "==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<=" };
+
 /**
  * The distinct numbers of `list`, increasing, in a new array. Most lists a rule has are a
  * few atoms long: they are sorted by insertion, with no set and no sort (each of which
@@ -350,9 +353,25 @@ class Normaliser {
 
   // ---------------------------------------------------------------- constants
 
-  private exactId(text: string): IdentityMember {
-    return { kind: "exact", id: checkedSpiffeId(text) };
+  /** A workload's ID as a member, one object per workload (see `exactId`). */
+  private workloadMember(name: string): IdentityMember {
+    const id = this.policy.workloadsByName.get(name)!.id;
+    let member = this.exactMembers.get(id);
+    if (member === undefined) this.exactMembers.set(id, (member = { kind: "exact", id }));
+    return member;
   }
+
+  /** Exact members by their text: one object per ID, so that `identityAtom` finds it by object. */
+  private readonly exactMembers = new Map<string, IdentityMember>();
+
+  private exactId(text: string): IdentityMember {
+    let member = this.exactMembers.get(text);
+    if (member === undefined) this.exactMembers.set(text, (member = { kind: "exact", id: checkedSpiffeId(text) }));
+    return member;
+  }
+
+  /** A service's endpoints as host CIDRs, made once per service (its CIDR objects then map to their atoms by object). */
+  private readonly serviceEndpoints = new Map<string, Const>();
 
   private constant(e: A.Expr): Const {
     switch (e.kind) {
@@ -387,18 +406,18 @@ class Normaliser {
     const name = e.name.name;
     switch (e.refKind) {
       case "workload":
-        return { kind: "identity", members: [{ kind: "exact", id: this.policy.workloadsByName.get(name)!.id }] };
+        return { kind: "identity", members: [this.workloadMember(name)] };
       case "group":
         return { kind: "identity", members: this.policy.groups.get(name)! };
       case "net":
         return { kind: "cidrs", cidrs: this.policy.nets.get(name)! };
       case "ports":
         return { kind: "ints", ranges: this.policy.ports.get(name)! };
-      case "service":
-        return {
-          kind: "endpoints",
-          endpoints: this.policy.services.get(name)!.endpoints.map(hostEndpoint),
-        };
+      case "service": {
+        let endpoints = this.serviceEndpoints.get(name);
+        if (endpoints === undefined) this.serviceEndpoints.set(name, (endpoints = { kind: "endpoints", endpoints: this.policy.services.get(name)!.endpoints.map(hostEndpoint) }));
+        return endpoints;
+      }
     }
   }
 
@@ -427,8 +446,11 @@ class Normaliser {
     let x = e;
     while (x.kind === "paren") x = x.inner;
     if (x.kind !== "name") return undefined;
-    const full = x.member === undefined ? x.name.name : `${x.name.name}.${x.member.name}`;
-    return ["port", "ip", "protocol", "principal", "principal.uid", "principal.gid"].includes(full) ? (full as Attribute) : undefined;
+    const name = x.name.name;
+    if (x.member === undefined) return name === "port" || name === "ip" || name === "protocol" || name === "principal" ? name : undefined;
+    if (name !== "principal") return undefined;
+    const member = x.member.name;
+    return member === "uid" ? "principal.uid" : member === "gid" ? "principal.gid" : undefined;
   }
 
   private bool(e: A.Expr): Predicate {
@@ -469,9 +491,8 @@ class Normaliser {
       return () => value;
     }
     // Attribute on the left: flip `80 < port` into `port > 80`.
-    const flipped: Record<A.CompareOp, A.CompareOp> = { "==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<=" };
     const attr = (leftAttr ?? rightAttr)!;
-    const op = leftAttr !== undefined ? e.op : flipped[e.op];
+    const op = leftAttr !== undefined ? e.op : FLIPPED[e.op];
     const other = this.constant(leftAttr !== undefined ? e.right : e.left);
     const eq = this.equality(attr, other);
     if (op === "==") return eq;
