@@ -414,7 +414,7 @@ class DocBuilder {
     private readonly ast: A.PolicyFile,
     private readonly text: string,
   ) {
-    this.tokens = policyLexer.tokenize(text).tokens;
+    this.tokens = policyLexer().tokenize(text).tokens;
     this.comments = ast.comments;
   }
 

@@ -134,7 +134,7 @@ function parseResult(ast: PolicyFile | undefined, diagnostics: readonly Diagnost
     ast,
     diagnostics,
     get tokens() {
-      return (tokens ??= policyLexer.tokenize(text).tokens);
+      return (tokens ??= policyLexer().tokenize(text).tokens);
     },
   };
 }

@@ -4,7 +4,7 @@
 // prefixes (endpoint before IPv4, IPv6 before int and identifier, `==` before `=`), and
 // every keyword is in the `Identifier` category with `longer_alt: Identifier`, so a
 // keyword is also accepted wherever a name is (`workload test { … }` is legal).
-import type { TokenType } from "chevrotain";
+import type { Lexer as ChevrotainLexer, TokenType } from "chevrotain";
 import { createToken, Lexer } from "./chevrotain.js";
 
 export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /[ \t\r\n\uFEFF]+/, group: Lexer.SKIPPED });
@@ -150,7 +150,12 @@ export const allTokens: readonly TokenType[] = [
 
 // INVARIANT: both lexers take chevrotain's optimised path (first-character tables); without
 // `ensureOptimizations` a lexer that falls back to the slow path says nothing.
-export const policyLexer = new Lexer(allTokens as TokenType[], { positionTracking: "full", ensureOptimizations: true });
+// The full-position lexer is made on first use: only tools (the formatter, a parse result's
+// `tokens`) want it, and making a chevrotain lexer costs about 14 ms of every CLI start.
+let fullLexer: ChevrotainLexer | undefined;
+export function policyLexer(): ChevrotainLexer {
+  return (fullLexer ??= new Lexer(allTokens as TokenType[], { positionTracking: "full", ensureOptimizations: true }));
+}
 
 /**
  * The same lexer tracking start offsets only (a token ends where its image does): what

@@ -531,7 +531,7 @@ describe("the example policies", () => {
     expect(scopes).toHaveLength(text.length + 1);
     expect(scopes.flat().filter((s) => s.startsWith("invalid."))).toEqual([]);
 
-    const lexed = policyLexer.tokenize(text);
+    const lexed = policyLexer().tokenize(text);
     expect(lexed.errors).toEqual([]);
     const keywordScopes = new Set(grammar.repository["keywords"]!.patterns!.map((r) => r.name!));
     for (const t of lexed.tokens) {
