@@ -17,7 +17,7 @@ export class LoweringError extends Error {}
  * grid a row is made on: the cuts of a class's rules that match at one destination (in the
  * generated 100,000-rule set at most 27,840; the grid of all of a class's rules, at most 446,600).
  */
-export const MAX_CLASS_CELLS = 2 ** 23;
+export const MAX_GRID_CELLS = 2 ** 23;
 /** The most words that grid's verdicts and masks (a word per cell, and one per 32 rules that read uid or gid) may take: 256 MiB. */
 export const MAX_GRID_WORDS = 2 ** 26;
 
@@ -189,13 +189,13 @@ interface OwnGrid {
   readonly cells: number;
 }
 
-/** A rule's own grid; throws `LoweringError` past `MAX_CLASS_CELLS`. */
+/** A rule's own grid; throws `LoweringError` past `MAX_GRID_CELLS`. */
 function makeOwnGrid(r: NormalRule): OwnGrid {
   const uids = ruleStarts(r, "uid");
   const gids = ruleStarts(r, "gid");
   const ports = ruleStarts(r, "port");
   const cells = uids.length * gids.length * 2 * ports.length;
-  if (cells > MAX_CLASS_CELLS) throw new LoweringError(`rule ${r.id} cuts ${cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
+  if (cells > MAX_GRID_CELLS) throw new LoweringError(`rule ${r.id} cuts ${cells} uid × gid × protocol × port cells, more than ${MAX_GRID_CELLS}`);
   return { axes: (r.cuts.uid.size > 0 ? 1 : 0) + (r.cuts.gid.size > 0 ? 2 : 0), uids, gids, ports, cells };
 }
 
@@ -582,7 +582,7 @@ export class TableBuilder {
     const P = this.gridAxis(state, 2);
     const portCells = 2 * P;
     const cellCount = U * G * portCells;
-    if (cellCount > MAX_CLASS_CELLS) throw new LoweringError(`the rules of one identity class that match at one destination cut ${cellCount} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
+    if (cellCount > MAX_GRID_CELLS) throw new LoweringError(`the rules of one identity class that match at one destination cut ${cellCount} uid × gid × protocol × port cells, more than ${MAX_GRID_CELLS}`);
     const n = deep.length;
     const Wd = (n + 31) >>> 5;
     if (cellCount * (1 + Wd) > MAX_GRID_WORDS) throw new LoweringError(`the ${n} rules reading uid or gid of one identity class that match at one destination need ${cellCount * (1 + Wd)} words of masks over ${cellCount} cells, more than ${MAX_GRID_WORDS}`);

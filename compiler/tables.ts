@@ -38,7 +38,7 @@ export const SECTION = {
 export const MAX_LIST_CLASSES = 8;
 
 export const EMPTY_SLOT = 0xffffffff;
-export { VERDICT_ALLOW, VERDICT_DEFAULT, LoweringError, MAX_CLASS_CELLS, MAX_GRID_WORDS } from "./rows.js";
+export { VERDICT_ALLOW, VERDICT_DEFAULT, LoweringError, MAX_GRID_CELLS, MAX_GRID_WORDS } from "./rows.js";
 
 /** Limits past which a policy is refused rather than lowered (PC3002). */
 export const MAX_DFA_STATES = 100_000;

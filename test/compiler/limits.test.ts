@@ -2,7 +2,7 @@
 // approximated and never built half-way.
 import { describe, expect, it } from "vitest";
 import { checkSources } from "../../compiler/program.js";
-import { buildDecisionTables, LoweringError, MAX_CLASS_CELLS, MAX_GRID_WORDS } from "../../compiler/tables.js";
+import { buildDecisionTables, LoweringError, MAX_GRID_CELLS, MAX_GRID_WORDS } from "../../compiler/tables.js";
 
 const allOf = (n: number, atom: (i: number) => string) => Array.from({ length: n }, (_, i) => atom(i + 1)).join(" && ");
 
@@ -15,13 +15,13 @@ function policyWithGrid(uids: number, gids: number, ports: number) {
 }
 
 describe("lowering limits", () => {
-  it("refuses a rule whose own uid × gid × protocol × port grid has more than MAX_CLASS_CELLS cells", () => {
+  it("refuses a rule whose own uid × gid × protocol × port grid has more than MAX_GRID_CELLS cells", () => {
     // `x != k` cuts at k and k + 1: 522 uid and 522 gid intervals from 0, 262 port intervals, both protocols.
     const cells = 522 * 522 * 2 * 262;
-    expect(cells).toBeGreaterThan(MAX_CLASS_CELLS);
+    expect(cells).toBeGreaterThan(MAX_GRID_CELLS);
     const policy = policyWithGrid(520, 520, 260);
     expect(() => buildDecisionTables(policy)).toThrow(LoweringError);
-    expect(() => buildDecisionTables(policy)).toThrow(`rule grid.policy:1 cuts ${cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
+    expect(() => buildDecisionTables(policy)).toThrow(`rule grid.policy:1 cuts ${cells} uid × gid × protocol × port cells, more than ${MAX_GRID_CELLS}`);
   });
 
   it("refuses rules each below the limit whose grid where they all match passes it", () => {
@@ -34,8 +34,8 @@ describe("lowering limits", () => {
     ].join("\n");
     const checked = checkSources([{ path: "two.policy", relPath: "two.policy", text }]);
     const cells = 1002 * 1002 * 2 * 5;
-    expect(cells).toBeGreaterThan(MAX_CLASS_CELLS);
-    expect(() => buildDecisionTables(checked.policySet!)).toThrow(`the rules of one identity class that match at one destination cut ${cells} uid × gid × protocol × port cells, more than ${MAX_CLASS_CELLS}`);
+    expect(cells).toBeGreaterThan(MAX_GRID_CELLS);
+    expect(() => buildDecisionTables(checked.policySet!)).toThrow(`the rules of one identity class that match at one destination cut ${cells} uid × gid × protocol × port cells, more than ${MAX_GRID_CELLS}`);
   });
 
   it("refuses a grid below the cell limit whose masks over many rules reading uid and gid pass the word limit", () => {
@@ -44,7 +44,7 @@ describe("lowering limits", () => {
     const text = Array.from({ length: 256 }, (_, k) => `permit (principal, action, resource) when { principal.uid == ${k + 1} && principal.gid != ${k + 1} && port != ${(k % 59) + 1} };`).join("\n");
     const checked = checkSources([{ path: "many.policy", relPath: "many.policy", text }]);
     const cells = 258 * 258 * 2 * 61;
-    expect(cells).toBeLessThanOrEqual(MAX_CLASS_CELLS);
+    expect(cells).toBeLessThanOrEqual(MAX_GRID_CELLS);
     expect(cells * 9).toBeGreaterThan(MAX_GRID_WORDS);
     expect(() => buildDecisionTables(checked.policySet!)).toThrow(`the 256 rules reading uid or gid of one identity class that match at one destination need ${cells * 9} words of masks over ${cells} cells, more than ${MAX_GRID_WORDS}`);
   });
