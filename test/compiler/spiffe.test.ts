@@ -2,36 +2,25 @@
 // the full validation gives, on fuzzed text near the ID grammar (valid and invalid).
 import { describe, expect, it } from "vitest";
 import { checkSpiffeId, MAX_SPIFFE_ID_BYTES, validateSpiffeId } from "../../compiler/spiffe.js";
-
-/** A seeded generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Random } from "../support/random.js";
 
 const PIECES = ["a", "z", "A", "Q", "0", "9", ".", "..", "-", "_", "/", "//", "?", "#", "%", " ", "é", "\u{1F600}", "prod.example", "ns", "sa", "web"];
 const STARTS = ["spiffe://", "spiffe://", "spiffe://", "SPIFFE://", "Spiffe://", "spiffe:/", "spiffe://.", "spiffe:///", "http://", ""];
 
-function fuzzedId(next: () => number): string {
-  let s = STARTS[Math.floor(next() * STARTS.length)]!;
-  const n = Math.floor(next() * 12);
-  for (let i = 0; i < n; i++) s += PIECES[Math.floor(next() * PIECES.length)]!;
+function fuzzedId(random: Random): string {
+  let s = random.pick(STARTS);
+  const n = random.int(12);
+  for (let i = 0; i < n; i++) s += random.pick(PIECES);
   return s;
 }
 
 describe("checkSpiffeId", () => {
   it("gives what the full validation gives, on 200,000 fuzzed IDs", () => {
-    const next = random(7);
+    const random = new Random(7);
     let normal = 0;
     let invalid = 0;
     for (let k = 0; k < 200_000; k++) {
-      const text = fuzzedId(next);
+      const text = fuzzedId(random);
       const fast = checkSpiffeId(text);
       const full = validateSpiffeId(text);
       if (JSON.stringify(fast) !== JSON.stringify(full)) expect({ text, fast }).toEqual({ text, fast: full });

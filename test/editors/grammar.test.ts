@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseIpv4, parseIpv6 } from "../../dsl/ip.js";
 import { keywordTokens, policyLexer } from "../../dsl/tokens.js";
+import { Random } from "../support/random.js";
 
 const extensionDir = fileURLToPath(new URL("../../editors/vscode/", import.meta.url));
 const policiesDir = fileURLToPath(new URL("../../policies/", import.meta.url));
@@ -332,16 +333,10 @@ describe("address literals", () => {
     expect(runs("to 10.0.0.1:22/sctp;", "invalid.illegal.protocol.policy")).toEqual(["sctp"]);
   });
 
-  // A tiny deterministic PRNG, so a failure names a reproducible case.
+  /** Uniform numbers in [0, 1) from the tests' seeded generator, so a failure names a reproducible case. */
   function prng(seed: number): () => number {
-    let s = seed >>> 0;
-    return () => {
-      s = (s + 0x6d2b79f5) >>> 0;
-      let t = s;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    const random = new Random(seed);
+    return () => random.float();
   }
 
   function candidateIpv4(random: () => number): string {
